@@ -1,0 +1,1 @@
+"""The Locust side: LLM users, open-loop scheduler, load shape, record shipping, budget."""
