@@ -1,0 +1,143 @@
+"""Open-loop arrivals: fire each request at its intended time, whatever the response times.
+
+A closed-loop user waits for its answer before it asks again, so a slow service slows the
+load down and hides its own latency (coordinated omission). Here the arrival times are drawn
+up front (seeded; `loadkit.workload.rates`), and one scheduler greenlet per load-generator
+process sleeps until each intended time and hands the request to a fresh greenlet. Nothing
+the service does delays the next arrival; only the cap `max_in_flight` can: when that many
+requests are outstanding the next one waits for a free slot, and its wait shows as schedule
+lag (`t_sent - t_intended`) and in the latency measured from the intended time.
+
+With several processes, process `i` of `n` fires arrivals `i, i+n, i+2n, ...` of the one
+schedule, so the union is exactly the planned arrival process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Sleep in one go until this close to the intended time, then in short naps: gevent's timer
+# can wake a little early (loop time is cached), and a late wake is lag we cannot undo.
+_FINE_WINDOW_S = 0.002
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStats:
+    planned: int
+    fired: int
+    refused: int  # not sent: budget reached or stop requested
+    max_in_flight_seen: int
+    waited_for_slot: int  # arrivals that found `max_in_flight` requests outstanding
+
+
+def partition(arrivals_s: np.ndarray, index: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """This process's arrivals and their global indices (process `index` of `count`)."""
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"bad partition {index} of {count}")
+    idx = np.arange(index, arrivals_s.size, count, dtype=np.int64)
+    return arrivals_s[idx], idx
+
+
+def rate_phases_curve(phases: Sequence[Any], scale: float = 1.0) -> Any:
+    """A RateCurve from `RatePhase(duration_s, rate_start, rate_end)`s, time scaled by `scale`."""
+    from loadkit.workload.rates import RateCurve
+
+    return RateCurve.from_phases(
+        [(float(p.duration_s) * scale, float(p.rate_start), float(p.rate_end)) for p in phases]
+    )
+
+
+class OpenLoopScheduler:
+    """Runs in a greenlet: `run()` returns when the schedule is done or `stop()` was called.
+
+    `fire(global_index, t_intended_s)` is called in its own greenlet at the intended time; it
+    must build and send the request and record it with that `t_intended`. `admit()` (the
+    budget guard) is asked before each arrival; the first refusal ends the schedule.
+    """
+
+    def __init__(
+        self,
+        arrivals_s: np.ndarray,
+        fire: Callable[[int, float], Any],
+        run_t0: float,
+        max_in_flight: int | None = None,
+        indices: np.ndarray | None = None,
+        admit: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        import gevent.pool
+
+        self.arrivals_s = np.asarray(arrivals_s, dtype=np.float64)
+        self.indices = (
+            np.arange(self.arrivals_s.size, dtype=np.int64) if indices is None else indices
+        )
+        self._fire = fire
+        self._t0 = run_t0
+        self._admit = admit
+        self._clock = clock
+        self._cap = max_in_flight if max_in_flight and max_in_flight > 0 else None
+        self._group = gevent.pool.Pool(self._cap) if self._cap else gevent.pool.Group()
+        self._stopping = False
+        self.fired = 0
+        self.refused = 0
+        self.waited_for_slot = 0
+        self.max_seen = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._group)
+
+    def stop(self) -> None:
+        """No new arrivals after this; in-flight requests carry on (see `drain`)."""
+        self._stopping = True
+
+    def run(self) -> SchedulerStats:
+        import gevent
+
+        clock, t0 = self._clock, self._t0
+        arrivals = self.arrivals_s.tolist()
+        indices = self.indices.tolist()
+        for n, (t_s, gi) in enumerate(zip(arrivals, indices, strict=True)):
+            if self._stopping:
+                self.refused += len(arrivals) - n
+                break
+            delay = t0 + t_s - clock()
+            if delay > _FINE_WINDOW_S:
+                gevent.sleep(delay - _FINE_WINDOW_S)
+            while not self._stopping and (delay := t0 + t_s - clock()) > 0:
+                gevent.sleep(min(delay, 0.0005))
+            if self._stopping:
+                self.refused += len(arrivals) - n
+                break
+            if self._admit is not None and not self._admit():
+                self._stopping = True
+                self.refused += len(arrivals) - n
+                break
+            if self._cap and len(self._group) >= self._cap:
+                self.waited_for_slot += 1
+            self._group.spawn(self._fire, gi, t_s)  # blocks while the pool is full
+            self.fired += 1
+            self.max_seen = max(self.max_seen, len(self._group))
+        return self.stats()
+
+    def drain(self, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for in-flight requests, then kill the rest; returns killed."""
+        self._group.join(timeout=max(timeout_s, 0.0))
+        left = len(self._group)
+        if left:
+            self._group.kill(block=True, timeout=5.0)
+        return left
+
+    def stats(self) -> SchedulerStats:
+        return SchedulerStats(
+            planned=int(self.arrivals_s.size),
+            fired=self.fired,
+            refused=self.refused,
+            max_in_flight_seen=self.max_seen,
+            waited_for_slot=self.waited_for_slot,
+        )
