@@ -1,0 +1,1 @@
+"""Analysis: numpy only, reads records and nothing else."""
