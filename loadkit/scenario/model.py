@@ -1,0 +1,264 @@
+"""The validated scenario: frozen dataclasses the traffic, chaos and report layers consume.
+
+Field names are a contract with the rest of loadkit. Times are seconds (`*_s`) or
+milliseconds (`*_ms`), rates are per second, shares and rates of faults are fractions.
+Mappings are plain dicts built once by the loader; treat them as read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from loadkit.cost import Price
+from loadkit.workload.distributions import Distribution
+
+TargetKind = Literal["mock", "http"]
+WorkloadKind = Literal["chat", "completions", "embeddings", "rag"]
+PhaseKind = Literal["ramp", "hold", "spike", "step"]
+ArrivalProcess = Literal["poisson", "constant", "gamma"]
+TraceFormat = Literal["azure", "mooncake", "burstgpt"]
+
+FAULT_KINDS: tuple[str, ...] = (
+    "http_error",
+    "latency",
+    "refuse",
+    "reset",
+    "hang",
+    "stall",
+    "cut",
+    "reset_mid",
+    "error_frame",
+    "malformed_chunk",
+    "drop_usage",
+    "slow_tokens",
+    "duplicate_chunk",
+    "region_outage",
+    "brownout",
+)
+
+# The official OpenAI Python SDK retries these (408, 409, 429 and every 5xx).
+SDK_RETRY_STATUSES: tuple[int, ...] = (408, 409, 429, *range(500, 600))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go: the bundled mock (a profile) or an OpenAI-compatible base URL."""
+
+    kind: TargetKind
+    model: str
+    mock_profile: str | None = None
+    mock_overrides: Mapping[str, object] = field(default_factory=dict)
+    base_url: str | None = None
+    api_key_env: str | None = None  # the NAME of an environment variable, never a key
+    headers: Mapping[str, str] = field(default_factory=dict)  # values may hold ${ENV}
+    region_endpoints: Mapping[str, str] = field(default_factory=dict)  # region -> base URL
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where users are: their share of traffic, local time and network distance."""
+
+    name: str
+    share: float
+    utc_offset_h: float = 0.0
+    rtt_ms: float = 0.0
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RagStep:
+    """A RAG flow: embed the query, wait for retrieval, then chat with the context added."""
+
+    embed_tokens: Distribution
+    retrieval_delay_s: Distribution
+    context_tokens: Distribution
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A persona: what it asks, how long the answers are, how its sessions unfold."""
+
+    name: str
+    weight: float
+    kind: WorkloadKind
+    prompt_tokens: Distribution
+    output_tokens: Distribution
+    system_prefix_tokens: int = 0
+    stream: bool = True
+    turns: Distribution | None = None  # None: one turn
+    think_time_s: Distribution | None = None  # None: no pause between turns
+    history: bool = True
+    max_tokens: int | None = None
+    model: str | None = None
+    rag: RagStep | None = None
+
+
+@dataclass(frozen=True)
+class DailyCurveSpec:
+    """A 24-hour shape (mean 1), local time; the day is compressed into the run."""
+
+    hourly: tuple[float, ...]
+    start_utc_hour: float = 0.0
+    name: str | None = None  # the named shape it came from, if any
+
+
+@dataclass(frozen=True)
+class UserPhase:
+    """Closed loop: ramp (linear to `users`), hold, spike (jump, then back), step (jump)."""
+
+    kind: PhaseKind
+    duration_s: float
+    users: int
+
+
+@dataclass(frozen=True)
+class ClosedLoad:
+    phases: tuple[UserPhase, ...]
+    spawn_rate: float  # users started per second during ramps and steps
+    daily: DailyCurveSpec | None = None
+
+
+@dataclass(frozen=True)
+class RatePhase:
+    """Open loop: session arrivals per second, linear from `rate_start` to `rate_end`."""
+
+    duration_s: float
+    rate_start: float
+    rate_end: float
+
+
+@dataclass(frozen=True)
+class OpenLoad:
+    phases: tuple[RatePhase, ...]
+    process: ArrivalProcess = "poisson"
+    cv: float = 1.0  # coefficient of variation of inter-arrival times (gamma)
+    max_in_flight: int = 1000
+    daily: DailyCurveSpec | None = None
+
+
+@dataclass(frozen=True)
+class TraceLoad:
+    format: TraceFormat
+    path: Path  # resolved relative to the scenario file
+    time_scale: float = 1.0  # 2.0 replays twice as fast
+    rate_scale: float = 1.0  # 0.5 thins to half the requests, 2.0 doubles them
+    window: tuple[float, float] | None = None  # seconds of the original trace
+    daily: DailyCurveSpec | None = None  # always None: a trace carries its own timing
+
+
+Load = ClosedLoad | OpenLoad | TraceLoad
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 5.0
+    first_token_s: float = 600.0
+    between_tokens_s: float = 600.0
+    total_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class Retries:
+    max_retries: int = 2
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 8.0
+    jitter: float = 0.25
+    honour_retry_after: bool = True
+    retry_on_status: tuple[int, ...] = SDK_RETRY_STATUSES
+
+
+@dataclass(frozen=True)
+class ClientPolicy:
+    """Defaults follow the official OpenAI Python SDK (see docs/scenarios.md)."""
+
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retries: Retries = field(default_factory=Retries)
+    failover: tuple[str, ...] = ()  # region names, tried in order after the user's own
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class FaultWhere:
+    """Which requests a fault hits; None matches everything."""
+
+    region: str | None = None
+    model: str | None = None
+    workload: str | None = None
+    path: str | None = None
+    api_key: str | None = None  # the name of the api-key env var, never a key
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    at_s: float
+    for_s: float
+    kind: str
+    rate: float = 1.0  # fraction of matching requests hit
+    where: FaultWhere = field(default_factory=FaultWhere)
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def end_s(self) -> float:
+        return self.at_s + self.for_s
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Percentile thresholds in ms (`{"p95": 800.0}`) and a maximum error rate (fraction)."""
+
+    ttft_ms: Mapping[str, float] = field(default_factory=dict)
+    itl_ms: Mapping[str, float] = field(default_factory=dict)
+    e2e_ms: Mapping[str, float] = field(default_factory=dict)
+    error_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Pricing:
+    model: str
+    price: Price
+    regional_uplift: Mapping[str, float] = field(default_factory=dict)  # region -> factor
+
+    def price_for(self, region: str) -> Price:
+        """The price a request from `region` pays (its uplift applied)."""
+        factor = self.regional_uplift.get(region, 1.0)
+        return self.price if factor == 1.0 else self.price.scaled(factor)
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_usd: float | None = None
+    max_requests: int | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    seed: int
+    duration_s: float
+    description: str
+    target: Target
+    regions: tuple[Region, ...]
+    workloads: tuple[Workload, ...]
+    load: Load
+    client: ClientPolicy
+    faults: tuple[Fault, ...]
+    slo: Slo
+    pricing: Pricing | None
+    budget: Budget
+    source_path: Path | None = None
+
+    def region(self, name: str) -> Region:
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise KeyError(name)
+
+    def workload(self, name: str) -> Workload:
+        for workload in self.workloads:
+            if workload.name == name:
+                return workload
+        raise KeyError(name)

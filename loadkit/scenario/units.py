@@ -1,0 +1,135 @@
+"""Parsing of the scenario's unit-bearing values: durations, rates and percentages.
+
+Each parser takes the raw YAML value and returns a float or raises `ValueError` with a
+message meant for the user (the caller adds file, line and key path).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)")
+_DURATION_WHOLE = re.compile(r"(?:(?:\d+(?:\.\d+)?|\.\d+)\s*(?:ms|s|m|h|d)\s*)+")
+
+_RATE_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 1 / 60,
+    "min": 1 / 60,
+    "minute": 1 / 60,
+    "h": 1 / 3600,
+    "hr": 1 / 3600,
+    "hour": 1 / 3600,
+    "d": 1 / 86400,
+    "day": 1 / 86400,
+}
+_RATE = re.compile(r"([+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?)\s*/\s*([a-z]+)")
+
+
+def is_number(value: object) -> bool:
+    """A YAML int or float (booleans are ints in Python but not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def describe(value: object) -> str:
+    """A value as the user wrote it, short, for error messages."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return repr(text)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(value)
+    if is_number(value):
+        return str(value)
+    return f"a {type(value).__name__}"
+
+
+def parse_duration(value: object) -> float:
+    """`90s`, `5m`, `1h30m`, `250ms` -> seconds. A bare number is an error (which unit?)."""
+    if is_number(value):
+        raise ValueError(
+            f"a duration needs a unit, got {describe(value)} "
+            f"(write {_suggest_unit(value)}, or 5m, 250ms)"
+        )
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration like 90s, 5m or 1h30m, got {describe(value)}")
+    text = value.strip()
+    if text.startswith("-"):
+        raise ValueError(f"must not be negative, got {describe(value)}")
+    if not text or not _DURATION_WHOLE.fullmatch(text):
+        raise ValueError(f"expected a duration like 90s, 5m, 1h30m or 250ms, got {describe(value)}")
+    total = sum(float(num) * _DURATION_UNITS[unit] for num, unit in _DURATION_PART.findall(text))
+    if not math.isfinite(total):
+        raise ValueError(f"duration too large, got {describe(value)}")
+    return total
+
+
+def _suggest_unit(value: object) -> str:
+    return f"{value}s" if is_number(value) else "90s"
+
+
+def parse_rate(value: object) -> float:
+    """`12/s`, `300/min`, `5000/h` -> requests per second."""
+    if is_number(value):
+        raise ValueError(
+            f"a rate needs a unit, got {describe(value)} (write {value}/s, or 300/min, 5000/h)"
+        )
+    if not isinstance(value, str):
+        raise ValueError(f"expected a rate like 12/s, 300/min or 5000/h, got {describe(value)}")
+    match = _RATE.fullmatch(value.strip().lower())
+    if match is None or match.group(2) not in _RATE_UNITS:
+        raise ValueError(f"expected a rate like 12/s, 300/min or 5000/h, got {describe(value)}")
+    rate = float(match.group(1)) * _RATE_UNITS[match.group(2)]
+    if rate < 0:
+        raise ValueError(f"must not be negative, got {describe(value)}")
+    if not math.isfinite(rate):
+        raise ValueError(f"rate too large, got {describe(value)}")
+    return rate
+
+
+def parse_fraction(value: object) -> float:
+    """`0.5%` or a fraction `0.005` -> 0.005; must lie in [0, 1]."""
+    if is_number(value):
+        frac = float(value)
+        if not math.isfinite(frac) or not 0.0 <= frac <= 1.0:
+            raise ValueError(
+                f"must be a fraction in [0, 1] or a percentage like 0.5%, got {describe(value)}"
+            )
+        return frac
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            pct = float(value.strip()[:-1])
+        except ValueError:
+            pct = math.nan
+        if not math.isfinite(pct) or not 0.0 <= pct <= 100.0:
+            raise ValueError(f"must be a percentage between 0% and 100%, got {describe(value)}")
+        return pct / 100.0
+    raise ValueError(f"expected a percentage like 0.5% or a fraction, got {describe(value)}")
+
+
+def fmt_duration(seconds: float) -> str:
+    """Seconds -> the shortest readable form of the scenario syntax (`1h30m`, `250ms`)."""
+    if seconds < 1 and seconds != 0:
+        return f"{seconds * 1000:g}ms"
+    whole = round(seconds)
+    if abs(seconds - whole) > 1e-9:
+        return f"{seconds:g}s"
+    h, rest = divmod(whole, 3600)
+    m, s = divmod(rest, 60)
+    out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s else "")
+    return out or "0s"
+
+
+def fmt_rate(per_s: float) -> str:
+    """Requests per second -> `12/s` or `300/min` when below one per second."""
+    if per_s >= 1 or per_s == 0:
+        return f"{per_s:.3g}/s"
+    if per_s * 60 >= 1:
+        return f"{per_s * 60:.3g}/min"
+    return f"{per_s * 3600:.3g}/h"
