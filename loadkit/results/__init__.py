@@ -1,0 +1,1 @@
+"""Run results: the request record, its CSV writer and its vectorised reader."""

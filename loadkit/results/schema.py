@@ -1,0 +1,150 @@
+"""The request record: one row per attempt, the only thing analysis ever reads.
+
+`request_id` groups the attempts (retries, failover) of one logical user request. Times
+are milliseconds relative to the run start (`t_intended`, `t_sent`) or durations in ms.
+A value that does not apply (TTFT of an embeddings call, ITL of a one-chunk answer) is
+NaN in memory and an empty cell in the CSV, so analysis can tell "not measured" from 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+OUTCOMES: tuple[str, ...] = (
+    "ok",
+    "http_error",
+    "rate_limited",
+    "timeout",
+    "connect_error",
+    "stream_cut",
+    "stalled",
+    "malformed",
+    "aborted",
+)
+TOKENS_SOURCES: tuple[str, ...] = ("server", "estimated")
+
+NAN = math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One attempt of one logical request, as the client saw it."""
+
+    run_id: str
+    request_id: str
+    attempt: int
+    worker: str
+    region: str
+    workload: str
+    session_id: str
+    turn: int
+    model: str
+    endpoint: str
+    t_intended: float
+    t_sent: float
+    sched_lag_ms: float
+    ttft_ms: float
+    e2e_ms: float
+    itl_mean_ms: float
+    itl_p99_ms: float
+    itl_max_ms: float
+    status: int
+    outcome: str
+    error: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    tokens_source: str
+    cost_usd: float
+    fault: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
+
+# Column kinds drive both the writer's formatting and the reader's dtypes.
+FLOAT_COLUMNS: frozenset[str] = frozenset(
+    {
+        "t_intended",
+        "t_sent",
+        "sched_lag_ms",
+        "ttft_ms",
+        "e2e_ms",
+        "itl_mean_ms",
+        "itl_p99_ms",
+        "itl_max_ms",
+        "cost_usd",
+    }
+)
+INT_COLUMNS: frozenset[str] = frozenset(
+    {"attempt", "turn", "status", "prompt_tokens", "completion_tokens", "cached_tokens"}
+)
+STR_COLUMNS: frozenset[str] = frozenset(COLUMNS) - FLOAT_COLUMNS - INT_COLUMNS
+
+
+def _fmt_float(value: float) -> str:
+    if value != value:  # NaN: not measured
+        return ""
+    return f"{value:.3f}"
+
+
+def _fmt_cost(value: float) -> str:
+    if value != value:
+        return ""
+    return f"{value:.10g}"
+
+
+def _fmt_text(value: str) -> str:
+    """CSV-quote only when needed; newlines become spaces so a row is always one line."""
+    if "\n" in value or "\r" in value:
+        value = value.replace("\r", " ").replace("\n", " ")
+    if "," in value or '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def to_csv_line(r: RequestRecord) -> str:
+    """The record as one CSV line (with its newline), columns in `COLUMNS` order."""
+    f = _fmt_float
+    t = _fmt_text
+    return (
+        ",".join(
+            (
+                t(r.run_id),
+                t(r.request_id),
+                str(r.attempt),
+                t(r.worker),
+                t(r.region),
+                t(r.workload),
+                t(r.session_id),
+                str(r.turn),
+                t(r.model),
+                t(r.endpoint),
+                f(r.t_intended),
+                f(r.t_sent),
+                f(r.sched_lag_ms),
+                f(r.ttft_ms),
+                f(r.e2e_ms),
+                f(r.itl_mean_ms),
+                f(r.itl_p99_ms),
+                f(r.itl_max_ms),
+                str(r.status),
+                t(r.outcome),
+                t(r.error),
+                str(r.prompt_tokens),
+                str(r.completion_tokens),
+                str(r.cached_tokens),
+                t(r.tokens_source),
+                _fmt_cost(r.cost_usd),
+                t(r.fault),
+            )
+        )
+        + "\n"
+    )
+
+
+HEADER_LINE = ",".join(COLUMNS) + "\n"

@@ -1,0 +1,236 @@
+"""requests.csv: writer flushes within a second, survives SIGKILL; reader is strict but tolerant."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loadkit.errors import UserError
+from loadkit.results.reader import read_records
+from loadkit.results.schema import COLUMNS, HEADER_LINE, RequestRecord, to_csv_line
+from loadkit.results.writer import RecordWriter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_record(i: int = 0, **over: object) -> RequestRecord:
+    base = RequestRecord(
+        run_id="run1",
+        request_id=f"r{i}",
+        attempt=0,
+        worker="w0",
+        region="eu",
+        workload="chat",
+        session_id="s1",
+        turn=1,
+        model="gpt-4o-mini",
+        endpoint="/v1/chat/completions",
+        t_intended=math.nan,
+        t_sent=12.5 + i,
+        sched_lag_ms=math.nan,
+        ttft_ms=101.25,
+        e2e_ms=900.0,
+        itl_mean_ms=10.0,
+        itl_p99_ms=20.0,
+        itl_max_ms=25.0,
+        status=200,
+        outcome="ok",
+        error="",
+        prompt_tokens=100,
+        completion_tokens=80,
+        cached_tokens=0,
+        tokens_source="server",
+        cost_usd=0.000123,
+        fault="",
+    )
+    return replace(base, **over)  # type: ignore[arg-type]
+
+
+def test_columns_are_the_design_order():
+    assert list(COLUMNS) == [
+        "run_id",
+        "request_id",
+        "attempt",
+        "worker",
+        "region",
+        "workload",
+        "session_id",
+        "turn",
+        "model",
+        "endpoint",
+        "t_intended",
+        "t_sent",
+        "sched_lag_ms",
+        "ttft_ms",
+        "e2e_ms",
+        "itl_mean_ms",
+        "itl_p99_ms",
+        "itl_max_ms",
+        "status",
+        "outcome",
+        "error",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "tokens_source",
+        "cost_usd",
+        "fault",
+    ]
+
+
+def test_round_trip_with_nan_and_awkward_error_text(tmp_path):
+    path = tmp_path / "requests.csv"
+    records = [
+        make_record(0),
+        make_record(1, outcome="http_error", status=500, error='boom, "quoted"\nsecond line'),
+        make_record(2, ttft_ms=math.nan, fault="latency"),
+    ]
+    with RecordWriter(path) as w:
+        for r in records:
+            w.write(r)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4  # header + one physical line per record
+    recs = read_records(path)
+    assert len(recs) == 3 and not recs.truncated
+    assert recs["error"][1] == 'boom, "quoted" second line'
+    assert recs["status"].tolist() == [200, 500, 200]
+    assert recs["status"].dtype == np.int64
+    assert recs["ttft_ms"][0] == pytest.approx(101.25)
+    assert math.isnan(recs["ttft_ms"][2]) and math.isnan(recs["t_intended"][0])
+    assert recs["fault"].tolist() == ["", "", "latency"]
+    assert recs["cost_usd"][0] == pytest.approx(0.000123)
+
+
+def test_writer_appends_without_second_header(tmp_path):
+    path = tmp_path / "requests.csv"
+    with RecordWriter(path) as w:
+        w.write(make_record(0))
+    with RecordWriter(path) as w:
+        w.write(make_record(1))
+    assert path.read_text().count("run_id,") == 1
+    assert read_records(path)["request_id"].tolist() == ["r0", "r1"]
+
+
+def test_writer_flushes_within_a_second_without_close(tmp_path):
+    path = tmp_path / "requests.csv"
+    w = RecordWriter(path)
+    try:
+        w.write(make_record(0))
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and path.read_text().count("\n") < 2:
+            time.sleep(0.02)
+        waited = 1.5 - (deadline - time.monotonic())
+        assert path.read_text().count("\n") == 2, "row not on disk 1.5 s after write"
+        assert waited <= 1.2
+    finally:
+        w.close()
+
+
+def test_writer_is_safe_from_many_threads(tmp_path):
+    import threading
+
+    path = tmp_path / "requests.csv"
+    with RecordWriter(path) as w:
+        threads = [
+            threading.Thread(
+                target=lambda k=k: [w.write(make_record(k * 1000 + i)) for i in range(500)]
+            )
+            for k in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    recs = read_records(path)
+    assert len(recs) == 2000
+    assert len(set(recs["request_id"].tolist())) == 2000
+
+
+KILL_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from loadkit.results.writer import RecordWriter
+    from tests.test_results_io import make_record
+    w = RecordWriter(sys.argv[1])
+    i = 0
+    while True:
+        w.write(make_record(i, error="x" * (i % 300)))
+        i += 1
+        if i % 200 == 0:
+            print(i, flush=True)
+            time.sleep(0.005)
+    """
+)
+
+
+def test_writer_survives_sigkill(tmp_path):
+    path = tmp_path / "requests.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_CHILD, str(path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = int(proc.stdout.readline())  # writing has started
+        time.sleep(1.6)
+        reported_before = first
+        os.kill(proc.pid, signal.SIGKILL)
+        for line in proc.stdout:
+            reported_before = max(reported_before, int(line))
+    finally:
+        proc.kill()
+        proc.wait()
+    recs = read_records(path)
+    assert not recs.truncated  # whole lines only
+    assert len(recs) >= first  # rows written >1 s before the kill are on disk
+    assert recs["request_id"].tolist() == [f"r{i}" for i in range(len(recs))]
+
+
+def test_reader_drops_truncated_last_line_and_says_so(tmp_path):
+    path = tmp_path / "requests.csv"
+    full = HEADER_LINE + to_csv_line(make_record(0)) + to_csv_line(make_record(1))
+    path.write_text(full[:-17])
+    recs = read_records(path)
+    assert len(recs) == 1 and recs.truncated
+    assert "requests.csv:3" in recs.notes[0]
+
+
+def test_reader_names_file_line_and_column_of_corruption(tmp_path):
+    path = tmp_path / "requests.csv"
+    bad = to_csv_line(make_record(1)).replace("101.250", "fast", 1)
+    path.write_text(HEADER_LINE + to_csv_line(make_record(0)) + bad)
+    with pytest.raises(
+        UserError, match=r"requests\.csv:3:14: ttft_ms: expected a number, got 'fast'"
+    ):
+        read_records(path)
+    path.write_text(HEADER_LINE + "a,b,c\n")
+    with pytest.raises(UserError, match=r"requests\.csv:2:4: expected 27 fields, got 3"):
+        read_records(path)
+    path.write_text("x,y\n")
+    with pytest.raises(UserError, match=r"requests\.csv:1: not a loadkit requests\.csv header"):
+        read_records(path)
+    with pytest.raises(UserError, match="cannot read"):
+        read_records(tmp_path / "absent.csv")
+
+
+def test_reader_handles_header_only_and_many_rows(tmp_path):
+    path = tmp_path / "requests.csv"
+    path.write_text(HEADER_LINE)
+    assert len(read_records(path)) == 0
+    line = to_csv_line(make_record(0))
+    path.write_text(HEADER_LINE + line * 250_001)  # crosses the chunk boundary
+    recs = read_records(path)
+    assert len(recs) == 250_001
+    assert recs["e2e_ms"].sum() == pytest.approx(900.0 * 250_001)
