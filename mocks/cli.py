@@ -1,0 +1,74 @@
+"""`python -m mocks` / `loadkit mock`: run the mock provider until SIGINT or SIGTERM.
+
+The first stdout line is the front listener's base URL (flushed), so scripts can find it;
+one `region NAME URL` line per region follows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from loadkit.errors import UserError
+from mocks.profile import DEFAULT_PROFILE, MockConfig, load_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="loadkit mock",
+        description="Run the bundled OpenAI-compatible mock provider (an inference-engine model).",
+    )
+    p.add_argument(
+        "--profile",
+        default=None,
+        help=f"bundled profile name or YAML path (default {DEFAULT_PROFILE})",
+    )
+    p.add_argument("--port", type=int, default=0, help="front listener port (0 = OS chooses)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML: optional profile:, profile key overrides, regions: NAME -> overrides",
+    )
+    p.add_argument(
+        "--regions", default=None, help="comma-separated region names, each a clone of the profile"
+    )
+    return p
+
+
+async def _serve(config: MockConfig, host: str, port: int) -> int:
+    from mocks.server import MockServer
+
+    server = MockServer(config, host)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        url = await server.start(port)
+        print(url, flush=True)
+        for name, region in server.regions.items():
+            print(f"region {name} {region.url}", flush=True)
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await server.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        regions = [r.strip() for r in args.regions.split(",")] if args.regions else None
+        config = load_config(args.profile, args.config, regions, args.seed)
+        if not 0 <= args.port <= 65535:
+            raise UserError(f"--port: expected 0..65535, got {args.port}")
+        return asyncio.run(_serve(config, args.host, args.port))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code

@@ -1,0 +1,148 @@
+"""The mock's listeners: a front listener plus one listener per region.
+
+The front listener (the printed URL) serves the first region at `/v1/*`, any region at
+`/REGION/v1/*`, and `/admin/*`, `/metrics`, `/health`. Each region also has its own
+listener serving `/v1/*`, `/metrics` and `/health`, so that taking a region down with
+`refuse` really refuses connections; bringing it back reopens the same port.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from loadkit.errors import UserError
+from mocks import metrics
+from mocks.admin import AdminApi
+from mocks.openai_api import ApiError, OpenAIApi, openai_errors, stamp_headers
+from mocks.profile import MockConfig
+from mocks.region import Region
+
+SHUTDOWN_TIMEOUT_S = 2.0
+
+
+def _app() -> web.Application:
+    app = web.Application(middlewares=[openai_errors], handler_args={"max_field_size": 65536})
+    app.on_response_prepare.append(stamp_headers)
+    return app
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+class MockServer:
+    def __init__(self, config: MockConfig, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.seed = config.seed
+        self.regions: dict[str, Region] = {
+            name: Region(name, i, profile, config.seed)
+            for i, (name, profile) in enumerate(config.regions)
+        }
+        self.first = next(iter(self.regions.values()))
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------ routing helpers
+
+    def _front_region(self, request: web.Request) -> Region:
+        name = request.match_info.get("region")
+        if name is None:
+            return self.first
+        region = self.regions.get(name)
+        if region is None:
+            raise ApiError(
+                404,
+                f"Unknown region {name!r} (regions: {', '.join(self.regions)}).",
+                code="unknown_url",
+            )
+        return region
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    def _metrics_handler(self, regions: list[Region]):
+        async def handler(request: web.Request) -> web.Response:
+            rows = [(r.name, _model_label(r), r.metrics) for r in regions]
+            return web.Response(
+                text=metrics.render(rows),
+                content_type="text/plain",
+                charset="utf-8",
+                headers={"X-Content-Type-Options": "nosniff"},
+            )
+
+        return handler
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def _listen(self, app: web.Application, port: int) -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, port, reuse_address=True, backlog=4096)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise UserError(f"cannot listen on {self.host}:{port}: {exc.strerror}") from None
+        addr = runner.addresses[0]
+        return runner, int(addr[1])
+
+    def _region_app(self, region: Region) -> web.Application:
+        app = _app()
+        OpenAIApi(lambda request: region).add_routes(app)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics_handler([region]))
+        return app
+
+    async def start(self, port: int = 0) -> str:
+        for region in self.regions.values():
+            region.engine.start()
+        app = _app()
+        api = OpenAIApi(self._front_region)
+        api.add_routes(app)
+        AdminApi(self).add_routes(app)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics_handler(list(self.regions.values())))
+        api.add_routes(app, prefix="/{region}")
+        self._runner, bound = await self._listen(app, port)
+        self.url = _url(self.host, bound)
+        for region in self.regions.values():
+            await self._open_region(region)
+        return self.url
+
+    async def _open_region(self, region: Region) -> None:
+        region.runner, region.port = await self._listen(self._region_app(region), region.port)
+        region.url = _url(self.host, region.port)
+
+    async def set_down(self, name: str, mode: str | bool) -> None:
+        """`refuse`: close the region's listener; `503`: answer 503; False: back up."""
+        region = self.regions[name]
+        if mode == region.down:
+            return
+        if mode:
+            region.down = mode
+            region.engine.abort_all()
+            if mode == "refuse" and region.runner is not None:
+                runner, region.runner = region.runner, None
+                await runner.cleanup()
+        else:
+            if region.runner is None:
+                await self._open_region(region)
+            region.down = False
+
+    async def stop(self) -> None:
+        for region in self.regions.values():
+            await region.engine.stop()
+        for region in self.regions.values():
+            if region.runner is not None:
+                await region.runner.cleanup()
+                region.runner = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def _model_label(region: Region) -> str:
+    chat = [m.id for m in region.profile.models if m.kind == "chat"]
+    return chat[0] if chat else region.profile.models[0].id
