@@ -1,0 +1,56 @@
+"""Shared fixtures: the real mock provider as a subprocess on 127.0.0.1, port chosen by the OS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from loadkit.servers import ServerProcess, start_server
+
+# The default profile at 1/20 of its latency: every engine effect stays, tests stay fast.
+FAST_MOCK = {"latency_scale": 0.05, "jitter": {"sigma": 0.0, "step_sigma": 0.0, "tail_prob": 0.0}}
+
+StartMock = Callable[..., ServerProcess]
+
+
+def _start(
+    tmp: Path, config: dict[str, Any] | None = None, *args: str, name: str = "mock"
+) -> ServerProcess:
+    argv = ["mocks", "--port", "0", *args]
+    if config is not None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        path = tmp / f"mock-{len(list(tmp.glob('mock-*.yaml')))}.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        argv += ["--config", str(path)]
+    return start_server(name, argv)
+
+
+@pytest.fixture(scope="session")
+def mock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One shared mock (default profile, latency x0.05, no jitter) for read-mostly tests."""
+    server = _start(tmp_path_factory.mktemp("mock"), FAST_MOCK)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def start_mock(tmp_path: Path) -> Iterator[StartMock]:
+    """`start_mock(config_dict, *cli_args)` -> a fresh mock, stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(config: dict[str, Any] | None = None, *args: str) -> ServerProcess:
+        server = _start(tmp_path, config, *args)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
