@@ -16,6 +16,27 @@ def _cmd_mock(args: argparse.Namespace) -> int:
     return mock_main(args.mock_args)
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from loadkit.scenario import load_scenario
+    from loadkit.scenario.plan import plan
+    from loadkit.scenario.render import render
+
+    scenario = load_scenario(args.scenario)
+    if args.quiet:
+        print(f"ok: {args.scenario}: scenario {scenario.name!r} is valid")
+        return 0
+    print(render(scenario, plan(scenario), args.scenario))
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from loadkit.scenario.starter import write_starter
+
+    path = write_starter(args.path)
+    print(f"wrote {path}; check it with: loadkit validate {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loadkit",
@@ -33,6 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mock.add_argument("mock_args", nargs=argparse.REMAINDER)
     mock.set_defaults(func=_cmd_mock)
+
+    validate = sub.add_parser(
+        "validate",
+        help="check a scenario and print its plan (sends nothing)",
+        description="Check a scenario file and print the plan: timeline, expected requests "
+        "and tokens per region and workload, estimated cost, SLOs. Sends nothing.",
+    )
+    validate.add_argument("scenario", help="scenario YAML file")
+    validate.add_argument("-q", "--quiet", action="store_true", help="only say whether it is valid")
+    validate.set_defaults(func=_cmd_validate)
+
+    init = sub.add_parser(
+        "init",
+        help="write a starter scenario",
+        description="Write a commented starter scenario (never overwrites a file).",
+    )
+    init.add_argument("path", nargs="?", default="scenario.yaml", help="default: scenario.yaml")
+    init.set_defaults(func=_cmd_init)
     return parser
 
 

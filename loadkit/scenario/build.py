@@ -133,6 +133,8 @@ def _target(field: Field | None) -> Target:
                 m.req(key).fail("only for a `base_url` target (the mock needs no key)")
         profile = mock.choice(_mock_profiles())
         overrides = m.opt("overrides", _mock_overrides, {})
+        if overrides:
+            _check_overrides(m.req("overrides"), profile, overrides)
         return Target(
             kind="mock",
             model=model or DEFAULT_MOCK_MODEL,
@@ -169,6 +171,22 @@ def _mock_profiles() -> tuple[str, ...]:
     return tuple(names) or KNOWN_MOCK_PROFILES
 
 
+def _check_overrides(field: Field, profile: str, overrides: dict[str, Any]) -> None:
+    """Let the mock's own profile loader judge the override values (types, ranges)."""
+    try:
+        from mocks.profile import apply_overrides, bundled_profiles, load_profile
+    except ImportError:  # pragma: no cover - the mock ships with loadkit
+        return
+    if profile not in bundled_profiles():
+        return
+    try:
+        apply_overrides(load_profile(profile), overrides)
+    except UserError as exc:
+        field.fail(f"the mock rejects these overrides: {exc}")
+    except (TypeError, ValueError, AttributeError) as exc:
+        field.fail(f"the mock rejects these overrides: {exc}")
+
+
 def _mock_overrides(field: Field) -> dict[str, Any]:
     if not field.is_map:
         field.fail(f"expected a mapping of mock profile keys, got {field.what()}")
@@ -189,11 +207,10 @@ def _mock_overrides(field: Field) -> dict[str, Any]:
 
 def _profile_keys() -> tuple[str, ...]:
     try:
-        from mocks.profile import Profile
-
-        return tuple(f.name for f in dataclasses.fields(Profile) if f.name != "name")
-    except Exception:  # the mock may be absent or mid-change; then accept any key
+        from mocks.profile import PROFILE_KEYS
+    except ImportError:  # pragma: no cover - the mock ships with loadkit
         return ()
+    return tuple(k for k in PROFILE_KEYS if k != "name")
 
 
 def _plain(value: Value) -> Any:
@@ -307,7 +324,8 @@ def _regions(field: Field | None) -> tuple[Region, ...]:
     if abs(total - 1.0) > SHARE_TOLERANCE:
         listed = " + ".join(f"{r.share:g}" for r in regions)
         field.fail(f"shares must add up to 1 (100%), got {listed} = {total:.4g}")
-    return tuple(regions)
+    # Within the tolerance (e.g. 33% x 3): normalise so the shares sum to exactly 1.
+    return tuple(dataclasses.replace(r, share=r.share / total) for r in regions)
 
 
 # -- distributions ----------------------------------------------------------------------
