@@ -83,7 +83,7 @@ def _pool(seed: int) -> _Pool:
     text = " ".join(picks.tolist())
     while len(text) < _POOL_CHARS + 64:
         text = text + " " + text
-    text = text[: _POOL_CHARS + 64]
+    text = text[: text.rfind(" ", 0, _POOL_CHARS + 64) + 1]  # ends on a space: repeats cleanly
     lens = np.fromiter((len(p) + 1 for p in picks), dtype=np.int64, count=len(picks))
     starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
     starts = starts[starts < _POOL_CHARS // 2]

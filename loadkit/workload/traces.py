@@ -138,9 +138,7 @@ class Trace:
 # -- readers -----------------------------------------------------------------------------------
 
 
-def _int_column(
-    values: list[str], name: str, path: str, first_line: int, lines: list[int] | None = None
-) -> np.ndarray:
+def _int_column(values: list[str], name: str, path: str, first_line: int) -> np.ndarray:
     """Parse non-negative integers; on failure name the first bad line."""
     try:
         arr = np.array(values, dtype=np.int64)
@@ -149,14 +147,14 @@ def _int_column(
     except (ValueError, OverflowError, TypeError):
         pass
     for i, v in enumerate(values):
-        line = lines[i] if lines is not None else first_line + i
         try:
-            x = int(v.strip()) if isinstance(v, str) else v
-            ok = isinstance(x, int) and not isinstance(x, bool) and x >= 0
+            ok = int(v.strip()) >= 0
         except ValueError:
             ok = False
         if not ok:
-            raise UserError(f"{path}:{line}: {name}: expected a non-negative integer, got {v!r}")
+            raise UserError(
+                f"{path}:{first_line + i}: {name}: expected a non-negative integer, got {v!r}"
+            )
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -274,9 +272,9 @@ def read_burstgpt(path: str | Path) -> Trace:
 
 def read_mooncake(path: str | Path) -> Trace:
     """Mooncake JSONL: one JSON object per line, timestamps in milliseconds."""
-    ts: list[object] = []
-    inp: list[object] = []
-    out: list[object] = []
+    ts: list[float] = []
+    inp: list[int] = []
+    out: list[int] = []
     hashes: list[tuple[int, ...]] = []
     lines: list[int] = []
     with _open(path) as f:
@@ -300,6 +298,12 @@ def read_mooncake(path: str | Path) -> Trace:
             stamp = obj["timestamp"]
             if isinstance(stamp, bool) or not isinstance(stamp, int | float):
                 raise UserError(f"{path}:{lineno}: timestamp: expected a number, got {stamp!r}")
+            for key in ("input_length", "output_length"):
+                v = obj[key]
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise UserError(
+                        f"{path}:{lineno}: {key}: expected a non-negative integer, got {v!r}"
+                    )
             ts.append(stamp)
             inp.append(obj["input_length"])
             out.append(obj["output_length"])
@@ -311,8 +315,8 @@ def read_mooncake(path: str | Path) -> Trace:
     if not np.all(np.isfinite(t_ms)):
         i = int(np.flatnonzero(~np.isfinite(t_ms))[0])
         raise UserError(f"{path}:{lines[i]}: timestamp: expected a finite number")
-    ia = _int_column(inp, "input_length", str(path), 1, lines)  # type: ignore[arg-type]
-    oa = _int_column(out, "output_length", str(path), 1, lines)  # type: ignore[arg-type]
+    ia = np.array(inp, dtype=np.int64)
+    oa = np.array(out, dtype=np.int64)
     return _finish(path, t_ms / 1000.0, ia, oa, np.zeros(len(ts), dtype=bool), hash_ids=hashes)
 
 
