@@ -1,0 +1,601 @@
+"""The LLM client: one logical request -> attempts (retries, failover) -> one record per attempt.
+
+Transport. Requests go through geventhttpclient's `HTTPClient`, the engine under Locust's
+`FastHttpUser`/`FastHttpSession`, with one connection pool per base URL. The session
+itself is not used because it reports a streamed request when its headers arrive, and
+its `iter_lines`/`iter_content` wait for 1 KB of body (on a short stream, the whole
+body). Here the body is read with `response.readline(b"\\n")`, which returns each SSE line
+as soon as it arrives (the default separator `\\r\\n` never occurs in an SSE body and
+would wait for the end), and `Accept-Encoding: identity` keeps proxies from buffering
+a compressed stream. `time.perf_counter()` is read right after each line returns.
+
+Timeouts. `connect_s` is the pool's connect timeout; `first_token_s` (send -> first
+content chunk), `between_tokens_s` (gap between content chunks) and `total_s` are gevent
+timers raised inside the blocked read, so a hung server costs exactly the configured time.
+
+Simulated round trip. When all regions run on one machine, a region's `rtt_ms` is
+simulated without touching the measurement: the attempt starts its clock, sleeps rtt/2
+(the request in flight), sends, and every arrival time read from the socket is shifted
+by +rtt/2 (the response in flight); after the attempt the user sleeps the last rtt/2
+before acting on the answer. So TTFT and E2E grow by exactly one RTT, inter-token gaps
+are untouched (the network delays every chunk alike), the server sees the request
+rtt/2 later as it would, and closed-loop pacing includes the full round trip. No timing
+is taken from a sleep: the sleeps only shift when things happen.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+import gevent
+import numpy as np
+from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
+
+from loadkit.cost import Price, cost_usd
+from loadkit.results.schema import NAN, RequestRecord
+from loadkit.tokens import estimate_tokens
+from loadkit.traffic import resilience, stats
+from loadkit.traffic.sse import DONE, MalformedChunk, SSEParser, interpret_chunk, usage_tokens
+
+if TYPE_CHECKING:
+    from loadkit.scenario.model import ClientPolicy
+
+CallKind = Literal["chat", "completions", "embeddings"]
+
+PATHS: dict[str, str] = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "embeddings": "/v1/embeddings",
+}
+_KEPT_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "x-loadkit-fault")
+_ERROR_BODY_MAX = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """One logical request as the workload planned it."""
+
+    kind: CallKind
+    region: str
+    workload: str
+    model: str
+    session_id: str = ""
+    turn: int = 0
+    messages: Sequence[Mapping[str, str]] | None = None
+    prompt: str | None = None
+    input: str | Sequence[str] | None = None
+    max_tokens: int | None = None
+    stream: bool = True
+    request_id: str = ""  # a fresh one is made when empty
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LogicalResult:
+    """A logical request's end: the last attempt's record and what the user got."""
+
+    ok: bool
+    record: RequestRecord
+    text: str
+    latency_ms: float  # first send (or intended time, open loop) -> end of the last attempt
+    attempts: int
+    records: tuple[RequestRecord, ...] = ()
+
+
+class _FirstTokenTimeout(Exception):
+    pass
+
+
+class _GapTimeout(Exception):
+    pass
+
+
+class _TotalTimeout(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """Mutable scratch state of one attempt (private; the record is built from it)."""
+
+    status: int = 0
+    outcome: str = "ok"
+    error: str = ""
+    fault: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    t_first: float = NAN
+    t_end: float = NAN
+    arrivals: list[float] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)
+    usage: tuple[int, int, int] | None = None
+    body_bytes: int = 0
+
+
+def _join_url(base: str, path: str) -> tuple[str, str]:
+    """(origin, request path) for base URLs given with or without a trailing /v1."""
+    parts = urlsplit(base.rstrip("/"))
+    prefix = parts.path
+    if prefix.endswith("/v1"):
+        prefix = prefix[:-3]
+    return f"{parts.scheme}://{parts.netloc}", prefix + path
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default) of an already sorted list."""
+    n = len(sorted_values)
+    pos = (n - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def gap_stats(arrivals: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, p99, max) of the gaps between content arrivals in ms; NaN with < 2 arrivals."""
+    if len(arrivals) < 2:
+        return NAN, NAN, NAN
+    gaps = sorted((b - a) * 1000.0 for a, b in itertools.pairwise(arrivals))
+    return sum(gaps) / len(gaps), _percentile(gaps, 0.99), gaps[-1]
+
+
+def prompt_text(call: PlannedCall) -> str:
+    if call.messages is not None:
+        return "".join(str(m.get("content") or "") for m in call.messages)
+    if call.prompt is not None:
+        return call.prompt
+    if isinstance(call.input, str):
+        return call.input
+    return "".join(call.input or ())
+
+
+def request_body(call: PlannedCall) -> dict[str, Any]:
+    """The OpenAI request body for a planned call."""
+    body: dict[str, Any] = {"model": call.model}
+    if call.kind == "embeddings":
+        body["input"] = call.input if call.input is not None else prompt_text(call)
+        return {**body, **call.extra_body}
+    if call.kind == "chat":
+        body["messages"] = [dict(m) for m in call.messages or ()]
+    else:
+        body["prompt"] = call.prompt if call.prompt is not None else prompt_text(call)
+    if call.max_tokens is not None:
+        body["max_tokens"] = call.max_tokens
+    if call.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return {**body, **call.extra_body}
+
+
+class LLMClient:
+    """Blocking (in a greenlet) OpenAI-compatible client that records every attempt.
+
+    One instance per Locust user (or per open-loop scheduler); `execute` may run in many
+    greenlets at once, the pools allow `policy.max_concurrency` connections per base URL.
+    """
+
+    def __init__(
+        self,
+        environment: Any | None,
+        endpoints: Mapping[str, str],
+        policy: ClientPolicy,
+        headers: Mapping[str, str] | None = None,
+        sink: Callable[[RequestRecord], None] | None = None,
+        run_t0: float | None = None,
+        run_id: str = "",
+        worker: str = "",
+        price: Price | Mapping[str, Price] | None = None,
+        rtt_ms: Mapping[str, float] | None = None,
+        *,
+        seed: int | np.random.Generator = 0,
+        pool_size: int | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("LLMClient needs at least one endpoint")
+        self.environment = environment
+        self.endpoints = dict(endpoints)
+        self.policy = policy
+        self.headers = dict(headers or {})
+        self.sink = sink
+        self.run_t0 = time.perf_counter() if run_t0 is None else run_t0
+        self.run_id = run_id
+        self.worker = worker
+        self.price = price
+        self.rtt_ms = dict(rtt_ms or {})
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.pool_size = pool_size or policy.max_concurrency or 1024
+        self._clients: dict[str, HTTPClient] = {}
+        self._seq = 0
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _http(self, origin: str) -> HTTPClient:
+        client = self._clients.get(origin)
+        if client is None:
+            t = self.policy.timeouts
+            client = HTTPClient.from_url(
+                origin,
+                concurrency=self.pool_size,
+                connection_timeout=float(t.connect_s),
+                # our gevent timers end reads; the socket timeout is only a backstop
+                network_timeout=float(t.total_s) + 30.0,
+                insecure=False,
+            )
+            self._clients[origin] = client
+        return client
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def _price_for(self, model: str) -> Price | None:
+        if self.price is None or isinstance(self.price, Price):
+            return self.price
+        return self.price.get(model)
+
+    def _new_request_id(self) -> str:
+        self._seq += 1
+        return f"{self.worker or 'w'}-{uuid.uuid4().hex[:12]}-{self._seq}"
+
+    # -- one logical request ----------------------------------------------------------------
+
+    def execute(self, call: PlannedCall, t_intended_ms: float | None = None) -> LogicalResult:
+        """Run a logical request to its end: attempts, retries with backoff, failover."""
+        request_id = call.request_id or self._new_request_id()
+        retries = self.policy.retries
+        order = resilience.failover_order(call.region, self.policy.failover)
+        order = [r for r in order if r in self.endpoints] or [call.region]
+        t_begin = time.perf_counter()
+        records: list[RequestRecord] = []
+        text = ""
+        for i, region in enumerate(order):
+            has_next = i + 1 < len(order)
+            retries_left = int(retries.max_retries)
+            move_on = False
+            while True:
+                record, text, headers = self._attempt(
+                    call, region, len(records), request_id, t_intended_ms
+                )
+                records.append(record)
+                if record.outcome == "ok":
+                    break
+                content_seen = not math.isnan(record.ttft_ms)
+                if not content_seen and resilience.should_fail_over(
+                    record.outcome, record.status, retries_left, has_next
+                ):
+                    move_on = True
+                    break
+                if retries_left <= 0 or not resilience.is_retryable(
+                    record.outcome, record.status, headers, retries, content_seen
+                ):
+                    break
+                retry_index = int(retries.max_retries) - retries_left
+                retries_left -= 1
+                gevent.sleep(
+                    resilience.retry_delay_s(retry_index, headers, retries, self.rng, time.time())
+                )
+            if not move_on:
+                break
+        final = records[-1]
+        t_end = time.perf_counter()
+        start_ms = (t_begin - self.run_t0) * 1000.0
+        if t_intended_ms is not None and not math.isnan(t_intended_ms):
+            start_ms = min(start_ms, t_intended_ms)
+        latency = (t_end - self.run_t0) * 1000.0 - start_ms
+        return LogicalResult(
+            ok=final.outcome == "ok",
+            record=final,
+            text=text,
+            latency_ms=latency,
+            attempts=len(records),
+            records=tuple(records),
+        )
+
+    # -- one attempt ------------------------------------------------------------------------
+
+    def _attempt(
+        self,
+        call: PlannedCall,
+        region: str,
+        attempt_no: int,
+        request_id: str,
+        t_intended_ms: float | None,
+    ) -> tuple[RequestRecord, str, dict[str, str]]:
+        path = PATHS[call.kind]
+        origin, uri = _join_url(self.endpoints[region], path)
+        half_rtt = float(self.rtt_ms.get(region, 0.0)) / 2000.0
+        body = json.dumps(request_body(call)).encode()
+        hdrs = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if call.stream else "application/json",
+            "Accept-Encoding": "identity",
+            "x-loadkit-request-id": request_id,
+            "x-loadkit-region": region,
+            **self.headers,
+        }
+        a = _Attempt()
+        t_start = time.perf_counter()
+        try:
+            if half_rtt:
+                gevent.sleep(half_rtt)
+            self._exchange(call, origin, uri, body, hdrs, a, half_rtt)
+        except BaseException as exc:  # aborted: stop/kill of the user greenlet, Ctrl-C
+            a.outcome, a.error = "aborted", type(exc).__name__
+            a.t_end = time.perf_counter()
+            record = self._record(
+                call, region, path, attempt_no, request_id, t_intended_ms, t_start, half_rtt, a
+            )
+            self._emit(call, record, a)
+            raise
+        record = self._record(
+            call, region, path, attempt_no, request_id, t_intended_ms, t_start, half_rtt, a
+        )
+        self._emit(call, record, a)
+        if half_rtt:
+            gevent.sleep(half_rtt)
+        return record, "".join(a.pieces), a.headers
+
+    def _exchange(
+        self,
+        call: PlannedCall,
+        origin: str,
+        uri: str,
+        body: bytes,
+        hdrs: dict[str, str],
+        a: _Attempt,
+        half_rtt: float,
+    ) -> None:
+        t = self.policy.timeouts
+        total_s = max(float(t.total_s) - 2 * half_rtt, 0.001)
+        first_s = max(float(t.first_token_s) - 2 * half_rtt, 0.001)
+        total = gevent.Timeout(total_s, _TotalTimeout)
+        first = gevent.Timeout(first_s, _FirstTokenTimeout)
+        gap = gevent.Timeout(float(t.between_tokens_s), _GapTimeout)
+        resp = None
+        total.start()
+        first.start()
+        try:
+            try:
+                resp = self._http(origin).request("POST", uri, body=body, headers=hdrs)
+            except (_FirstTokenTimeout, _TotalTimeout):
+                a.outcome, a.error = "timeout", "no response headers before the timeout"
+                return
+            except (OSError, HTTPConnectionClosed, HTTPParseError) as exc:
+                a.outcome, a.error = "connect_error", _describe(exc)
+                return
+            a.status = resp.status_code
+            for name in _KEPT_HEADERS:
+                value = resp.get(name)
+                if value:
+                    a.headers[name] = value if isinstance(value, str) else value[-1]
+            a.fault = a.headers.get("x-loadkit-fault", "")
+            if a.status != 200:
+                a.outcome = resilience.outcome_for_status(a.status)
+                a.error = self._error_text(resp, a)
+                return
+            if call.stream and call.kind != "embeddings":
+                self._read_stream(resp, a, first, gap)
+            else:
+                self._read_whole(call, resp, a)
+        except _FirstTokenTimeout:
+            a.outcome, a.error = "timeout", "no first token before the timeout"
+        except _TotalTimeout:
+            a.outcome, a.error = "timeout", "total timeout"
+        except _GapTimeout:
+            a.outcome, a.error = "stalled", "no token within the between-tokens timeout"
+        except (OSError, HTTPConnectionClosed, HTTPParseError) as exc:
+            a.outcome, a.error = "stream_cut", _describe(exc)
+        finally:
+            total.close()
+            first.close()
+            gap.close()
+            if a.outcome != "ok" or math.isnan(a.t_end):
+                a.t_end = time.perf_counter()  # when the client gave up
+            if resp is not None:
+                resp.release()
+
+    def _read_stream(self, resp: Any, a: _Attempt, first: Any, gap: Any) -> None:
+        parser = SSEParser()
+        readline = resp.readline
+        perf = time.perf_counter
+        done = finished = False
+        arrivals = a.arrivals
+        pieces = a.pieces
+        while True:
+            line = readline(b"\n")
+            now = perf()
+            if not line:
+                a.t_end = now  # last byte: the end of the body
+                data = parser.finish()
+                if data is None:
+                    break
+            else:
+                a.body_bytes += len(line)
+                data = parser.feed(line)
+                if data is None:
+                    continue
+            if data == DONE:
+                done = True
+                continue
+            try:
+                chunk = interpret_chunk(data)
+            except MalformedChunk as exc:
+                a.outcome, a.error = "malformed", str(exc)
+                return
+            if chunk.error is not None:
+                a.outcome, a.error = "http_error", f"error event: {chunk.error}"[:300]
+                return
+            if chunk.content:
+                if not arrivals:
+                    first.cancel()
+                    a.t_first = now
+                else:
+                    gap.cancel()
+                gap.start()
+                arrivals.append(now)
+                pieces.append(chunk.text)
+            if chunk.usage is not None:
+                a.usage = usage_tokens(chunk.usage)
+            if chunk.finish_reason:
+                finished = True
+            if not line:
+                break
+        if not (done or finished):
+            a.outcome = "stream_cut"
+            a.error = "stream ended before completion"
+
+    def _read_whole(self, call: PlannedCall, resp: Any, a: _Attempt) -> None:
+        raw = resp.read()
+        a.t_end = time.perf_counter()
+        a.body_bytes = len(raw)
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            a.outcome, a.error = "malformed", f"response is not JSON: {raw[:60]!r}"
+            return
+        if not isinstance(obj, dict):
+            a.outcome, a.error = "malformed", "response is not a JSON object"
+            return
+        a.usage = usage_tokens(obj.get("usage"))
+        if call.kind == "embeddings":
+            if not isinstance(obj.get("data"), list):
+                a.outcome, a.error = "malformed", "embeddings response without data"
+            return
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            a.outcome, a.error = "malformed", "response without choices"
+            return
+        c0 = choices[0]
+        msg = c0.get("message")
+        if isinstance(msg, dict):
+            parts = (msg.get("content"), msg.get("reasoning_content"), msg.get("reasoning"))
+            text = "".join(p for p in parts if isinstance(p, str))
+        else:
+            text = c0.get("text") if isinstance(c0.get("text"), str) else ""
+        a.pieces.append(text)
+        a.t_first = a.t_end  # the user sees the first token when the whole answer arrives
+
+    @staticmethod
+    def _error_text(resp: Any, a: _Attempt) -> str:
+        try:
+            raw = resp.read(_ERROR_BODY_MAX)
+        except Exception:
+            return f"HTTP {a.status}"
+        a.body_bytes = len(raw)
+        try:
+            obj = json.loads(raw)
+            err = obj.get("error") if isinstance(obj, dict) else None
+            msg = err.get("message") if isinstance(err, dict) else err
+            if msg:
+                return f"HTTP {a.status}: {str(msg)[:200]}"
+        except ValueError:
+            pass
+        return f"HTTP {a.status}"
+
+    # -- record and live stats --------------------------------------------------------------
+
+    def _record(
+        self,
+        call: PlannedCall,
+        region: str,
+        path: str,
+        attempt_no: int,
+        request_id: str,
+        t_intended_ms: float | None,
+        t_start: float,
+        half_rtt: float,
+        a: _Attempt,
+    ) -> RequestRecord:
+        shift_ms = half_rtt * 1000.0
+        t_sent = (t_start - self.run_t0) * 1000.0
+        t_int = NAN if t_intended_ms is None else float(t_intended_ms)
+        lag = t_sent - t_int if attempt_no == 0 and not math.isnan(t_int) else NAN
+        ttft = (a.t_first - t_start) * 1000.0 + shift_ms if a.arrivals or a.pieces else NAN
+        if call.kind == "embeddings":
+            ttft = NAN
+        end = a.t_end if not math.isnan(a.t_end) else time.perf_counter()
+        e2e = (end - t_start) * 1000.0 + (shift_ms if a.status else 0.0)
+        itl_mean, itl_p99, itl_max = gap_stats(a.arrivals)
+        text = "".join(a.pieces)
+        if a.usage is not None:
+            prompt, completion, cached = a.usage
+            source = "server"
+        elif a.status == 200:
+            prompt = estimate_tokens(prompt_text(call))
+            completion = estimate_tokens(text) if call.kind != "embeddings" else 0
+            cached = 0
+            source = "estimated"
+        else:
+            prompt = completion = cached = 0
+            source = "estimated"
+        price = self._price_for(call.model)
+        cost = cost_usd(price, prompt, cached, completion) if price is not None else NAN
+        return RequestRecord(
+            run_id=self.run_id,
+            request_id=request_id,
+            attempt=attempt_no,
+            worker=self.worker,
+            region=region,
+            workload=call.workload,
+            session_id=call.session_id,
+            turn=call.turn,
+            model=call.model,
+            endpoint=path,
+            t_intended=t_int,
+            t_sent=t_sent,
+            sched_lag_ms=lag,
+            ttft_ms=ttft,
+            e2e_ms=e2e,
+            itl_mean_ms=itl_mean,
+            itl_p99_ms=itl_p99,
+            itl_max_ms=itl_max,
+            status=a.status,
+            outcome=a.outcome,
+            error=a.error,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached,
+            tokens_source=source,
+            cost_usd=cost,
+            fault=a.fault,
+        )
+
+    def _emit(self, call: PlannedCall, record: RequestRecord, a: _Attempt) -> None:
+        if self.sink is not None:
+            self.sink(record)
+        env = self.environment
+        if env is None:
+            return
+        name = call.workload or call.kind
+        error = None
+        if record.outcome != "ok":
+            error = f"{record.outcome} HTTP {record.status}" if record.status else record.outcome
+            if a.fault:
+                error += f" [fault {a.fault}]"
+        stats.fire_request(env, name, record.e2e_ms, a.body_bytes, error)
+        stats.log_timing(env, stats.TTFT_TYPE, name, record.ttft_ms)
+        stats.log_timing(env, stats.ITL_TYPE, name, record.itl_mean_ms)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "connect timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, socket.gaierror):
+        return "name resolution failed"
+    if isinstance(exc, HTTPConnectionClosed):
+        return "connection closed"
+    text = str(exc) or type(exc).__name__
+    return text[:200]
