@@ -37,6 +37,34 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration_arg(text: str) -> float:
+    from loadkit.scenario.units import parse_duration
+
+    try:
+        return float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from loadkit.traffic.runner import RunOptions, run
+
+    opts = RunOptions(
+        scenario=Path(args.scenario),
+        out=Path(args.out) if args.out else None,
+        duration_s=args.duration,
+        users=args.users,
+        web=args.web,
+        web_port=args.web_port,
+        processes=args.processes,
+        fail_on_slo=args.fail_on_slo,
+        yes=args.yes,
+    )
+    return run(opts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loadkit",
@@ -72,6 +100,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("path", nargs="?", default="scenario.yaml", help="default: scenario.yaml")
     init.set_defaults(func=_cmd_init)
+
+    run = sub.add_parser(
+        "run",
+        help="run a scenario with Locust and write a run folder",
+        description="Run a scenario: start the mock if the target is the mock, replay the "
+        "traffic with Locust, write the run folder (requests.csv, summary.json, Locust CSV "
+        "and HTML) and print a summary.",
+    )
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("--out", metavar="DIR", help="run folder (default results/<scenario>-<time>)")
+    run.add_argument(
+        "--duration",
+        type=_duration_arg,
+        metavar="D",
+        help="compress the whole timeline to D (e.g. 60s, 5m), keeping its shape",
+    )
+    run.add_argument("--users", type=int, metavar="N", help="peak closed-loop users")
+    run.add_argument("--web", action="store_true", help="Locust's web UI on 127.0.0.1")
+    run.add_argument("--web-port", type=int, default=8089, help=argparse.SUPPRESS)
+    run.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="load-generator processes"
+    )
+    run.add_argument(
+        "--fail-on-slo", action="store_true", help="exit 1 when an SLO is breached (CI gate)"
+    )
+    run.add_argument(
+        "--yes", action="store_true", help="send paid traffic to a remote target without a budget"
+    )
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

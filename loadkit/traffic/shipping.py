@@ -41,6 +41,9 @@ class RecordShipper:
         self._on_record = on_record
         self._lines: list[str] = []
         self._cost = 0.0
+        self._errors = 0
+        self.exhausted = False  # set by the owner when this worker's budget share is spent
+        self.reason = ""
         self._seq = 0
         self._first_at: float | None = None
         self._greenlet: Any = None
@@ -53,6 +56,8 @@ class RecordShipper:
         cost = record.cost_usd
         if cost == cost:  # not NaN
             self._cost += cost
+        if record.outcome != "ok":
+            self._errors += 1
         if self._first_at is None:
             self._first_at = time.perf_counter()
         if len(self._lines) >= self._max_batch:
@@ -77,9 +82,19 @@ class RecordShipper:
             return
         lines, self._lines = self._lines, []
         cost, self._cost = self._cost, 0.0
+        errors, self._errors = self._errors, 0
         self._first_at = None
         self._seq += 1
-        payload = {"worker": self.worker, "seq": self._seq, "lines": lines, "cost": cost}
+        payload: dict[str, Any] = {
+            "worker": self.worker,
+            "seq": self._seq,
+            "lines": lines,
+            "cost": cost,
+            "errors": errors,
+        }
+        if self.exhausted:
+            payload["exhausted"] = True
+            payload["reason"] = self.reason
         if final:
             payload["final"] = True
         self._send(MESSAGE, payload)

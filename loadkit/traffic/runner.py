@@ -1,0 +1,528 @@
+"""`loadkit run`: the orchestration around one Locust run.
+
+The parent process never imports Locust (gevent monkey-patches sockets at import); it:
+1. loads the scenario, resolves the API key and header variables (a missing one: exit 2),
+   and for a target off loopback prints the estimated cost and requires `--yes` unless the
+   scenario has a budget;
+2. creates the run folder (scenario copy with secrets redacted, environment.json);
+3. starts the bundled mock when the target is the mock (`loadkit.servers`), else checks that
+   every endpoint accepts a TCP connection (one clear line and exit 2 if not);
+4. runs `python -m locust -f loadkit/traffic/locustfile.py` in its own session, handing it
+   the run settings in `run-config.json` (no secrets: keys stay in the environment), shows
+   the progress line the locustfile prints every second, copies Locust's console to
+   locust.log;
+5. on Ctrl-C or SIGTERM sends SIGTERM to Locust, which stops the users, drains records and
+   closes requests.csv; a second Ctrl-C kills it;
+6. reads requests.csv (only the records), writes summary.json, prints the summary table and
+   returns the exit code (1 on an SLO breach with `--fail-on-slo`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from loadkit.errors import UserError
+from loadkit.results import run_folder as rf
+
+PROGRESS_PREFIX = "##loadkit "
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Time the locustfile gives in-flight requests to finish once the timeline ends or stop is asked.
+DRAIN_S = 10.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    scenario: Path
+    out: Path | None = None
+    duration_s: float | None = None
+    users: int | None = None
+    web: bool = False
+    web_port: int = 8089
+    processes: int = 1
+    fail_on_slo: bool = False
+    yes: bool = False
+    results_root: Path = Path("results")
+    drain_s: float = DRAIN_S
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What the locustfile needs, written to run-config.json (never a secret)."""
+
+    scenario_path: str
+    run_dir: str
+    run_id: str
+    time_scale: float
+    users_override: int | None
+    processes: int
+    endpoints: dict[str, str]  # region -> base URL
+    api_key_env: str | None
+    header_refs: dict[str, str]  # header -> template with ${VAR} references
+    drain_s: float
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        rf.write_json(path, asdict(self))
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> RunConfig:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+# -- checks before anything is started ------------------------------------------------------
+
+
+def resolve_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header values with `${VAR}` replaced from the environment; a missing variable is an error."""
+    out = {}
+    for name, template in headers.items():
+
+        def sub(m: re.Match[str], header: str = name) -> str:
+            value = os.environ.get(m[1])
+            if value is None:
+                raise UserError(f"target.headers.{header}: environment variable {m[1]} is not set")
+            return value
+
+        out[name] = _ENV_REF.sub(sub, str(template))
+    return out
+
+
+def api_key(api_key_env: str | None) -> str | None:
+    if not api_key_env:
+        return None
+    value = os.environ.get(api_key_env)
+    if not value:
+        raise UserError(
+            f"target.api_key_env: environment variable {api_key_env} is not set "
+            f"(export it with the API key; loadkit never stores keys)"
+        )
+    return value
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        import ipaddress
+
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_reachable(url: str, timeout_s: float = 5.0) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"target: {url!r} is not an http(s) URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"cannot reach the target {rf.safe_url(url)}: {reason}") from None
+
+
+def scenario_endpoints(scenario: Any, default_url: str | None) -> dict[str, str]:
+    """Region -> base URL: the region's own, else target.region_endpoints, else the target's."""
+    out = {}
+    for region in scenario.regions:
+        url = (
+            region.base_url
+            or scenario.target.region_endpoints.get(region.name)
+            or default_url
+            or scenario.target.base_url
+        )
+        if not url:
+            raise UserError(f"regions.{region.name}: no base_url and the target has none")
+        out[region.name] = url.rstrip("/")
+    return out
+
+
+# -- the mock -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def mock_endpoints(scenario: Any, folder: rf.RunFolder) -> Iterator[dict[str, str]]:
+    """Start the bundled mock (one listener per region) and yield region -> URL."""
+    import yaml
+
+    from loadkit.servers import running_server
+
+    target = scenario.target
+    names = [r.name for r in scenario.regions]
+    args = ["mocks", "--port", "0", "--seed", str(scenario.seed)]
+    if target.mock_profile:
+        args += ["--profile", target.mock_profile]
+    if len(names) > 1:
+        args += ["--regions", ",".join(names)]
+    if target.mock_overrides:
+        cfg = folder.path / "mock-config.yaml"
+        cfg.write_text(yaml.safe_dump(_plain(target.mock_overrides), sort_keys=False))
+        args += ["--config", str(cfg)]
+    with running_server("mock", args) as server:
+        if len(names) == 1:
+            yield {names[0]: server.url}
+        else:
+            yield _mock_region_urls(server.url, names)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _mock_region_urls(front: str, names: list[str]) -> dict[str, str]:
+    import urllib.request
+
+    with urllib.request.urlopen(front + "/admin/config", timeout=5) as resp:
+        cfg = json.load(resp)
+    regions = cfg.get("regions", {})
+    out = {}
+    for name in names:
+        info = regions.get(name) if isinstance(regions, Mapping) else None
+        out[name] = (info or {}).get("url") or front
+    return out
+
+
+# -- Locust subprocess ----------------------------------------------------------------------
+
+
+def locust_command(opts: RunOptions, folder: rf.RunFolder, host: str) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--host",
+        host,
+        "--csv",
+        str(folder.locust_csv_prefix),
+        "--html",
+        str(folder.locust_html),
+        "--exit-code-on-error",
+        "0",
+        "--stop-timeout",
+        f"{opts.drain_s:g}",
+        "--loglevel",
+        "INFO",
+    ]
+    if opts.web:
+        cmd += ["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart"]
+    else:
+        cmd += ["--headless", "--only-summary"]
+    if opts.processes > 1:
+        cmd += ["--processes", str(opts.processes)]
+    return cmd
+
+
+class _Progress:
+    """Shows the locustfile's progress events as one line (rewritten in place on a terminal)."""
+
+    def __init__(self, out: IO[str]):
+        self.out = out
+        self.tty = out.isatty()
+        self.last: dict[str, Any] = {}
+        self._last_plain = 0.0
+        self.events: list[dict[str, Any]] = []
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "progress":
+            self.last = event
+            line = (
+                f"{event['elapsed_s']:6.0f}s of {event['total_s']:.0f}s  "
+                f"users {event['users']:>4}  {event['rps']:7.1f} req/s  "
+                f"requests {event['requests']}  errors {event['errors']}"
+            )
+            if self.tty:
+                self.out.write("\r" + line + "   ")
+                self.out.flush()
+            elif time.monotonic() - self._last_plain >= 5.0:
+                self._last_plain = time.monotonic()
+                self.out.write(line + "\n")
+                self.out.flush()
+        else:
+            self.events.append(event)
+            self.newline()
+            if event.get("message"):
+                self.out.write(f"{event['message']}\n")
+                self.out.flush()
+
+    def newline(self) -> None:
+        if self.tty and self.last:
+            self.out.write("\n")
+            self.last = {}
+
+
+def _pump(proc: subprocess.Popen[str], log: IO[str], progress: _Progress) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(PROGRESS_PREFIX):
+            try:
+                progress.handle(json.loads(line[len(PROGRESS_PREFIX) :]))
+            except (ValueError, KeyError):
+                log.write(line)
+            continue
+        log.write(line)
+        log.flush()
+
+
+@contextlib.contextmanager
+def _signals_to_interrupt() -> Iterator[None]:
+    """SIGTERM to `loadkit run` behaves like Ctrl-C: stop, finish the files and the summary."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run_locust(
+    cmd: list[str], env: dict[str, str], folder: rf.RunFolder, out: IO[str]
+) -> tuple[int, bool, _Progress]:
+    """Run Locust to the end; returns (exit code, interrupted, progress)."""
+    progress = _Progress(out)
+    interrupted = False
+    with open(folder.locust_log, "a", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,  # Ctrl-C in the terminal reaches us, not Locust directly
+            bufsize=1,
+        )
+        pump = threading.Thread(target=_pump, args=(proc, log, progress), daemon=True)
+        pump.start()
+        try:
+            with _signals_to_interrupt():
+                while True:
+                    try:
+                        rc = proc.wait()
+                        break
+                    except KeyboardInterrupt:
+                        if interrupted:  # second Ctrl-C: no more waiting
+                            _signal(proc, signal.SIGKILL)
+                            continue
+                        interrupted = True
+                        progress.newline()
+                        out.write(
+                            "stopping: finishing in-flight requests and the files "
+                            "(Ctrl-C again to kill)\n"
+                        )
+                        out.flush()
+                        _signal(proc, signal.SIGTERM)
+        finally:
+            if proc.poll() is None:
+                _signal(proc, signal.SIGKILL)
+                proc.wait()
+            pump.join(timeout=5)
+    progress.newline()
+    return rc, interrupted, progress
+
+
+def _signal(proc: subprocess.Popen[str], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if sig == signal.SIGKILL:
+            os.killpg(proc.pid, sig)  # Locust's worker processes too
+        else:
+            proc.send_signal(sig)
+
+
+# -- the whole run --------------------------------------------------------------------------
+
+
+def run(opts: RunOptions, out: IO[str] | None = None) -> int:
+    """`loadkit run`; returns the process exit code (UserError for a user's mistake)."""
+    from loadkit.scenario import load_scenario
+    from loadkit.traffic.shape import time_scale
+
+    out = out or sys.stdout
+    scenario = load_scenario(opts.scenario)
+    if opts.processes < 1:
+        raise UserError(f"--processes must be at least 1, got {opts.processes}")
+    try:
+        scale = time_scale(scenario.duration_s, opts.duration_s)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    target = scenario.target
+    secrets: list[str] = []
+    if target.kind == "http":
+        key = api_key(target.api_key_env)
+        if key:
+            secrets.append(key)
+        secrets += [v for v in resolve_headers(target.headers).values() if v]
+        endpoints = scenario_endpoints(scenario, None)
+        remote = sorted({u for u in endpoints.values() if not is_loopback(u)})
+        if remote:
+            _cost_gate(scenario, scale, remote, opts, out)
+    run_id = uuid.uuid4().hex[:12]
+    folder_path = opts.out or rf.default_run_dir(opts.results_root, scenario.name)
+    folder = rf.prepare(folder_path)
+    started = rf.utc_now_iso()
+    if scenario.source_path is not None:
+        rf.write_scenario_copy(folder, Path(scenario.source_path), secrets)
+    with contextlib.ExitStack() as stack:
+        if target.kind == "mock":
+            endpoints = stack.enter_context(mock_endpoints(scenario, folder))
+        else:
+            for url in sorted(set(endpoints.values())):
+                check_reachable(url)
+        cfg = RunConfig(
+            scenario_path=str(Path(scenario.source_path or opts.scenario).resolve()),
+            run_dir=str(folder.path.resolve()),
+            run_id=run_id,
+            time_scale=scale,
+            users_override=opts.users,
+            processes=opts.processes,
+            endpoints=endpoints,
+            api_key_env=target.api_key_env if target.kind == "http" else None,
+            header_refs={k: str(v) for k, v in target.headers.items()},
+            drain_s=opts.drain_s,
+        )
+        cfg.write(folder.run_config)
+        rf.write_json(
+            folder.environment_json,
+            rf.environment_info(
+                scenario.seed,
+                run_id,
+                {
+                    "scenario": scenario.name,
+                    "started_at": started,
+                    "target": target.kind,
+                    "endpoints": {k: rf.safe_url(v) for k, v in endpoints.items()},
+                    "mock_profile": target.mock_profile if target.kind == "mock" else None,
+                    "time_scale": scale,
+                    "duration_s": scenario.duration_s * scale,
+                    "users_override": opts.users,
+                    "processes": opts.processes,
+                },
+            ),
+        )
+        host = next(iter(endpoints.values()))
+        env = {**os.environ, "LOADKIT_RUN_CONFIG": str(folder.run_config.resolve())}
+        out.write(f"run {run_id}: {scenario.name} -> {folder.path}\n")
+        if opts.web:
+            out.write(f"Locust web UI: http://127.0.0.1:{opts.web_port}\n")
+        out.flush()
+        t0 = time.monotonic()
+        rc, interrupted, progress = _run_locust(
+            locust_command(opts, folder, host), env, folder, out
+        )
+        wall_s = time.monotonic() - t0
+    return finish(folder, scenario, opts, rc, interrupted, progress.events, started, wall_s, out)
+
+
+def _cost_gate(
+    scenario: Any, scale: float, remote: list[str], opts: RunOptions, out: IO[str]
+) -> None:
+    est = estimate_cost(scenario, scale)
+    where = ", ".join(rf.safe_url(u) for u in remote)
+    line = f"target {where} is not on this machine; estimated cost of this run: {est}"
+    out.write(line + "\n")
+    budget = scenario.budget
+    if opts.yes or budget.max_usd is not None or budget.max_requests is not None:
+        return
+    raise UserError(
+        "this run sends paid traffic: pass --yes to go ahead, or set budget: "
+        "(max_usd / max_requests) in the scenario"
+    )
+
+
+def estimate_cost(scenario: Any, scale: float) -> str:
+    """The validate plan's estimated cost for the compressed run, as text."""
+    from loadkit.scenario.plan import plan
+
+    total = plan(scenario).total()
+    requests = total.requests * scale  # rates are kept; a compressed run sends fewer
+    if total.cost_usd is None:
+        return f"unknown (no pricing in the scenario) for about {requests:.0f} requests"
+    return f"${total.cost_usd * scale:.2f} for about {requests:.0f} requests"
+
+
+def finish(
+    folder: rf.RunFolder,
+    scenario: Any,
+    opts: RunOptions,
+    locust_rc: int,
+    interrupted: bool,
+    events: list[dict[str, Any]],
+    started: str,
+    wall_s: float,
+    out: IO[str],
+) -> int:
+    from loadkit.analysis.summary import format_table, summarize
+    from loadkit.results.reader import read_records
+
+    ended = next((e for e in reversed(events) if e.get("event") == "ended"), {})
+    stop = next((e for e in events if e.get("event") == "stop"), {})
+    reason = "interrupted" if interrupted else stop.get("reason") or ended.get("reason")
+    if not reason:
+        reason = "completed" if locust_rc == 0 else f"locust exited with code {locust_rc}"
+    duration_s = float(ended.get("elapsed_s") or wall_s)
+    if not folder.requests_csv.exists():
+        out.write(f"no records were written; see {folder.locust_log}\n")
+        _tail(folder.locust_log, out)
+        return 2 if locust_rc else 1
+    cols = read_records(folder.requests_csv)
+    summary = summarize(cols, duration_s, slo=scenario.slo)
+    doc = {
+        "run_id": ended.get("run_id"),
+        "scenario": scenario.name,
+        "started_at": started,
+        "ended_at": rf.utc_now_iso(),
+        "stop_reason": reason,
+        "locust_exit_code": locust_rc,
+        **summary,
+    }
+    rf.write_json(folder.summary_json, doc)
+    out.write("\n" + format_table(summary) + "\n")
+    out.write(f"stopped: {reason}\n" if reason != "completed" else "")
+    out.write(f"run folder: {folder.path}\n")
+    out.flush()
+    if locust_rc not in (0,) and not interrupted:
+        _tail(folder.locust_log, out)
+        return 2 if summary["attempts"] == 0 else 1
+    breached = summary.get("slo", {}).get("breached", [])
+    if opts.fail_on_slo and breached:
+        out.write(f"SLO breached: {', '.join(breached)}\n")
+        return 1
+    return 130 if interrupted else 0
+
+
+def _tail(path: Path, out: IO[str], n: int = 15) -> None:
+    with contextlib.suppress(OSError):
+        lines = path.read_text(errors="replace").splitlines()[-n:]
+        out.write("".join(f"  | {x}\n" for x in lines))
