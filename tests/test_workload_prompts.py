@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from loadkit.tokens import estimate_tokens
 from loadkit.workload.prompts import (
+    Conversation,
     PromptSynth,
     chat_messages,
     messages_tokens,
@@ -96,3 +97,17 @@ def test_chat_messages_carry_history_forward():
 def test_negative_length_is_rejected():
     with pytest.raises(ValueError):
         text_of_tokens(-1, np.random.default_rng())
+
+
+def test_conversation_keeps_history_only_when_asked():
+    conv = Conversation(system="sys.", carry_history=True)
+    conv.record("u1", "a1")
+    assert [m["content"] for m in conv.messages("u2")] == ["sys.", "u1", "a1", "u2"]
+    flat = Conversation(system="", carry_history=False)
+    flat.record("u1", "a1")
+    assert flat.messages("u2") == [{"role": "user", "content": "u2"}]
+    # texts of exact length concatenate to exact totals (what a server estimating over the
+    # joined contents would count)
+    rng = np.random.default_rng(1)
+    msgs = chat_messages(system_prefix(37, 1), [], text_of_tokens(55, rng))
+    assert estimate_tokens("".join(m["content"] for m in msgs)) == messages_tokens(msgs) == 92

@@ -200,3 +200,25 @@ def chat_messages(
 def messages_tokens(messages: Sequence[dict[str, str]]) -> int:
     """Prompt tokens of a message list: the sum of each content's estimate (no role overhead)."""
     return sum(estimate_tokens(m.get("content") or "") for m in messages)
+
+
+@dataclass
+class Conversation:
+    """One session's chat state: the system prompt and the (user, assistant) turns so far.
+
+    Every text this module writes is exactly 4 characters per token, so the estimate of the
+    concatenated messages equals the sum of their estimates.
+    """
+
+    system: str = ""
+    carry_history: bool = True
+    turns: list[tuple[str, str]] = field(default_factory=list)
+
+    def messages(self, user: str) -> list[dict[str, str]]:
+        """The messages to send for a new user text."""
+        return chat_messages(self.system, self.turns if self.carry_history else (), user)
+
+    def record(self, user: str, assistant: str) -> None:
+        """Remember a finished turn (the reply as the server sent it), if history is kept."""
+        if self.carry_history:
+            self.turns.append((user, assistant))
