@@ -586,7 +586,7 @@ def _load(field: Field, base_dir: Path) -> tuple[Load, float | None]:
         rate_scale=rate_scale,
         window=window,
     )
-    return load, max(span / time_scale, 1.0)
+    return load, float(max(math.ceil(span / time_scale), 1))
 
 
 def _positive_rate(field: Field) -> float:

@@ -207,7 +207,7 @@ def _trace(scenario: Scenario):  # -> loadkit.workload.traces.Trace
     if load.window is not None:
         trace = trace.window(*load.window)
     trace = trace.time_scale(load.time_scale)
-    return trace.take(trace.t_s < scenario.duration_s)
+    return trace.take(trace.t_s <= scenario.duration_s)
 
 
 def _trace_tokens(scenario: Scenario, cells: list[Cell]) -> list[Cell]:

@@ -111,10 +111,8 @@ def from_timeline(s: Scenario) -> str:
     dur = s.duration_s
     t = (np.arange(WIDTH) + 0.5) * dur / WIDTH
     col = fmt_duration(dur / WIDTH)
-    lines = [
-        f"timeline  0s {'─' * (WIDTH - 4 - len(fmt_duration(dur)))} {fmt_duration(dur)}"
-        f"   (one column = {col})"
-    ]
+    end = fmt_duration(dur)
+    lines = [f"timeline    0s {'─' * (WIDTH - 4 - len(end))} {end}   (one column = {col})"]
     load = s.load
     if isinstance(load, ClosedLoad):
         level = np.array([bridge.users_at(load, x) for x in t])
@@ -125,22 +123,22 @@ def from_timeline(s: Scenario) -> str:
     else:
         level = _trace_histogram(s)
         label, top = "arrivals", f"max {level.max():.0f} per column"
-    lines.append(f"  {label:<8}{_spark(level)}  {top}")
+    lines.append(f"  {label:<10}{_spark(level)}  {top}")
     clock = bridge.day_clock(s)
     if clock is not None:
         for r in bridge.region_loads(s):
             m = r.multiplier(t, clock)
-            lines.append(f"  {r.name:<8}{_spark(m)}  daily x{m.min():.2f}..x{m.max():.2f}")
+            lines.append(f"  {r.name[:10]:<10}{_spark(m)}  daily x{m.min():.2f}..x{m.max():.2f}")
         hours = clock.utc_hour(t)
         ticks = "".join(
             "|" if i == 0 or int(hours[i]) // 6 != int(hours[i - 1]) // 6 else " "
             for i in range(WIDTH)
         )
-        lines.append(f"  {'UTC':<8}{ticks}  (| every 6 h)")
+        lines.append(f"  {'UTC':<10}{ticks}  (| at 00, 06, 12, 18 h)")
     for f in s.faults:
         inside = (t + dur / WIDTH / 2 > f.at_s) & (t - dur / WIDTH / 2 < f.end_s)
         bar = "".join("█" if x else "·" for x in inside)
-        lines.append(f"  {f.id[:8]:<8}{bar}  {f.kind}")
+        lines.append(f"  {f.id[:10]:<10}{bar}  {f.kind}")
     return "\n".join(lines)
 
 
@@ -222,9 +220,19 @@ def _table(s: Scenario, plan: ScenarioPlan) -> str:
 def _cells(c: Cell) -> str:
     cost = "-" if c.cost_usd is None else f"{c.cost_usd:,.4f}"
     return (
-        f"{c.sessions:>10,.0f}{c.requests:>10,.0f}{c.prompt_tokens:>12,.0f}"
-        f"{c.cached_tokens:>11,.0f}{c.output_tokens:>12,.0f}{cost:>11}"
+        f"{_count(c.sessions):>10}{_count(c.requests):>10}{_count(c.prompt_tokens):>12}"
+        f"{_count(c.cached_tokens):>11}{_count(c.output_tokens):>12}{cost:>11}"
     )
+
+
+def _count(x: float) -> str:
+    """Readable in a narrow column: 9,999 then 12.3k, 4.56M, 1.23G."""
+    if x < 10_000:
+        return f"{x:,.0f}"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.3g}{suffix}" if x / div < 1000 else f"{x / div:,.0f}{suffix}"
+    return f"{x:,.0f}"  # pragma: no cover
 
 
 # -- cost, budget, slo, client ---------------------------------------------------------------

@@ -119,7 +119,9 @@ def fmt_duration(seconds: float) -> str:
         return f"{seconds * 1000:g}ms"
     whole = round(seconds)
     if abs(seconds - whole) > 1e-9:
-        return f"{seconds:g}s"
+        if seconds < 60:
+            return f"{seconds:.3g}s"
+        whole = round(seconds)  # above a minute, whole seconds are precise enough to read
     h, rest = divmod(whole, 3600)
     m, s = divmod(rest, 60)
     out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s else "")
