@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
 from loadkit.tokens import estimate_tokens
 from mocks.engine import QueueFull, Sequence
@@ -172,6 +172,8 @@ async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
                     raise _too_large(limit)
     except TimeoutError:
         raise ApiError(408, "Timed out reading the request body.", code="timeout") from None
+    except (ConnectionError, ClientPayloadError):  # the client left mid-body: nobody to answer
+        raise ApiError(400, "The request body was cut short.", code="incomplete_body") from None
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):

@@ -100,7 +100,7 @@ class RateLimiter:
                 "requests",
                 req.wait_for(1.0),
                 lim.rpm or 0,
-                int(req.capacity - req.level),
+                math.ceil(req.capacity - req.level - 1e-9),
                 1,
             )
         elif tok is not None and tok.level < tokens:
@@ -110,7 +110,7 @@ class RateLimiter:
                 "tokens",
                 tok.wait_for(tokens),
                 lim.tpm or 0,
-                int(tok.capacity - tok.level),
+                math.ceil(tok.capacity - tok.level - 1e-9),
                 tokens,
             )
         if refusal is None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +59,40 @@ def start_mock(tmp_path: Path) -> Iterator[StartMock]:
     finally:
         for server in started:
             server.stop()
+
+
+@dataclass
+class HttpResponse:
+    status_code: int
+    headers: Message  # case-insensitive get()
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def http_request(
+    method: str,
+    url: str,
+    *,
+    json_body: Any = None,
+    content: bytes | Iterable[bytes] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> HttpResponse:
+    """A plain stdlib HTTP call that returns error statuses instead of raising."""
+    hdrs = dict(headers or {})
+    data: Any = content
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, headers=hdrs, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return HttpResponse(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as exc:
+        return HttpResponse(exc.code, exc.headers, exc.read())
