@@ -282,3 +282,17 @@ def test_azure_figures_match_the_shared_readme():
         assert t.interarrival_cv() == pytest.approx(cv, abs=0.05)
         assert np.percentile(t.input_tokens, [50, 90, 99]) == pytest.approx(pin, abs=0.5)
         assert np.percentile(t.output_tokens, [50, 90, 99]) == pytest.approx(pout, abs=0.5)
+
+
+def test_azure_reader_honours_utc_offsets(tmp_path):
+    p = _write(
+        tmp_path,
+        "tz.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2024-05-10 00:00:00.009930+00:00,10,1\n"
+        "2024-05-10 02:00:01.009930+02:00,20,2\n"
+        "2024-05-10 00:00:02.009930Z,30,3\n",
+    )
+    t = read_azure(p)
+    assert t.t_s.tolist() == [0.0, 1.0, 2.0]
+    assert t.input_tokens.tolist() == [10, 20, 30]

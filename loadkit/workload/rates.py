@@ -33,6 +33,7 @@ class RateCurve:
     _t: np.ndarray = field(init=False, repr=False, compare=False, hash=False)
     _r: np.ndarray = field(init=False, repr=False, compare=False, hash=False)
     _cum: np.ndarray = field(init=False, repr=False, compare=False, hash=False)
+    _s: np.ndarray = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         t = np.asarray(self.times_s, dtype=np.float64).ravel()
@@ -52,7 +53,11 @@ class RateCurve:
             raise ValueError(f"rates must be >= 0, got {r.min():g}")
         dt = np.diff(t)
         cum = np.concatenate(([0.0], np.cumsum(0.5 * (r[:-1] + r[1:]) * dt)))
-        for name, arr in (("_t", t), ("_r", r), ("_cum", cum)):
+        # slope of the segment starting at each knot (0 for steps and after the last knot)
+        slope = np.zeros_like(t)
+        pos = dt > 0
+        slope[:-1][pos] = np.diff(r)[pos] / dt[pos]
+        for name, arr in (("_t", t), ("_r", r), ("_cum", cum), ("_s", slope)):
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "times_s", tuple(t.tolist()))
@@ -91,7 +96,7 @@ class RateCurve:
         """Rate at run time `t` (right-continuous at steps)."""
         ta = np.asarray(t, dtype=np.float64)
         k = self._segment(ta)
-        t0, r0, slope = self._t[k], self._r[k], self._slope()[k]
+        t0, r0, slope = self._t[k], self._r[k], self._s[k]
         out = r0 + slope * (ta - t0)
         return float(out) if np.ndim(t) == 0 else out
 
@@ -102,7 +107,7 @@ class RateCurve:
             raise ValueError("cumulative: t must be >= 0")
         k = self._segment(ta)
         x = ta - self._t[k]
-        out = self._cum[k] + self._r[k] * x + 0.5 * self._slope()[k] * x * x
+        out = self._cum[k] + self._r[k] * x + 0.5 * self._s[k] * x * x
         return float(out) if np.ndim(t) == 0 else out
 
     def expected_count(self, t_end_s: float) -> float:
@@ -114,12 +119,10 @@ class RateCurve:
         cum = self._cum
         # Segment k holds cum[k] < u <= cum[k+1]; zero-rate segments are skipped by 'left'.
         k = np.clip(np.searchsorted(cum, u, side="left") - 1, 0, cum.size - 1)
-        last = k == cum.size - 1
-        # Past the last knot the last rate holds (as a flat segment).
-        k = np.where(last & (u <= cum[-1]), np.maximum(k - 1, 0), k)
+        # k == last knot only when u is beyond cum[-1]: the last rate holds there (slope 0).
         d = u - cum[k]
         r = self._r[k]
-        s = np.where(k < cum.size - 1, self._slope()[k], 0.0)
+        s = self._s[k]
         disc = np.maximum(r * r + 2.0 * s * d, 0.0)
         denom = r + np.sqrt(disc)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -155,13 +158,6 @@ class RateCurve:
         return RateCurve(self.times_s, tuple((self._r * k).tolist()))
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _slope(self) -> np.ndarray:
-        dt = np.diff(self._t)
-        dr = np.diff(self._r)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.where(dt > 0, dr / np.where(dt > 0, dt, 1.0), 0.0)
-        return np.concatenate((s, [0.0]))
 
     def _segment(self, t: np.ndarray) -> np.ndarray:
         """Index of the knot starting the segment holding t (the last of equal-time knots)."""

@@ -235,10 +235,32 @@ def _finish(
     )
 
 
+def _strip_utc_offsets(stamps: list[str]) -> tuple[list[str], np.ndarray | None]:
+    """Drop `Z` / `+hh:mm` suffixes (the 2024 release writes `+00:00`); return the offsets."""
+
+    def has_offset(s: str) -> bool:
+        return s.endswith("Z") or (len(s) > 16 and s[-6] in "+-" and s[-3] == ":")
+
+    if not any(has_offset(s) for s in stamps):
+        return stamps, None
+    out, minutes = [], np.zeros(len(stamps), dtype=np.int64)
+    for i, s in enumerate(stamps):
+        if s.endswith("Z"):
+            s = s[:-1]
+        elif has_offset(s) and s[-5:-3].isdigit() and s[-2:].isdigit():
+            sign = -1 if s[-6] == "-" else 1
+            minutes[i] = sign * (int(s[-5:-3]) * 60 + int(s[-2:]))
+            s = s[:-6]
+        out.append(s)
+    return out, minutes
+
+
 def read_azure(path: str | Path) -> Trace:
-    """Azure LLM inference trace CSV (2023 and 2024 releases)."""
+    """Azure LLM inference trace CSV (2023 and 2024 releases; a UTC offset is honoured)."""
     cols, n = _read_csv(path, ("TIMESTAMP", "ContextTokens", "GeneratedTokens"))
-    stamps = [s.strip().replace(" ", "T", 1) for s in cols["TIMESTAMP"]]
+    stamps, offset_min = _strip_utc_offsets(
+        [s.strip().replace(" ", "T", 1) for s in cols["TIMESTAMP"]]
+    )
     try:
         t_abs = np.array(stamps, dtype="datetime64[ns]")
     except ValueError:
@@ -254,6 +276,8 @@ def read_azure(path: str | Path) -> Trace:
     if np.any(np.isnat(t_abs)):
         i = int(np.flatnonzero(np.isnat(t_abs))[0])
         raise UserError(f"{path}:{i + 2}: TIMESTAMP: expected a date and time, got {stamps[i]!r}")
+    if offset_min is not None:  # local time minus its offset is UTC
+        t_abs = t_abs - (offset_min * 60_000_000_000).astype("timedelta64[ns]")
     inp = _int_column(cols["ContextTokens"], "ContextTokens", str(path), 2)
     out = _int_column(cols["GeneratedTokens"], "GeneratedTokens", str(path), 2)
     return _finish(path, t_abs, inp, out, np.zeros(n, dtype=bool))
