@@ -57,7 +57,15 @@ PATHS: dict[str, str] = {
     "completions": "/v1/completions",
     "embeddings": "/v1/embeddings",
 }
-_KEPT_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "x-loadkit-fault")
+# Response headers the client keeps: retry advice, the chaos tag, the mock's ground truth.
+_KEPT_HEADERS = (
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    "x-loadkit-fault",
+    "x-mock-ttft-ms",
+    "x-mock-queue-ms",
+)
 _ERROR_BODY_MAX = 64 * 1024
 
 
@@ -90,6 +98,7 @@ class LogicalResult:
     latency_ms: float  # first send (or intended time, open loop) -> end of the last attempt
     attempts: int
     records: tuple[RequestRecord, ...] = ()
+    headers: tuple[Mapping[str, str], ...] = ()  # kept response headers, one per attempt
 
 
 class _FirstTokenTimeout(Exception):
@@ -256,6 +265,7 @@ class LLMClient:
         order = [r for r in order if r in self.endpoints] or [call.region]
         t_begin = time.perf_counter()
         records: list[RequestRecord] = []
+        kept: list[Mapping[str, str]] = []
         text = ""
         for i, region in enumerate(order):
             has_next = i + 1 < len(order)
@@ -266,6 +276,7 @@ class LLMClient:
                     call, region, len(records), request_id, t_intended_ms
                 )
                 records.append(record)
+                kept.append(headers)
                 if record.outcome == "ok":
                     break
                 content_seen = not math.isnan(record.ttft_ms)
@@ -298,6 +309,7 @@ class LLMClient:
             latency_ms=latency,
             attempts=len(records),
             records=tuple(records),
+            headers=tuple(kept),
         )
 
     # -- one attempt ------------------------------------------------------------------------

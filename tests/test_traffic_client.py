@@ -1,0 +1,218 @@
+"""LLMClient against the real mock provider, in a gevent-patched subprocess (traffic_driver).
+
+Bounded: each case is a few to ~100 requests with short outputs; the mock's latency knobs
+are set through `--config` so the effects are large compared to scheduling noise.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from loadkit.servers import ServerProcess, running_server
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def drive(case: str, **args: Any) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.traffic_driver", case, json.dumps(args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+@pytest.fixture
+def mock_with(tmp_path: Path):
+    """Start the mock with profile overrides (YAML mapping) for the test's duration."""
+    started: list[Any] = []
+
+    def start(overrides: dict[str, Any] | None = None, *extra: str) -> ServerProcess:
+        argv = ["mocks", "--port", "0", *extra]
+        if overrides:
+            cfg = tmp_path / f"mock{len(started)}.yaml"
+            cfg.write_text(json.dumps(overrides))  # JSON is YAML
+            argv += ["--config", str(cfg)]
+        cm = running_server("mock", argv)
+        server = cm.__enter__()
+        started.append(cm)
+        return server
+
+    yield start
+    for cm in reversed(started):
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def default_mock() -> Iterator[ServerProcess]:
+    with running_server("mock", ["mocks", "--port", "0"]) as server:
+        yield server
+
+
+SLOW = {"decode_step_ms": 100.0, "decode_step_ms_per_seq": 0.0}
+
+
+def test_ttft_is_taken_at_the_first_event_not_the_end(mock_with):
+    srv = mock_with(SLOW)
+    out = drive("calls", url=srv.url, max_tokens=12, n=2)
+    for res in out["results"]:
+        rec = res["records"][0]
+        truth = float(res["headers"][0]["x-mock-ttft-ms"])
+        assert rec["outcome"] == "ok" and rec["completion_tokens"] == 12
+        # 11 more tokens at 100 ms each follow the first: E2E ~ TTFT + 1.1 s
+        assert rec["e2e_ms"] - rec["ttft_ms"] > 900.0
+        assert abs(rec["ttft_ms"] - truth) < 25.0
+        assert rec["itl_mean_ms"] == pytest.approx(100.0, rel=0.1)
+
+
+def test_measured_ttft_agrees_with_the_mocks_ground_truth(default_mock):
+    out = drive("calls", url=default_mock.url, max_tokens=16, n=80, concurrency=16)
+    diffs = []
+    for res in out["results"]:
+        rec = res["records"][0]
+        assert rec["outcome"] == "ok", rec
+        diffs.append(rec["ttft_ms"] - float(res["headers"][0]["x-mock-ttft-ms"]))
+    d = np.array(diffs)
+    print(f"TTFT - x-mock-ttft-ms: median {np.median(d):.2f} ms, p95 {np.percentile(d, 95):.2f}")
+    # The client clock starts before the connection and request bytes, the mock's at arrival:
+    # measured TTFT is never below the truth by more than clock noise, and close above it.
+    assert d.min() > -1.0
+    assert np.median(d) < 5.0
+    assert np.percentile(d, 95) < 15.0
+
+
+def test_itl_matches_the_profile_on_long_outputs(mock_with):
+    srv = mock_with(
+        {
+            "decode_step_ms": 20.0,
+            "decode_step_ms_per_seq": 0.0,
+            "jitter": {"step_sigma": 0.0},
+            "output_tokens": {"dist": "fixed", "value": 400},
+        }
+    )
+    out = drive("calls", url=srv.url, max_tokens=150, n=4, concurrency=4)
+    for res in out["results"]:
+        rec = res["records"][0]
+        assert rec["completion_tokens"] == 150
+        assert rec["itl_mean_ms"] == pytest.approx(20.0, rel=0.05)
+        assert rec["itl_max_ms"] >= rec["itl_p99_ms"] >= rec["itl_mean_ms"] * 0.9
+        # E2E = TTFT + 149 gaps
+        assert rec["e2e_ms"] == pytest.approx(rec["ttft_ms"] + 149 * rec["itl_mean_ms"], abs=15.0)
+
+
+def test_a_429_is_retried_after_retry_after_ms(mock_with):
+    srv = mock_with({"rate_limits": {"rpm": 120, "burst_seconds": 0.5}})
+    # backoff of 5 s if the header were ignored; the bucket asks for ~0.5 s
+    out = drive(
+        "calls",
+        url=srv.url,
+        max_tokens=2,
+        n=2,
+        concurrency=2,
+        retries={"backoff_initial_s": 5.0, "backoff_max_s": 5.0, "max_retries": 2},
+    )
+    retried = [r for r in out["results"] if r["attempts"] > 1]
+    assert len(retried) == 1, out["results"]
+    res = retried[0]
+    first, second = res["records"][0], res["records"][1]
+    assert first["outcome"] == "rate_limited" and first["status"] == 429
+    assert second["outcome"] == "ok" and res["ok"]
+    asked_ms = float(res["headers"][0]["retry-after-ms"])
+    waited = second["t_sent"] - (first["t_sent"] + first["e2e_ms"])
+    assert asked_ms - 5.0 <= waited <= asked_ms + 150.0
+    assert first["request_id"] == second["request_id"]
+    assert [first["attempt"], second["attempt"]] == [0, 1]
+
+
+def test_a_dead_region_fails_over_and_every_attempt_is_recorded_once(default_mock):
+    out = drive(
+        "calls",
+        endpoints={"dead": "dead", "live": default_mock.url},
+        region="dead",
+        failover=["live"],
+        max_tokens=3,
+        n=3,
+        concurrency=3,
+        retries={"backoff_initial_s": 5.0},
+    )
+    for res in out["results"]:
+        regions = [r["region"] for r in res["records"]]
+        outcomes = [r["outcome"] for r in res["records"]]
+        assert regions == ["dead", "live"]
+        assert outcomes == ["connect_error", "ok"]
+        assert res["ok"] and len({r["request_id"] for r in res["records"]}) == 1
+        # no backoff before failing over from a refused connection
+        assert res["latency_ms"] < 3000.0
+        # the logical latency spans both attempts
+        last = res["records"][-1]
+        assert res["latency_ms"] >= last["t_sent"] - res["records"][0]["t_sent"] + last["e2e_ms"]
+    keys = [(r["request_id"], r["attempt"]) for r in out["sunk"]]
+    assert len(keys) == 6 and len(set(keys)) == 6
+
+
+def test_first_token_timeout_is_retried_then_reported(mock_with):
+    srv = mock_with({"prefill_overhead_ms": 600.0})
+    out = drive(
+        "calls",
+        url=srv.url,
+        timeouts={"first_token_s": 0.2},
+        retries={"max_retries": 1, "backoff_initial_s": 0.05, "backoff_max_s": 0.05},
+    )
+    res = out["results"][0]
+    assert not res["ok"] and res["attempts"] == 2
+    for rec in res["records"]:
+        assert rec["outcome"] == "timeout"
+        assert 190.0 <= rec["e2e_ms"] <= 400.0
+
+
+def test_a_stalled_stream_is_reported_not_retried(mock_with):
+    srv = mock_with({"decode_step_ms": 400.0, "decode_step_ms_per_seq": 0.0})
+    out = drive("calls", url=srv.url, max_tokens=5, timeouts={"between_tokens_s": 0.15})
+    res = out["results"][0]
+    assert res["attempts"] == 1
+    rec = res["records"][0]
+    assert rec["outcome"] == "stalled" and rec["ttft_ms"] is not None
+    assert rec["e2e_ms"] == pytest.approx(rec["ttft_ms"] + 150.0, abs=60.0)
+
+
+def test_simulated_rtt_adds_one_round_trip_and_leaves_itl_alone(mock_with):
+    srv = mock_with(
+        {"decode_step_ms": 30.0, "decode_step_ms_per_seq": 0.0, "jitter": {"step_sigma": 0.0}}
+    )
+    out = drive("calls", url=srv.url, max_tokens=10, n=3, rtt_ms={"r1": 200.0})
+    for res in out["results"]:
+        rec = res["records"][0]
+        truth = float(res["headers"][0]["x-mock-ttft-ms"])
+        assert rec["ttft_ms"] - truth == pytest.approx(200.0, abs=20.0)
+        assert rec["itl_mean_ms"] == pytest.approx(30.0, rel=0.1)
+
+
+def test_non_streaming_completions_and_embeddings(default_mock):
+    chat = drive("calls", url=default_mock.url, stream=False, max_tokens=5)["results"][0]
+    rec = chat["records"][0]
+    assert rec["outcome"] == "ok" and rec["ttft_ms"] == rec["e2e_ms"]
+    assert rec["tokens_source"] == "server" and rec["completion_tokens"] == 5
+    comp = drive("calls", url=default_mock.url, kind="completions", max_tokens=5)["results"][0]
+    assert comp["records"][0]["endpoint"] == "/v1/completions" and comp["ok"]
+    assert comp["records"][0]["completion_tokens"] == 5 and comp["text_len"] > 0
+    emb = drive("calls", url=default_mock.url, kind="embeddings", model="text-embedding-3-small")
+    rec = emb["results"][0]["records"][0]
+    assert rec["outcome"] == "ok" and rec["ttft_ms"] is None and rec["prompt_tokens"] > 0
+
+
+def test_locust_stats_get_ttft_and_itl_rows_without_inflating_aggregated(default_mock):
+    out = drive("locust_stats", url=default_mock.url, n=6)
+    assert out["total"] == 6 and out["total_failures"] == 0
+    assert out["rows"] == {"POST chat": 6, "TTFT chat": 6, "ITL chat": 6}
+    assert 300 <= out["ttft_median"] <= 2000

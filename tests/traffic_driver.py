@@ -1,0 +1,148 @@
+"""Drives `LLMClient` in its own process (gevent-patched, as under Locust) for the tests.
+
+Locust monkey-patches the interpreter with gevent at import; the test process must not be
+patched (other tests use threads and asyncio), so tests run `python -m tests.traffic_driver
+CASE ARGS_JSON` and read one JSON object from its last stdout line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import sys
+import time
+from dataclasses import asdict, replace
+from typing import Any
+
+import gevent
+import locust  # noqa: F401  (gevent monkey-patching, exactly as in a Locust process)
+from gevent.pool import Pool
+
+from loadkit.results.schema import RequestRecord
+from loadkit.scenario.model import ClientPolicy, Retries, Timeouts
+from loadkit.traffic.client import LLMClient, LogicalResult, PlannedCall
+
+
+def _msgs(n_words: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": "tell me a story " * n_words}]
+
+
+def _rec(r: RequestRecord) -> dict[str, Any]:
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(r).items()
+    }
+
+
+def _result(res: LogicalResult) -> dict[str, Any]:
+    return {
+        "ok": res.ok,
+        "latency_ms": res.latency_ms,
+        "attempts": res.attempts,
+        "text_len": len(res.text),
+        "records": [_rec(r) for r in res.records],
+        "headers": [dict(h) for h in res.headers],
+    }
+
+
+def _policy(args: dict[str, Any]) -> ClientPolicy:
+    t = Timeouts(**args.get("timeouts", {}))
+    r = Retries(**args.get("retries", {}))
+    return ClientPolicy(timeouts=t, retries=r, failover=tuple(args.get("failover", ())))
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_calls(args: dict[str, Any]) -> dict[str, Any]:
+    """`n` chat calls with `concurrency` greenlets against args["url"]."""
+    sunk: list[RequestRecord] = []
+    endpoints = dict(args.get("endpoints") or {"r1": args["url"]})
+    for region, url in list(endpoints.items()):
+        if url == "dead":
+            endpoints[region] = f"http://127.0.0.1:{_closed_port()}"
+    client = LLMClient(
+        None,
+        endpoints,
+        _policy(args),
+        sink=sunk.append,
+        run_id="test",
+        worker="w0",
+        rtt_ms=args.get("rtt_ms"),
+        seed=1,
+    )
+    call = PlannedCall(
+        kind=args.get("kind", "chat"),
+        region=args.get("region", "r1"),
+        workload="chat",
+        model=args.get("model", "gpt-4o-mini"),
+        messages=_msgs(args.get("prompt_words", 20)),
+        prompt="tell me a story " * args.get("prompt_words", 20),
+        input="some text to embed",
+        max_tokens=args.get("max_tokens", 20),
+        stream=args.get("stream", True),
+    )
+    results: list[LogicalResult] = []
+
+    def one(i: int) -> None:
+        results.append(client.execute(replace(call, session_id=f"s{i}")))
+
+    pool = Pool(args.get("concurrency", 1))
+    t0 = time.perf_counter()
+    for i in range(args.get("n", 1)):
+        pool.spawn(one, i)
+    pool.join(raise_error=True)
+    wall = time.perf_counter() - t0
+    return {
+        "wall_s": wall,
+        "results": [_result(r) for r in results],
+        "sunk": [_rec(r) for r in sunk],
+    }
+
+
+def run_locust_stats(args: dict[str, Any]) -> dict[str, Any]:
+    """Requests through a real Locust Environment/LocalRunner: what do the stats show?"""
+    from locust.env import Environment
+
+    env = Environment()
+    env.create_local_runner()
+    client = LLMClient(env, {"r1": args["url"]}, ClientPolicy(), run_id="t", worker="w0")
+    call = PlannedCall(
+        kind="chat",
+        region="r1",
+        workload="chat",
+        model="gpt-4o-mini",
+        messages=_msgs(5),
+        max_tokens=10,
+    )
+    pool = Pool(5)
+    for _ in range(args.get("n", 5)):
+        pool.spawn(client.execute, call)
+    pool.join(raise_error=True)
+    st = env.stats
+    rows = {f"{m} {n}": e.num_requests for (n, m), e in st.entries.items()}
+    return {
+        "total": st.total.num_requests,
+        "total_failures": st.total.num_failures,
+        "rows": rows,
+        "ttft_median": st.get("chat", "TTFT").get_response_time_percentile(0.5),
+    }
+
+
+CASES = {"calls": run_calls, "locust_stats": run_locust_stats}
+
+
+def main() -> None:
+    case, raw = sys.argv[1], sys.argv[2]
+    out = CASES[case](json.loads(raw))
+    gevent.sleep(0)
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
