@@ -65,6 +65,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run(opts)
 
 
+def _cmd_trace(args: argparse.Namespace) -> int:
+    import json
+
+    from loadkit.workload.traces import read_trace
+    from loadkit.workload.tracestats import describe, render
+
+    for path in args.paths:
+        d = describe(read_trace(path, args.format))
+        print(json.dumps(d) if args.json else render(d))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loadkit",
@@ -129,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--yes", action="store_true", help="send paid traffic to a remote target without a budget"
     )
     run.set_defaults(func=_cmd_run)
+
+    trace = sub.add_parser(
+        "trace",
+        help="summarise request traces (Azure, Mooncake, BurstGPT formats)",
+        description="Print a trace's request count, rate, inter-arrival CV and token "
+        "percentiles, to compare it with published figures before replaying it.",
+    )
+    trace.add_argument("paths", nargs="+", metavar="FILE", help="trace file(s)")
+    trace.add_argument(
+        "--format", choices=("azure", "mooncake", "burstgpt"), help="default: from the file"
+    )
+    trace.add_argument("--json", action="store_true", help="one JSON object per file")
+    trace.set_defaults(func=_cmd_trace)
     return parser
 
 

@@ -356,7 +356,7 @@ def guess_format(path: str | Path) -> str:
     if "Request tokens" in header and "Response tokens" in header:
         return "burstgpt"
     raise UserError(
-        f"{path}:1: cannot tell the trace format from the header; say format: azure, "
+        f"{path}:1: cannot tell the trace format from the header; give the format: azure, "
         "mooncake or burstgpt"
     )
 
