@@ -303,10 +303,7 @@ def _regions(field: Field | None) -> tuple[Region, ...]:
             name_f.fail(f"region {name!r} is declared twice")
         seen[name] = item
         if "share" in m:
-            share_f = m.req("share")
-            share = share_f.fraction()
-            if share <= 0:
-                share_f.fail(f"must be in (0, 1], got {units.describe(share_f.raw())}")
+            share = _share(m.req("share"))
         elif len(items) == 1:
             share = 1.0
         else:
@@ -326,6 +323,16 @@ def _regions(field: Field | None) -> tuple[Region, ...]:
         field.fail(f"shares must add up to 1 (100%), got {listed} = {total:.4g}")
     # Within the tolerance (e.g. 33% x 3): normalise so the shares sum to exactly 1.
     return tuple(dataclasses.replace(r, share=r.share / total) for r in regions)
+
+
+def _share(field: Field) -> float:
+    raw = field.raw()
+    if field.value.kind == "scalar" and units.is_number(raw):
+        return field.number(low=0, high=1, low_open=True)
+    share = field.fraction()
+    if share <= 0:
+        field.fail(f"must be in (0, 1], got {units.describe(raw)}")
+    return share
 
 
 # -- distributions ----------------------------------------------------------------------
@@ -972,8 +979,8 @@ def _pricing(field: Field | None, target: Target, regions: tuple[str, ...]) -> P
             where = m.get("model") or field
             known = tuple(price_table())
             where.fail(
-                f"model {model!r} is not in the price table{hint(model, known)}; "
-                "give `input` and `output` (USD per 1M tokens) to price it"
+                f"model {model!r} is not in the price table; give `input` and `output` "
+                f"(USD per 1M tokens) to price it{hint(model, known)}"
             )
         price = Price(model=model, input_per_1m=0.0, output_per_1m=0.0, source="scenario")
     changes = {k: v for k, v in overrides.items() if v is not None}

@@ -26,6 +26,7 @@ MAX_DEPTH = 64
 MAX_EXTENDS = 16
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:omap")
 
 
 @dataclass(slots=True)
@@ -131,13 +132,13 @@ def _parse(shown: str, text: str) -> Value:
         raise ScenarioError(Loc(shown, line), "", _yaml_problem(exc)) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, max(exc.position, 0)) + 1
+        char = (
+            exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+        )
         raise ScenarioError(
             Loc(shown, line),
             "",
-            f"YAML: character #x{ord(exc.character):04x} is not allowed "
-            "(control or binary data in the file?)"
-            if isinstance(exc.character, str)
-            else f"YAML: {exc.reason}",
+            f"YAML: character #x{char:04x} is not allowed (control or binary data in the file?)",
         ) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(Loc(shown, 1), "", f"YAML: {exc}") from None
@@ -164,7 +165,7 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or exc.context or "cannot parse"
     text = f"YAML syntax: {problem}"
     if exc.context and exc.problem:
-        text = f"YAML syntax: {problem} ({exc.context})"
+        text = f"YAML syntax: {exc.context}, {problem}"
     if "'\\t'" in problem or "\t" in problem:
         text += "; indent with spaces, tabs are not allowed in YAML"
     return text
@@ -197,6 +198,8 @@ class _Walker:
             raise ScenarioError(self.loc(node), "", f"nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, ScalarNode):
             return Value("scalar", self.scalar(node), self.loc(node))
+        if not isinstance(node, ScalarNode) and node.tag not in _PLAIN_TAGS:
+            raise ScenarioError(self.loc(node), "", f"YAML: unsupported tag {node.tag!r}")
         if isinstance(node, SequenceNode):
             items = [self.convert(item, depth + 1) for item in node.value]
             return Value("seq", items, self.loc(node))

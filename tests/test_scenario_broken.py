@@ -1,0 +1,78 @@
+"""The broken-scenario corpus: each file gives exactly one clear line and exit code 2.
+
+Every `tests/broken_scenarios/*.yaml` starts with `# expect: <fragment>`; `{file}` in the
+fragment stands for the case's own name. Files under `parts/` are parents used by the
+`extends` cases, not cases themselves. The real CLI runs in a subprocess, as a user runs it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CORPUS = Path(__file__).resolve().parent / "broken_scenarios"
+CASES = sorted(CORPUS.glob("*.yaml"))
+
+
+def _expected(path: Path) -> str:
+    first = path.read_bytes().split(b"\n", 1)[0].decode("utf-8")
+    assert first.startswith("# expect: "), f"{path.name}: line 1 must be '# expect: ...'"
+    return first[len("# expect: ") :].replace("{file}", path.name)
+
+
+def _validate(arg: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadkit.cli", "validate", arg],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    assert fragment in lines[0], f"expected {fragment!r} in {lines[0]!r}"
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_broken_scenario_gives_one_clear_line(path: Path) -> None:
+    _assert_one_line_error(_validate(path.name, CORPUS), _expected(path))
+
+
+def test_zero_byte_file(tmp_path: Path) -> None:
+    (tmp_path / "zero.yaml").write_bytes(b"")
+    _assert_one_line_error(_validate("zero.yaml", tmp_path), "zero.yaml:1: the file is empty")
+
+
+def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    line = "# " + "x" * 98 + "\n"
+    (tmp_path / "huge.yaml").write_text("name: huge\n" + line * 30_000)  # ~3 MB
+    _assert_one_line_error(_validate("huge.yaml", tmp_path), "huge.yaml: file is 3.0 MB")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    _assert_one_line_error(_validate("nope.yaml", tmp_path), "error: nope.yaml: file not found")
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    (tmp_path / "adir").mkdir()
+    _assert_one_line_error(_validate("adir", tmp_path), "adir: is a directory")
+
+
+def test_deep_nesting(tmp_path: Path) -> None:
+    (tmp_path / "deep.yaml").write_text("name: " + "[" * 5000 + "]" * 5000 + "\n")
+    proc = _validate("deep.yaml", tmp_path)
+    _assert_one_line_error(proc, "deep.yaml:1:")
