@@ -111,3 +111,10 @@ def test_conversation_keeps_history_only_when_asked():
     rng = np.random.default_rng(1)
     msgs = chat_messages(system_prefix(37, 1), [], text_of_tokens(55, rng))
     assert estimate_tokens("".join(m["content"] for m in msgs)) == messages_tokens(msgs) == 92
+
+
+def test_requests_do_not_share_beginnings_by_accident():
+    """Only the configured system prefix should give prefix-cache hits, not the user text."""
+    rng = np.random.default_rng(8)
+    texts = [text_of_tokens(300, rng) for _ in range(20_000)]
+    assert len({t[:160] for t in texts}) == len(texts)

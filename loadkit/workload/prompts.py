@@ -2,10 +2,12 @@
 
 Token counts follow `loadkit.tokens.estimate_tokens` (4 characters per token, rounded up),
 the one estimate the mock provider and the client use too. A prompt of n tokens is exactly
-4n characters: a slice of a word pool (English words, seeded), with the word cut by the slice
-end replaced by a whole word of the same length, so the text stays whole words. Real
-tokenizers count common English words at roughly one token each, i.e. about 0.75-0.85 of this
-estimate; the mock and the plan agree exactly.
+4n characters taken from a word pool (English words, seeded) at two random places, the word
+cut by a slice end replaced by a whole word of the same length, so the text stays whole
+words and two requests practically never start alike (no accidental prefix-cache hits). The pool
+averages 4.9 characters per word with its space, so a BPE tokenizer that counts a common
+English word as one token would see about 0.8 tokens per estimated token (an estimate, not
+measured with a real tokenizer); the mock and the plan agree exactly.
 
 Building a prompt is a string slice plus a few lookups, so a 4,000-token prompt takes
 microseconds; no per-word Python loop runs per request.
@@ -110,6 +112,23 @@ def _slice(pool: _Pool, offset: int, n_chars: int) -> str:
     return _whole_words((text * reps)[offset : offset + n_chars], pool.by_len)
 
 
+_HEAD_CHARS = 64  # a text's first 16 tokens come from one random place, the rest from another
+
+
+def _random_text(pool: _Pool, rng: np.random.Generator, n_chars: int) -> str:
+    """`n_chars` of whole words from two random places in the pool.
+
+    With one random start, two requests would begin identically about once per 26,000
+    pairs, and a server's prefix cache would hit where real traffic would not; two
+    independent starts make that about once per 700 million pairs.
+    """
+    a, b = pool.starts[rng.integers(0, pool.starts.size, 2)]
+    if n_chars <= 2 * _HEAD_CHARS:
+        return _slice(pool, int(a), n_chars)
+    head = _slice(pool, int(a), _HEAD_CHARS - 1) + " "
+    return head + _slice(pool, int(b), n_chars - _HEAD_CHARS)
+
+
 def text_of_tokens(n_tokens: int, rng: np.random.Generator, seed: int = 0) -> str:
     """Text with `estimate_tokens(text) == n_tokens`, starting at a random word of the pool."""
     if n_tokens < 0:
@@ -117,8 +136,7 @@ def text_of_tokens(n_tokens: int, rng: np.random.Generator, seed: int = 0) -> st
     if n_tokens == 0:
         return ""
     pool = _pool(seed)
-    start = int(pool.starts[rng.integers(0, pool.starts.size)])
-    return _slice(pool, start, int(n_tokens) * CHARS_PER_TOKEN)
+    return _random_text(pool, rng, int(n_tokens) * CHARS_PER_TOKEN)
 
 
 def system_prefix(n_tokens: int, seed: int) -> str:
@@ -166,9 +184,7 @@ def rag_context(chunk_tokens: Sequence[int], rng: np.random.Generator, seed: int
         body_chars = n_chars - len(label) - len(sep)
         if body_chars < 1:
             raise ValueError(f"a retrieved chunk needs at least 4 tokens, got {n}")
-        pool = _pool(seed)
-        start = int(pool.starts[rng.integers(0, pool.starts.size)])
-        parts.append(label + _slice(pool, start, body_chars) + sep)
+        parts.append(label + _random_text(_pool(seed), rng, body_chars) + sep)
     return "".join(parts)
 
 
