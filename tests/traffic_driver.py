@@ -134,7 +134,60 @@ def run_locust_stats(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-CASES = {"calls": run_calls, "locust_stats": run_locust_stats}
+class _Ctx:
+    """The run context `build_user_classes` reads (loadkit.traffic.locustfile.RunContext's API)."""
+
+    def __init__(self, scenario: Any, url: str, max_requests: int) -> None:
+        self.scenario = scenario
+        self.endpoints = {r.name: url for r in scenario.regions}
+        self.headers: dict[str, str] = {}
+        self.run_id = "users-test"
+        self.seed = scenario.seed
+        self.rtt_ms = {r.name: r.rtt_ms for r in scenario.regions}
+        self.worker = "w0"
+        self.run_t0 = time.perf_counter()
+        self.records: list[RequestRecord] = []
+        self.admitted = 0
+        self.max_requests = max_requests
+
+    def record(self, rec: RequestRecord) -> None:
+        self.records.append(rec)
+
+    def admit(self) -> bool:
+        self.admitted += 1
+        return self.admitted <= self.max_requests
+
+    def price_for(self, region: str) -> Any:
+        pricing = self.scenario.pricing
+        return None if pricing is None else pricing.price_for(region)
+
+
+def run_users(args: dict[str, Any]) -> dict[str, Any]:
+    """A real Locust LocalRunner with the scenario's user classes for a few seconds."""
+    from locust.env import Environment
+
+    from loadkit.scenario import load_scenario
+    from loadkit.traffic.users import build_user_classes
+
+    sc = load_scenario(args["scenario"])
+    ctx = _Ctx(sc, args["url"], args.get("max_requests", 10_000))
+    classes = build_user_classes(sc, ctx)
+    env = Environment(user_classes=classes)
+    ctx.environment = env
+    runner = env.create_local_runner()
+    runner.start(args["users"], spawn_rate=100)
+    gevent.sleep(args["seconds"])
+    runner.stop()
+    runner.quit()
+    return {
+        "classes": {c.__name__: c.weight for c in classes},
+        "records": [_rec(r) for r in ctx.records],
+        "total": env.stats.total.num_requests,
+        "ttft_rows": sum(e.num_requests for (n, m), e in env.stats.entries.items() if m == "TTFT"),
+    }
+
+
+CASES = {"calls": run_calls, "locust_stats": run_locust_stats, "users": run_users}
 
 
 def main() -> None:

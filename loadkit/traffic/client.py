@@ -201,7 +201,7 @@ class LLMClient:
         run_t0: float | None = None,
         run_id: str = "",
         worker: str = "",
-        price: Price | Mapping[str, Price] | None = None,
+        price: Price | Mapping[str, Price] | Callable[[str], Price | None] | None = None,
         rtt_ms: Mapping[str, float] | None = None,
         *,
         seed: int | np.random.Generator = 0,
@@ -246,10 +246,14 @@ class LLMClient:
             client.close()
         self._clients.clear()
 
-    def _price_for(self, model: str) -> Price | None:
-        if self.price is None or isinstance(self.price, Price):
-            return self.price
-        return self.price.get(model)
+    def _price_for(self, region: str, model: str) -> Price | None:
+        """`price` is one Price, a Mapping model -> Price, or a callable region -> Price."""
+        p = self.price
+        if p is None or isinstance(p, Price):
+            return p
+        if isinstance(p, Mapping):
+            return p.get(model)
+        return p(region)
 
     def _new_request_id(self) -> str:
         self._seq += 1
@@ -549,7 +553,7 @@ class LLMClient:
         else:
             prompt = completion = cached = 0
             source = "estimated"
-        price = self._price_for(call.model)
+        price = self._price_for(region, call.model)
         cost = cost_usd(price, prompt, cached, completion) if price is not None else NAN
         return RequestRecord(
             run_id=self.run_id,

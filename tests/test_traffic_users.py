@@ -1,0 +1,108 @@
+"""Closed-loop users on a real Locust LocalRunner against the real mock (in a subprocess)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from loadkit.servers import running_server
+from loadkit.traffic.assign import RegionPicker, int_weights
+from tests.test_traffic_client import drive
+
+SCENARIO = """
+name: users-test
+seed: 3
+target: {mock: hosted-api, model: gpt-4o-mini}
+regions:
+  - {name: eu, share: 75%}
+  - {name: us, share: 25%}
+workloads:
+  - name: chat
+    kind: chat
+    weight: 3
+    prompt_tokens: {dist: constant, value: 40}
+    output_tokens: {dist: constant, value: 8}
+    system_prefix_tokens: 20
+    turns: {dist: constant, value: 3}
+    think_time: {dist: constant, value: 50ms}
+  - name: rag
+    kind: rag
+    weight: 1
+    prompt_tokens: {dist: constant, value: 30}
+    output_tokens: {dist: constant, value: 5}
+    rag:
+      embed_tokens: {dist: constant, value: 30}
+      retrieval_delay: {dist: constant, value: 100ms}
+      context_tokens: {dist: constant, value: 200}
+load:
+  type: closed
+  spawn_rate: 10/s
+  phases:
+    - {kind: hold, users: 8, for: 10s}
+"""
+
+
+def test_region_picker_follows_shares_deterministically():
+    picker = RegionPicker(["eu", "us", "ap"], [0.5, 0.3, 0.2])
+    picks = [picker.next() for _ in range(100)]
+    assert picks.count("eu") == 50 and picks.count("us") == 30 and picks.count("ap") == 20
+    assert picks[:4] == ["eu", "us", "ap", "eu"]
+    assert int_weights([3.0, 1.0]) == [750, 250]
+
+
+def test_users_run_sessions_with_history_rag_and_regions(tmp_path):
+    path = tmp_path / "users.yaml"
+    path.write_text(SCENARIO)
+    with running_server("mock", ["mocks", "--port", "0"]) as srv:
+        out = drive("users", scenario=str(path), url=srv.url, users=8, seconds=5)
+    assert out["classes"] == {"LLMUser_chat": 750, "LLMUser_rag": 250}
+    recs = out["records"]
+    # runner.stop() kills users mid-request: those attempts are recorded as aborted
+    assert recs and {r["outcome"] for r in recs} <= {"ok", "aborted"}
+    aborted = [r for r in recs if r["outcome"] == "aborted"]
+    assert len(aborted) <= 8
+    recs = [r for r in recs if r["outcome"] == "ok"]
+    # Locust rows: every attempt once in Aggregated, TTFT rows for the streamed calls only
+    assert out["total"] == len(recs) + len(aborted)
+    streamed = sum(1 for r in recs if r["endpoint"] == "/v1/chat/completions")
+    assert streamed <= out["ttft_rows"] <= streamed + len(aborted)
+
+    sessions: dict[str, list[dict]] = defaultdict(list)
+    for r in recs:
+        sessions[r["session_id"]].append(r)
+    chat = {s: rs for s, rs in sessions.items() if rs[0]["workload"] == "chat"}
+    full = [rs for rs in chat.values() if len(rs) == 3]
+    assert full, "no chat session finished its three turns"
+    for rs in full:
+        assert [r["turn"] for r in rs] == [0, 1, 2]
+        p = [r["prompt_tokens"] for r in rs]
+        # each turn carries the previous question (40) and answer (8) forward
+        assert p[1] - p[0] >= 48 and p[2] - p[1] >= 48
+        assert len({r["region"] for r in rs}) == 1
+    rag = [rs for rs in sessions.values() if rs[0]["workload"] == "rag"]
+    assert rag
+    for rs in rag:
+        kinds = [r["endpoint"] for r in rs]
+        assert kinds[0] == "/v1/embeddings"
+        if len(rs) > 1:
+            assert kinds[1] == "/v1/chat/completions"
+            assert rs[1]["prompt_tokens"] >= 230  # question + 200 tokens of retrieved context
+            assert rs[1]["t_sent"] - (rs[0]["t_sent"] + rs[0]["e2e_ms"]) >= 95.0
+    regions = {rs[0]["region"] for rs in sessions.values()}
+    assert regions == {"eu", "us"}
+    eu = sum(1 for rs in sessions.values() if rs[0]["region"] == "eu")
+    assert eu / len(sessions) > 0.5
+
+
+@pytest.mark.parametrize("limit", [5])
+def test_users_stop_when_admission_is_refused(tmp_path, limit):
+    path = tmp_path / "users.yaml"
+    path.write_text(SCENARIO)
+    with running_server("mock", ["mocks", "--port", "0"]) as srv:
+        out = drive(
+            "users", scenario=str(path), url=srv.url, users=4, seconds=3, max_requests=limit
+        )
+    logical = {(r["request_id"]) for r in out["records"]}
+    # RAG embeddings ride on their turn's admission, so at most two logical requests per turn
+    assert 0 < len(logical) <= 2 * limit
