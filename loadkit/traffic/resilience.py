@@ -20,12 +20,13 @@ retries are spent. Each region gets its own retry budget.
 from __future__ import annotations
 
 import email.utils
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-RETRY_AFTER_MAX_S = 60.0
+RETRY_AFTER_MAX_S = 120.0  # the SDK's MAX_RETRY_AFTER_DELAY (openai-python 3.x)
 DEFAULT_RETRY_STATUS: frozenset[int] = frozenset({408, 409, 429, 500, 502, 503, 504})
 RETRYABLE_OUTCOMES: frozenset[str] = frozenset(
     {"connect_error", "timeout", "rate_limited", "http_error"}
@@ -125,7 +126,7 @@ def retry_delay_s(
     """Seconds to wait before retry number `retry_index` (0 for the first retry)."""
     if getattr(retries, "honour_retry_after", True):
         asked = parse_retry_after(headers, now_epoch)
-        if asked is not None and 0.0 < asked <= RETRY_AFTER_MAX_S:
+        if asked is not None and math.isfinite(asked) and 0.0 < asked <= RETRY_AFTER_MAX_S:
             return asked
     base = min(float(retries.backoff_initial_s) * (2.0**retry_index), float(retries.backoff_max_s))
     return base * (1.0 - jitter_fraction(retries.jitter) * float(rng.random()))
