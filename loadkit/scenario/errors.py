@@ -35,4 +35,6 @@ def format_error(loc: Loc | None, path: str, message: str) -> str:
     if path:
         parts.append(path)
     parts.append(text)
-    return ": ".join(parts)
+    line = ": ".join(parts)
+    # Keys and file names are the user's text: never let them break the one-line promise.
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line)

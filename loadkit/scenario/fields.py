@@ -15,6 +15,7 @@ from loadkit.scenario.source import Value
 T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+_KEY = re.compile(r"[A-Za-z0-9_.:/${}-]+")
 
 
 class Field:
@@ -234,7 +235,8 @@ class Mapping:
                 self.field.fail(f"missing required key {key!r}")
 
     def sub_path(self, key: str) -> str:
-        return f"{self.field.path}.{key}" if self.field.path else key
+        shown = key if _KEY.fullmatch(key) else repr(key)
+        return f"{self.field.path}.{shown}" if self.field.path else shown
 
     def __contains__(self, key: str) -> bool:
         return key in self.data and not _null(self.data[key])
