@@ -10,8 +10,11 @@ would wait for the end), and `Accept-Encoding: identity` keeps proxies from buff
 a compressed stream. `time.perf_counter()` is read right after each line returns.
 
 Timeouts. `connect_s` is the pool's connect timeout; `first_token_s` (send -> first
-content chunk), `between_tokens_s` (gap between content chunks) and `total_s` are gevent
-timers raised inside the blocked read, so a hung server costs exactly the configured time.
+content chunk) and `total_s` are gevent timers raised inside the blocked read, so a hung
+server costs exactly the configured time. `between_tokens_s` becomes the socket's read
+timeout once the first token has arrived (gevent arms that timer for every blocking recv
+anyway, so the hot path pays nothing extra): a stream is `stalled` when no byte arrives
+for that long (a server sending keep-alive comments between tokens would hide a stall).
 
 Simulated round trip. When all regions run on one machine, a region's `rtt_ms` is
 simulated without touching the measurement: the attempt starts its clock, sleeps rtt/2
@@ -102,10 +105,6 @@ class LogicalResult:
 
 
 class _FirstTokenTimeout(Exception):
-    pass
-
-
-class _GapTimeout(Exception):
     pass
 
 
@@ -222,6 +221,9 @@ class LLMClient:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.pool_size = pool_size or policy.max_concurrency or 1024
         self._clients: dict[str, HTTPClient] = {}
+        # our gevent timers end waits; the socket timeout before the first token is a backstop
+        self._network_timeout = float(policy.timeouts.total_s) + 30.0
+        self._between_s = float(policy.timeouts.between_tokens_s)
         self._seq = 0
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -234,8 +236,7 @@ class LLMClient:
                 origin,
                 concurrency=self.pool_size,
                 connection_timeout=float(t.connect_s),
-                # our gevent timers end reads; the socket timeout is only a backstop
-                network_timeout=float(t.total_s) + 30.0,
+                network_timeout=self._network_timeout,
                 insecure=False,
             )
             self._clients[origin] = client
@@ -375,7 +376,6 @@ class LLMClient:
         first_s = max(float(t.first_token_s) - 2 * half_rtt, 0.001)
         total = gevent.Timeout(total_s, _TotalTimeout)
         first = gevent.Timeout(first_s, _FirstTokenTimeout)
-        gap = gevent.Timeout(float(t.between_tokens_s), _GapTimeout)
         resp = None
         total.start()
         first.start()
@@ -399,37 +399,45 @@ class LLMClient:
                 a.error = self._error_text(resp, a)
                 return
             if call.stream and call.kind != "embeddings":
-                self._read_stream(resp, a, first, gap)
+                self._read_stream(resp, a, first)
             else:
                 self._read_whole(call, resp, a)
         except _FirstTokenTimeout:
             a.outcome, a.error = "timeout", "no first token before the timeout"
         except _TotalTimeout:
             a.outcome, a.error = "timeout", "total timeout"
-        except _GapTimeout:
-            a.outcome, a.error = "stalled", "no token within the between-tokens timeout"
+        except TimeoutError:  # the socket's read timeout: between tokens once streaming
+            if a.arrivals:
+                a.outcome, a.error = "stalled", "no token within the between-tokens timeout"
+            else:
+                a.outcome, a.error = "timeout", "socket read timeout"
         except (OSError, HTTPConnectionClosed, HTTPParseError) as exc:
             a.outcome, a.error = "stream_cut", _describe(exc)
         finally:
             total.close()
             first.close()
-            gap.close()
             if a.outcome != "ok" or math.isnan(a.t_end):
                 a.t_end = time.perf_counter()  # when the client gave up
             if resp is not None:
                 resp.release()
 
-    def _read_stream(self, resp: Any, a: _Attempt, first: Any, gap: Any) -> None:
+    def _read_stream(self, resp: Any, a: _Attempt, first: Any) -> None:
         parser = SSEParser()
         readline = resp.readline
         perf = time.perf_counter
         done = finished = False
         arrivals = a.arrivals
         pieces = a.pieces
+        # Between tokens the socket's own read timeout applies (see the module doc). The
+        # socket goes back to the pool inside the readline that sees the end of the body,
+        # so its timeout is restored right there, before anything can yield.
+        sock = resp._sock
         while True:
             line = readline(b"\n")
             now = perf()
             if not line:
+                if sock is not None and arrivals:
+                    sock.settimeout(self._network_timeout)
                 a.t_end = now  # last byte: the end of the body
                 data = parser.finish()
                 if data is None:
@@ -454,9 +462,8 @@ class LLMClient:
                 if not arrivals:
                     first.cancel()
                     a.t_first = now
-                else:
-                    gap.cancel()
-                gap.start()
+                    if sock is not None:
+                        sock.settimeout(self._between_s)
                 arrivals.append(now)
                 pieces.append(chunk.text)
             if chunk.usage is not None:

@@ -11,8 +11,7 @@ content for TTFT), usage, finish reason or an error object.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 DONE = "[DONE]"
 
@@ -51,9 +50,8 @@ class SSEParser:
         return data
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """What one streamed JSON chunk means to the client."""
+class Chunk(NamedTuple):
+    """What one streamed JSON chunk means to the client (a tuple: built once per token)."""
 
     text: str  # content or reasoning text carried (may be "")
     content: bool  # carries text or reasoning: counts for TTFT and ITL
@@ -66,45 +64,50 @@ class MalformedChunk(ValueError):
     """A `data:` payload that is not an OpenAI chunk."""
 
 
+_loads = json.loads
+
+
 def _text_of(choice: dict[str, Any]) -> str:
     delta = choice.get("delta")
-    if isinstance(delta, dict):
-        parts = [
-            delta.get("content"),
-            delta.get("reasoning_content"),
-            delta.get("reasoning"),
-        ]
-        return "".join(p for p in parts if isinstance(p, str))
-    text = choice.get("text")  # /v1/completions
-    return text if isinstance(text, str) else ""
+    if delta is None:
+        text = choice.get("text")  # /v1/completions
+        return text if type(text) is str else ""
+    if type(delta) is not dict:
+        return ""
+    text = delta.get("content")
+    if type(text) is not str:
+        text = ""
+    if "reasoning_content" in delta or "reasoning" in delta:
+        for key in ("reasoning_content", "reasoning"):
+            extra = delta.get(key)
+            if type(extra) is str:
+                text += extra
+    return text
 
 
 def interpret_chunk(data: str) -> Chunk:
     """Parse one event payload (not `[DONE]`)."""
     try:
-        obj = json.loads(data)
+        obj = _loads(data)
     except ValueError as exc:
         raise MalformedChunk(f"not JSON: {data[:80]!r}") from exc
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise MalformedChunk(f"not a JSON object: {data[:80]!r}")
     err = obj.get("error")
     if err:
-        msg = err.get("message") if isinstance(err, dict) else str(err)
+        msg = err.get("message") if type(err) is dict else str(err)
         return Chunk("", False, None, None, str(msg or err))
-    choices = obj.get("choices") or ()
     text = ""
     finish: str | None = None
-    has_text = False
-    for choice in choices:
-        if not isinstance(choice, dict):
-            raise MalformedChunk(f"bad choice in {data[:80]!r}")
-        piece = _text_of(choice)
-        if piece:
-            text += piece
-            has_text = True
-        finish = choice.get("finish_reason") or finish
+    choices = obj.get("choices")
+    if choices:
+        for choice in choices:
+            if type(choice) is not dict:
+                raise MalformedChunk(f"bad choice in {data[:80]!r}")
+            text += _text_of(choice)
+            finish = choice.get("finish_reason") or finish
     usage = obj.get("usage")
-    return Chunk(text, has_text, finish, usage if isinstance(usage, dict) else None, None)
+    return Chunk(text, bool(text), finish, usage if type(usage) is dict else None, None)
 
 
 def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int, int] | None:
