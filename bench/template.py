@@ -54,7 +54,7 @@ class Template:
 
 
 def synthetic_template(tokens: int, step_ms: float) -> Template:
-    """OpenAI chat-completion chunks: role + first token, one token per step, then the end."""
+    """OpenAI chat-completion chunks: role + first token at step 0, one token per step after."""
 
     def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
         body: dict = {
@@ -110,6 +110,18 @@ def _probe(url: str, body: bytes) -> tuple[float, list[tuple[float, bytes]], str
         conn.close()
 
 
+def _steps(arrivals: list[float], step_s: float) -> tuple[int, ...]:
+    """Step 0: events that came with the first one (the first token); then one per grid tick."""
+    t_first = arrivals[0]
+    rest = [t for t in arrivals if t - t_first > 0.25 * step_s]
+    if not rest:
+        return tuple(0 for _ in arrivals)
+    t_one = rest[0]
+    return tuple(
+        0 if t - t_first <= 0.25 * step_s else 1 + round((t - t_one) / step_s) for t in arrivals
+    )
+
+
 def capture_template(url: str, body: bytes, step_ms: float, probes: int = 3) -> Template:
     """The mock's own events and steps, from idle single-stream probes (the last one kept)."""
     found: list[tuple[int, ...]] = []
@@ -117,15 +129,13 @@ def capture_template(url: str, body: bytes, step_ms: float, probes: int = 3) -> 
         t_send, events, ctype = _probe(url, body)
         if not events:
             raise RuntimeError(f"probe {url}: no SSE events")
-        t_first = events[0][0]
-        steps = tuple(round((t - t_first) * 1000.0 / step_ms) for t, _ in events)
-        found.append(steps)
-    if found[-1] != found[-2 if len(found) > 1 else -1]:
+        found.append(_steps([t for t, _ in events], step_ms / 1000.0))
+    if len(found) > 1 and found[-1] != found[-2]:
         raise RuntimeError(f"the mock's step pattern is not stable across probes: {found}")
     return Template(
         events=tuple(e for _, e in events),
         steps=found[-1],
-        first_delay_ms=round((t_first - t_send) * 1000.0, 2),
+        first_delay_ms=round((events[0][0] - t_send) * 1000.0, 2),
         content_type=ctype,
         source="captured from the mock",
     )
