@@ -1,5 +1,7 @@
 """Property: whatever the file holds, the loader returns a Scenario or raises ScenarioError.
 
+A mutated scenario that still loads must also plan and render (what `loadkit validate` does).
+
 Nothing else may escape (no KeyError, TypeError, RecursionError, ...): a user's file must
 never produce a traceback.
 """
@@ -16,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loadkit.scenario import Scenario, ScenarioError, load_scenario
+from loadkit.scenario.plan import plan
+from loadkit.scenario.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((ROOT / "scenarios" / "outage-drill.yaml").read_text())
@@ -84,7 +88,7 @@ trees = st.recursive(
 )
 
 
-def _load_text(text: str | bytes) -> None:
+def _load_text(text: str | bytes, with_plan: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.yaml"
         if isinstance(text, bytes):
@@ -98,6 +102,8 @@ def _load_text(text: str | bytes) -> None:
             assert str(exc).startswith(str(path)) or str(exc).startswith(tmp)
         else:
             assert isinstance(result, Scenario)
+            if with_plan:  # a valid scenario must also plan and render without error
+                assert render(result, plan(result))
 
 
 @SETTINGS
@@ -145,4 +151,4 @@ def test_mutated_valid_scenario(mutations: list[tuple[tuple, Any]]) -> None:
             node[path[-1]] = value
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed this path
-    _load_text(yaml.safe_dump(doc, allow_unicode=True))
+    _load_text(yaml.safe_dump(doc, allow_unicode=True), with_plan=True)

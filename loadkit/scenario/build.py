@@ -470,28 +470,36 @@ def _workloads(field: Field, target: Target, base_dir: Path) -> tuple[Workload, 
             item.fail("missing required key 'rag' (embed_tokens, retrieval_delay, context_tokens)")
         if kind != "rag" and rag is not None:
             m.req("rag").fail(f"only for kind: rag (this workload is {kind})")
-        out.append(
-            Workload(
-                name=name,
-                weight=m.opt("weight", lambda f: f.number(low=0, low_open=True), 1.0),
-                kind=kind,  # type: ignore[arg-type]
-                prompt_tokens=prompt,
-                output_tokens=output,
-                system_prefix_tokens=m.opt(
-                    "system_prefix_tokens", lambda f: f.integer(low=0, high=10_000_000), 0
-                ),
-                stream=stream,
-                turns=turns,
-                think_time_s=m.opt(
-                    "think_time", lambda f: distribution(f, "seconds", base_dir), None
-                ),
-                history=m.opt("history", Field.boolean, kind in ("chat", "rag")),
-                max_tokens=m.opt("max_tokens", lambda f: f.integer(low=1, high=10_000_000), None),
-                model=m.opt("model", lambda f: f.string(), None),
-                rag=rag,
-            )
+        workload = Workload(
+            name=name,
+            weight=m.opt("weight", lambda f: f.number(low=0, low_open=True), 1.0),
+            kind=kind,  # type: ignore[arg-type]
+            prompt_tokens=prompt,
+            output_tokens=output,
+            system_prefix_tokens=m.opt(
+                "system_prefix_tokens", lambda f: f.integer(low=0, high=10_000_000), 0
+            ),
+            stream=stream,
+            turns=turns,
+            think_time_s=m.opt("think_time", lambda f: distribution(f, "seconds", base_dir), None),
+            history=m.opt("history", Field.boolean, kind in ("chat", "rag")),
+            max_tokens=m.opt("max_tokens", lambda f: f.integer(low=1, high=10_000_000), None),
+            model=m.opt("model", lambda f: f.string(), None),
+            rag=rag,
         )
+        _check_sessions(item, workload)
+        out.append(workload)
     return tuple(out)
+
+
+def _check_sessions(field: Field, workload: Workload) -> None:
+    """The session sampler has its own rules (at least one turn, RAG chunk size)."""
+    from loadkit.scenario.bridge import session_workload
+
+    try:
+        session_workload(workload)
+    except ValueError as exc:
+        field.fail(str(exc))
 
 
 def _tokens(field: Field, base_dir: Path) -> Distribution:
@@ -505,8 +513,8 @@ def _tokens(field: Field, base_dir: Path) -> Distribution:
 
 def _turns(field: Field, base_dir: Path) -> Distribution:
     dist = _tokens(field, base_dir)
-    if dist.quantile(0.5) < 1 and isinstance(dist, Constant):
-        field.fail(f"a session needs at least 1 turn, got {dist.value:g}")
+    if dist.quantile(1.0) < 0.5:
+        field.fail("a session needs at least 1 turn (draws are rounded, at least 1)")
     return dist
 
 
@@ -515,12 +523,15 @@ def _rag(field: Field, base_dir: Path) -> RagStep:
         ("embed_tokens", "retrieval_delay", "context_tokens"),
         required=("embed_tokens", "context_tokens"),
     )
+    context = _tokens(m.req("context_tokens"), base_dir)
+    if context.quantile(0.5) < 4:
+        m.req("context_tokens").fail("the retrieved context needs at least 4 tokens")
     return RagStep(
         embed_tokens=_tokens(m.req("embed_tokens"), base_dir),
         retrieval_delay_s=m.opt(
             "retrieval_delay", lambda f: distribution(f, "seconds", base_dir), Constant(0.0)
         ),
-        context_tokens=_tokens(m.req("context_tokens"), base_dir),
+        context_tokens=context,
     )
 
 

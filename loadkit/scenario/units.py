@@ -47,6 +47,10 @@ def describe(value: object) -> str:
         return str(value)
     if is_number(value):
         return str(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
     return f"a {type(value).__name__}"
 
 
