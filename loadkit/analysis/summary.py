@@ -85,12 +85,29 @@ def logical_requests(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
+def active_span_s(cols: Mapping[str, np.ndarray]) -> float:
+    """Seconds from the first send (or intended send) to the end of the last attempt."""
+    t_sent = _f(cols, "t_sent")
+    if t_sent.size == 0:
+        return 0.0
+    t_int = _f(cols, "t_intended")
+    start = np.where(np.isfinite(t_int), np.fmin(t_int, t_sent), t_sent)
+    end = t_sent + np.nan_to_num(_f(cols, "e2e_ms"), nan=0.0)
+    return float(np.nanmax(end) - np.nanmin(start)) / 1000.0
+
+
 def summarize(
     cols: Mapping[str, np.ndarray],
-    duration_s: float,
+    duration_s: float | None = None,
     slo: Any | None = None,
 ) -> dict[str, Any]:
-    """The summary as a JSON-ready dict; `slo` is the scenario's Slo (or None)."""
+    """The summary as a JSON-ready dict; `slo` is the scenario's Slo (or None).
+
+    Rates divide by `duration_s`, by default the records' active span (first send to last
+    byte), so start-up and shutdown of the load generator do not dilute them.
+    """
+    if duration_s is None:
+        duration_s = active_span_s(cols)
     outcome = _s(cols, "outcome")
     n_att = int(outcome.size)
     ok = outcome == "ok"

@@ -159,15 +159,19 @@ class LoadkitApp:
         if self.role == "worker":
             t0 = float(getattr(opts, "loadkit_t0", 0.0) or 0.0)
             # perf_counter is CLOCK_MONOTONIC on Linux: one clock for all local processes.
-            self.ctx.run_t0 = t0 if 0 < t0 <= time.perf_counter() else time.perf_counter()
-            index = max(int(getattr(self.runner, "worker_index", 0)), 0)
+            now = time.perf_counter()
+            self.ctx.run_t0 = t0 if now - 60.0 < t0 < now + 5.0 else now
+            index = max(int(getattr(self.runner, "worker_index", 0)), 0) % self.cfg.processes
             self.ctx.worker = f"w{index}"
             self.ctx.guard = BudgetGuard(self.total_guard.limits.share(index, self.cfg.processes))
             assert self.shipper is not None
             self.shipper.worker = self.ctx.worker
             self.shipper.start()
             return
-        self.ctx.run_t0 = time.perf_counter()
+        # Open loop: the schedule starts a moment later, once every process has its driver
+        # running (workers get the spawn message and build their client first).
+        lead = (0.5 if self.role == "master" else 0.1) if self.open else 0.0
+        self.ctx.run_t0 = time.perf_counter() + lead
         if opts is not None:
             opts.loadkit_t0 = self.ctx.run_t0  # reaches the workers with the spawn message
         self.ctx.guard = self.total_guard
@@ -208,7 +212,9 @@ class LoadkitApp:
         if self.stop_reason:
             return None
         if self.open:
-            return self.timeline.tick(t_s, self.user_classes[0])
+            # The schedule's clock, not the shape's: it starts `lead` after the shape.
+            t_run = self.elapsed_s() if self.ctx.run_t0 else 0.0
+            return self.timeline.tick(t_run, self.user_classes[0])
         return self.timeline.tick(t_s)
 
     def _end_of_timeline(self) -> None:
@@ -314,7 +320,7 @@ class LoadkitApp:
 
     def elapsed_s(self) -> float:
         t0 = self.ctx.run_t0
-        return 0.0 if not t0 else time.perf_counter() - t0
+        return 0.0 if not t0 else max(time.perf_counter() - t0, 0.0)
 
     def end(self) -> None:
         if self._ended:

@@ -234,8 +234,18 @@ def locust_command(opts: RunOptions, folder: rf.RunFolder, host: str) -> list[st
     else:
         cmd += ["--headless", "--only-summary"]
     if opts.processes > 1:
-        cmd += ["--processes", str(opts.processes)]
+        # A private master port on loopback: never Locust's default 5557, where workers of
+        # another run on this machine would join ours.
+        port = str(_free_port())
+        cmd += ["--processes", str(opts.processes), "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
     return cmd
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class _Progress:
@@ -348,9 +358,31 @@ def _run_locust(
             if proc.poll() is None:
                 _signal(proc, signal.SIGKILL)
                 proc.wait()
+            _reap_group(proc.pid)
             pump.join(timeout=5)
     progress.newline()
     return rc, interrupted, progress
+
+
+def _reap_group(pgid: int, grace_s: float = 3.0) -> None:
+    """End what is left of Locust's process group (its forked workers) once the master is gone.
+
+    By then the master has every worker's last batch; a worker left waiting for its next
+    instructions would otherwise outlive the run.
+    """
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _signal(proc: subprocess.Popen[str], sig: int) -> None:
@@ -491,13 +523,13 @@ def finish(
     reason = "interrupted" if interrupted else stop.get("reason") or ended.get("reason")
     if not reason:
         reason = "completed" if locust_rc == 0 else f"locust exited with code {locust_rc}"
-    duration_s = float(ended.get("elapsed_s") or wall_s)
+    elapsed_s = float(ended.get("elapsed_s") or wall_s)
     if not folder.requests_csv.exists():
         out.write(f"no records were written; see {folder.locust_log}\n")
         _tail(folder.locust_log, out)
         return 2 if locust_rc else 1
     cols = read_records(folder.requests_csv)
-    summary = summarize(cols, duration_s, slo=scenario.slo)
+    summary = summarize(cols, slo=scenario.slo)
     doc = {
         "run_id": ended.get("run_id"),
         "scenario": scenario.name,
@@ -505,6 +537,8 @@ def finish(
         "ended_at": rf.utc_now_iso(),
         "stop_reason": reason,
         "locust_exit_code": locust_rc,
+        "elapsed_s": round(elapsed_s, 3),
+        "records_truncated": bool(cols.truncated),
         **summary,
     }
     rf.write_json(folder.summary_json, doc)

@@ -148,7 +148,8 @@ class OpenTimeline:
         return self._duration
 
     def tick(self, t_s: float, driver: type) -> tuple[int, float, list[type]] | None:
-        if t_s >= self._duration:
+        # A little past the last arrival, so a scheduler running a few ms late still fires it.
+        if t_s >= self._duration + 0.5:
             return None
         n = max(self.processes, 1)
         return n, float(n), [driver]
