@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -51,6 +52,7 @@ async def _serve(config: MockConfig, host: str, port: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         url = await server.start(port)
+        gc.freeze()  # what exists at start (modules, profiles) is never rescanned
         print(url, flush=True)
         for name, region in server.regions.items():
             print(f"region {name} {region.url}", flush=True)

@@ -44,6 +44,7 @@ class Sequence:
         "done",
         "emitted",
         "first",
+        "first_bytes",
         "head",
         "n_out",
         "on_final",
@@ -78,7 +79,8 @@ class Sequence:
         self.state = WAITING
         self.t_arrival = 0.0
         self.t_admit = 0.0
-        self.t_first = 0.0  # loop time the engine scheduled the first token for
+        self.t_first = 0.0  # loop time the first token is scheduled for (a decode step)
+        self.first_bytes: bytes | None = None  # streaming: role + first token, HTTP-framed
         self.head: bytes | None = None  # streaming: bytes before each token, set by the API
         self.tail = b""
         self.on_final: Callable[[Sequence], bytes] | None = None
@@ -108,7 +110,11 @@ class Engine:
         self._rng = np.random.default_rng(seed_seq)
         self.waiting: deque[Sequence] = deque()
         self.decoding: list[Sequence] = []
+        self.joining: list[Sequence] = []  # prefilled; first token goes out at the next step
+        self._active = False  # the decode loop is on its step grid
+        self._next_t = 0.0  # deadline of the next decode step
         self.n_running = 0  # slots in use: prefill, ready or decoding
+        self._inflight: set[Sequence] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -158,10 +164,11 @@ class Engine:
         now = loop.time()
         seq.state = PREFILL
         seq.t_admit = now
+        self._inflight.add(seq)
         self.n_running += 1
         self.metrics.running = self.n_running
         seq.t_first = now + seq.prefill_s * self.profile.latency_scale
-        seq.timer = loop.call_at(seq.t_first, self._prefill_done, seq)
+        seq.timer = loop.call_at(seq.t_first, self._prefill_done, seq)  # t_first: prefill end
 
     def _admit_waiting(self) -> None:
         waiting = self.waiting
@@ -202,6 +209,7 @@ class Engine:
     # ------------------------------------------------------------ prefill -> decode
 
     def _prefill_done(self, seq: Sequence) -> None:
+        """Prefill ended; as in a batching engine the first token leaves with the next step."""
         seq.timer = None
         if seq.state != PREFILL:
             return
@@ -209,21 +217,20 @@ class Engine:
             self._finish(seq, ABORTED)
             return
         seq.state = READY
-        self.metrics.ttft.observe(seq.t_first - seq.t_arrival)
+        now = seq.t_first
+        if self._active and self._next_t > now:
+            seq.t_first = self._next_t
         self.metrics.prompt_tokens += seq.prompt_tokens
         _resolve(seq.first, True)
 
     def begin_decode(self, seq: Sequence) -> None:
-        """The API wrote the first token; the decode loop produces the rest."""
+        """The API is ready (headers sent); the loop writes `first_bytes` at the next step."""
         if seq.state != READY:
             return
-        seq.emitted = 1
-        if seq.n_out <= 1:
-            self._finish(seq, FINISHED)
-            return
         seq.state = DECODING
-        self.decoding.append(seq)
-        self._wake.set()
+        self.joining.append(seq)
+        if not self._active:
+            self._wake.set()
 
     def finish_prefill_only(self, seq: Sequence) -> None:
         """Embeddings and other prefill-only work end at the first 'token'."""
@@ -250,11 +257,12 @@ class Engine:
             if seq.transport is not None:
                 seq.transport.abort()
             self.release(seq)
-        for seq in list(self.decoding):
+        for seq in list(self._inflight):
             if seq.transport is not None:
                 seq.transport.abort()
             self._finish(seq, ABORTED)
-        self.decoding = [s for s in self.decoding if s.state == DECODING]
+        self.decoding = []
+        self.joining = []
 
     def _finish(self, seq: Sequence, state: int) -> None:
         prev = seq.state
@@ -265,6 +273,7 @@ class Engine:
             seq.timer.cancel()
             seq.timer = None
         if prev in (PREFILL, READY, DECODING):
+            self._inflight.discard(seq)
             self.n_running -= 1
             self.metrics.running = self.n_running
         if state == FINISHED:
@@ -286,19 +295,23 @@ class Engine:
     async def _run(self) -> None:
         loop = self._loop
         assert loop is not None
-        sigma = 0.0
         next_t = loop.time()
         while True:
-            if not self.decoding:
+            if not self.decoding and not self.joining:
+                self._active = False
                 self._wake.clear()
                 await self._wake.wait()
-                next_t = loop.time()
+                # a new grid starts now: the joiners' first tokens go out at once
+                next_t = self._next_t = loop.time()
+                self._active = True
+                self._step(0.0)
                 continue
-            step = self.step_seconds(len(self.decoding))
+            step = self.step_seconds(len(self.decoding) + len(self.joining))
             sigma = self.profile.jitter.step_sigma
             if sigma > 0.0:
                 step *= math.exp(sigma * float(self._rng.standard_normal()))
             next_t += step
+            self._next_t = next_t
             delay = next_t - loop.time()
             if delay > 0.0:
                 await asyncio.sleep(delay)
@@ -309,6 +322,7 @@ class Engine:
             self._step(step)
 
     def _step(self, step: float) -> None:
+        """One decode step: a token for every running sequence, then the joiners' first."""
         keep: list[Sequence] = []
         finished: list[Sequence] = []
         tokens = TOKEN_BYTES
@@ -338,7 +352,29 @@ class Engine:
                     continue
             seq.emitted = i + 1
             keep.append(seq)
-        self.metrics.itl.observe(step, len(keep) + len(finished))
+        if step > 0.0:
+            self.metrics.itl.observe(step, len(keep) + len(finished))
+        if self.joining:
+            joining, self.joining = self.joining, []
+            now = self._loop.time() if self._loop is not None else 0.0
+            ttft = self.metrics.ttft
+            for seq in joining:
+                if seq.state != DECODING:
+                    continue
+                tr = seq.transport
+                if tr is None or tr.is_closing():
+                    seq.n_out = -1
+                    finished.append(seq)
+                    continue
+                if seq.first_bytes is not None:
+                    tr.write(seq.first_bytes)
+                    seq.first_bytes = None
+                ttft.observe(now - seq.t_arrival)
+                seq.emitted = 1
+                if seq.n_out <= 1:
+                    finished.append(seq)
+                else:
+                    keep.append(seq)
         self.decoding = keep
         for seq in finished:
             self._finish(seq, ABORTED if seq.n_out < 0 else FINISHED)

@@ -398,15 +398,20 @@ def _http_chunk(body: bytes) -> bytes:
 
 
 _MARK = "@@TOKEN@@"
+_ID = "@@ID@@"
+_USAGE = "@@USAGE@@"
 
 
-class _Format:
-    """Pre-encoded frames of one streaming response (chat or legacy completions)."""
+class _Template:
+    """Encoded frames of one kind of stream (chat or completions, model, usage), id left open.
 
-    def __init__(self, chat: bool, rid: str, created: int, model: str, usage_null: bool) -> None:
+    Built with json once and cached per kind and second, so a request only substitutes its id.
+    """
+
+    def __init__(self, chat: bool, created: int, model: str, usage_null: bool) -> None:
         self.chat = chat
         base: dict[str, Any] = {
-            "id": rid,
+            "id": _ID,
             "object": "chat.completion.chunk" if chat else "text_completion",
             "created": created,
             "model": model,
@@ -415,11 +420,16 @@ class _Format:
         self.base = base
         self.usage_null = usage_null
         encoded = _dumps(self._chunk(_MARK, None)).split(_MARK.encode())
-        pre, post = b"data: " + encoded[0], encoded[1] + b"\n\n"
-        size = len(pre) + 4 + len(post)
-        self.head = b"%x\r\n" % size + pre  # every token is exactly 4 ASCII bytes
-        self.tail = post + b"\r\n"
-        self.pre, self.post = pre, post
+        self.pre, self.post = b"data: " + encoded[0], encoded[1] + b"\n\n"
+        self.role = _frame(self._chunk(None, None, role=True)) if chat else b""
+        self.finish = {f: _frame(self._chunk(None, f)) for f in ("stop", "length")}
+        self.usage_pre, self.usage_post = (
+            b"data: "
+            + _dumps({**base, "choices": [], "usage": _USAGE}).replace(
+                f'"{_USAGE}"'.encode(), b"\x00"
+            )
+        ).split(b"\x00")
+        self.usage_post += b"\n\n"
 
     def _chunk(self, text: str | None, finish: str | None, role: bool = False) -> dict[str, Any]:
         if self.chat:
@@ -436,17 +446,34 @@ class _Format:
             out["usage"] = None
         return out
 
+
+class _Format:
+    """The frames of one streaming response: a cached template with this response's id."""
+
+    def __init__(self, tpl: _Template, rid: str) -> None:
+        rid_b = rid.encode()
+        idb = _ID.encode()
+        self.tpl = tpl
+        self.rid = rid_b
+        pre = tpl.pre.replace(idb, rid_b)
+        post = tpl.post
+        self.pre, self.post = pre, post
+        size = len(pre) + 4 + len(post)
+        self.head = b"%x\r\n" % size + pre  # every token is exactly 4 ASCII bytes
+        self.tail = post + b"\r\n"
+
     def token_frame(self, token: bytes) -> bytes:
         return self.pre + token + self.post
 
     def role_frame(self) -> bytes:
-        return _frame(self._chunk(None, None, role=True)) if self.chat else b""
+        return self.tpl.role.replace(_ID.encode(), self.rid)
 
     def end_frames(self, finish: str, usage: dict[str, Any] | None) -> bytes:
-        out = _frame(self._chunk(None, finish))
+        tpl = self.tpl
+        out = tpl.finish[finish]
         if usage is not None:
-            out += _frame({**self.base, "choices": [], "usage": usage})
-        return out + b"data: [DONE]\n\n"
+            out += tpl.usage_pre + _dumps(usage) + tpl.usage_post
+        return out.replace(_ID.encode(), self.rid) + b"data: [DONE]\n\n"
 
 
 def _usage(prompt: int, completion: int, cached: int) -> dict[str, Any]:
@@ -472,6 +499,7 @@ class OpenAIApi:
 
     def __init__(self, lookup: RegionLookup) -> None:
         self.lookup = lookup
+        self._templates: dict[tuple[bool, str, bool, int], _Template] = {}
 
     def add_routes(self, app: web.Application, prefix: str = "") -> None:
         app.router.add_post(f"{prefix}/v1/chat/completions", self.chat)
@@ -619,7 +647,13 @@ class OpenAIApi:
         usage: dict[str, Any] | None,
         usage_null: bool,
     ) -> web.StreamResponse:
-        fmt = _Format(chat, rid, created, model, usage_null)
+        key = (chat, model, usage_null, created)
+        tpl = self._templates.get(key)
+        if tpl is None:
+            if len(self._templates) > 64:
+                self._templates.clear()
+            tpl = self._templates[key] = _Template(chat, created, model, usage_null)
+        fmt = _Format(tpl, rid)
         resp = web.StreamResponse(
             headers={
                 **headers,
@@ -640,8 +674,9 @@ class OpenAIApi:
             return _http_chunk(fmt.token_frame(token) + end)
 
         seq.on_final = on_final
+        seq.first_bytes = _http_chunk(first)
         try:
-            await resp.write(first)  # also sends the headers
+            await resp.write(b"")  # sends the headers now; the first token leaves with a step
         except ConnectionError:
             return resp
         region.engine.begin_decode(seq)

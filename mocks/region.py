@@ -6,6 +6,7 @@ import hashlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from mocks.ratelimit import RateLimiter
 from mocks.words import TOKEN_COUNT
 
 _Z90 = 1.2815515655446004  # standard normal quantile at 0.9
+_normal = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -75,27 +77,26 @@ class Region:
         counters[digest] = n + 1
         if len(counters) > 200_000:
             counters.popitem(last=False)
-        rng = np.random.default_rng([self.seed, int.from_bytes(digest, "little"), n])
+        key = hashlib.blake2b(b"%d:%d:" % (self.seed, n) + digest, digest_size=16).digest()
+        rng = np.random.Generator(np.random.PCG64(int.from_bytes(key, "little")))
+        u = rng.random(6)  # one call: Generator construction and draws dominate the cost
+        z = _normal.inv_cdf(min(max(float(u[0]), 1e-12), 1 - 1e-12))
+        u_tail, u_pareto = float(u[1]), float(u[2])
+        z_prefill = _normal.inv_cdf(min(max(float(u[3]), 1e-12), 1 - 1e-12))
         out = self.profile.output_tokens
-        z, u_tail, u_pareto, z_prefill = (
-            rng.standard_normal(),
-            rng.random(),
-            rng.random(),
-            rng.standard_normal(),
-        )
         if out.dist == "lognormal":
             sigma = math.log(out.p90 / out.median) / _Z90
             natural = round(out.median * math.exp(sigma * z))
         elif out.dist == "fixed":
             natural = out.value
         else:
-            natural = out.low + int(u_pareto * (out.high - out.low + 1))
+            natural = out.low + int(float(u[5]) * (out.high - out.low + 1))
         natural = max(1, min(out.max, natural))
         jit = self.profile.jitter
         factor = math.exp(jit.sigma * z_prefill) if jit.sigma > 0 else 1.0
         if jit.tail_prob > 0 and u_tail < jit.tail_prob:
             factor *= min(jit.tail_max, (1.0 - u_pareto) ** (-1.0 / jit.tail_alpha))
-        word0 = int(rng.integers(0, TOKEN_COUNT))
+        word0 = int(float(u[4]) * TOKEN_COUNT)
         return Plan(natural_tokens=natural, prefill_factor=factor, word0=word0)
 
     def prefill_seconds(self, uncached_tokens: int, factor: float) -> float:
