@@ -20,6 +20,7 @@ import gevent
 import numpy as np
 
 from loadkit.traffic.client import LLMClient, PlannedCall
+from loadkit.traffic.users import plan_call
 from loadkit.workload import prompts
 from loadkit.workload.plan import rng_for
 
@@ -36,7 +37,6 @@ class SessionRunner:
         self.by_name = {w.name: w for w in sc.workloads}
         self.default_model = sc.target.model
         self.embed_model = embed_model
-        pricing = sc.pricing
         self.client = LLMClient(
             ctx.environment,
             ctx.endpoints,
@@ -46,7 +46,7 @@ class SessionRunner:
             run_t0=ctx.run_t0,
             run_id=ctx.run_id,
             worker=ctx.worker,
-            price=None if pricing is None else pricing.price,
+            price=ctx.price_for,
             rtt_ms=ctx.rtt_ms,
             seed=rng_for(sc.seed, _PROMPTS, 0, zlib.crc32(ctx.worker.encode())),
         )
@@ -97,8 +97,10 @@ class SessionRunner:
                     gevent.sleep(delay)
                 context = prompts.rag_context(np.asarray(sp.chunk_tokens[k]), rng, self.ctx.seed)
                 user = prompts.rag_prompt(user, context)
-            call = self._call(
-                kind,
+                # The chat step is due when retrieval is done, not at the flow's arrival.
+                t_next_ms = (time.perf_counter() - self.ctx.run_t0) * 1000.0
+            call = plan_call(
+                "chat" if kind == "rag" else kind,
                 region,
                 sw.name,
                 session_id,
@@ -130,53 +132,3 @@ class SessionRunner:
             stream=False,
         )
         self.client.execute(call, t_intended_ms=t_ms)
-
-    @staticmethod
-    def _call(
-        kind: str,
-        region: str,
-        workload: str,
-        session_id: str,
-        turn: int,
-        model: str,
-        system: str,
-        history: list[tuple[str, str]],
-        user: str,
-        max_tokens: int,
-        stream: bool,
-    ) -> PlannedCall:
-        if kind == "embeddings":
-            return PlannedCall(
-                kind="embeddings",
-                region=region,
-                workload=workload,
-                model=model,
-                session_id=session_id,
-                turn=turn,
-                input=user,
-                stream=False,
-            )
-        if kind == "completions":
-            prompt = "".join(f"{u}\n{a}\n" for u, a in history) + user
-            return PlannedCall(
-                kind="completions",
-                region=region,
-                workload=workload,
-                model=model,
-                session_id=session_id,
-                turn=turn,
-                prompt=(system + "\n" + prompt) if system else prompt,
-                max_tokens=max_tokens,
-                stream=stream,
-            )
-        return PlannedCall(
-            kind="chat",
-            region=region,
-            workload=workload,
-            model=model,
-            session_id=session_id,
-            turn=turn,
-            messages=prompts.chat_messages(system, history, user),
-            max_tokens=max_tokens,
-            stream=stream,
-        )
