@@ -9,7 +9,8 @@ process (`time.process_time`): streamed requests and SSE events per CPU second, 
 ratio LLM client / ceiling. The TTFT error is measured TTFT minus the mock's
 `x-mock-ttft-ms` ground truth (it includes the loopback and the mock's own write path).
 
-    python -m bench.bench_client [--streams 200] [--seconds 15] [--out bench/out/client.json]
+    python -m bench.bench_client [--streams 200] [--seconds 15] [--step-ms 25]
+                                 [--out bench/out/client.json]
 """
 
 from __future__ import annotations
@@ -82,10 +83,10 @@ def _phase(streams: int, seconds: float, one: Any) -> dict[str, float]:
     }
 
 
-def run(streams: int, seconds: float) -> dict[str, Any]:
+def run(streams: int, seconds: float, step_ms: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "mock.yaml"
-        cfg.write_text(json.dumps(MOCK_CONFIG))
+        cfg.write_text(json.dumps({**MOCK_CONFIG, "decode_step_ms": step_ms}))
         with running_server("mock", ["mocks", "--port", "0", "--config", str(cfg)]) as mock:
             env = Environment()
             env.create_local_runner()
@@ -132,6 +133,7 @@ def run(streams: int, seconds: float) -> dict[str, Any]:
     return {
         "streams": streams,
         "seconds": seconds,
+        "decode_step_ms": step_ms,
         "ceiling_plain_fasthttp": ceiling,
         "llm_client": measured,
         "ratio_requests_per_cpu": measured["requests_per_cpu_s"] / ceiling["requests_per_cpu_s"],
@@ -147,9 +149,10 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="bench_client", description=__doc__)
     p.add_argument("--streams", type=int, default=200)
     p.add_argument("--seconds", type=float, default=15.0)
+    p.add_argument("--step-ms", type=float, default=25.0, help="the mock's decode step")
     p.add_argument("--out", type=Path, default=Path("bench/out/client.json"))
     a = p.parse_args()
-    res = run(a.streams, a.seconds)
+    res = run(a.streams, a.seconds, a.step_ms)
     c, m = res["ceiling_plain_fasthttp"], res["llm_client"]
     print(f"{'':28}{'plain FastHttp':>16}{'LLMClient':>12}")
     for key in ("requests", "events", "cpu_s", "requests_per_s", "requests_per_cpu_s"):
