@@ -29,6 +29,8 @@ def test_bench_mock_tiny_run_writes_json(tmp_path: Path) -> None:
         "--warmup", "0.1",
         "--window", "0.5",
         "--max-ramp", "0.1",
+        "--retries", "0",
+        "--quiet-wait", "0",
         "--out", str(out),
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
@@ -55,6 +57,7 @@ def test_bench_mock_tiny_run_writes_json(tmp_path: Path) -> None:
         assert p["open_streams_max"] == p["streams"], p
         assert p["pacing_p99_ms"] >= p["pacing_p50_ms"] >= 0.0, p
         assert p["server_cpu"] >= 0.0 and p["client_cpu"] >= 0.0, p
+        assert p["tries"] == 1 and isinstance(p["noisy"], bool), p
 
     summary = doc["summary"]
     phase = summary["phases"]["sweep-20ms"]
