@@ -158,8 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mock"]:
+        # argparse's REMAINDER refuses options right after a subcommand: forward them as-is.
+        from mocks.cli import main as mock_main
+
+        return mock_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -29,7 +29,7 @@ def _start(
     if config is not None:
         tmp.mkdir(parents=True, exist_ok=True)
         path = tmp / f"mock-{len(list(tmp.glob('mock-*.yaml')))}.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         argv += ["--config", str(path)]
     return start_server(name, argv)
 
