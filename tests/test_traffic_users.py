@@ -64,9 +64,9 @@ def test_users_run_sessions_with_history_rag_and_regions(tmp_path):
     assert len(aborted) <= 8
     recs = [r for r in recs if r["outcome"] == "ok"]
     # Locust rows: every attempt once in Aggregated, TTFT rows for the streamed calls only
-    assert out["total"] == len(recs) + len(aborted)
+    assert out["total"] == len(recs)  # aborted attempts are records, not Locust failures
     streamed = sum(1 for r in recs if r["endpoint"] == "/v1/chat/completions")
-    assert streamed <= out["ttft_rows"] <= streamed + len(aborted)
+    assert out["ttft_rows"] == streamed
 
     sessions: dict[str, list[dict]] = defaultdict(list)
     for r in recs:

@@ -28,6 +28,7 @@ is taken from a sleep: the sleeps only shift when things happen.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -422,22 +423,28 @@ class LLMClient:
                 resp.release()
 
     def _read_stream(self, resp: Any, a: _Attempt, first: Any) -> None:
+        # Between tokens the socket's own read timeout applies (see the module doc). The
+        # socket goes back to the pool inside the readline that sees the end of the body;
+        # its timeout is restored in `finally` before anything can yield and hand it out.
+        sock = resp._sock
+        try:
+            self._read_events(resp, a, first, sock)
+        finally:
+            if sock is not None and a.arrivals:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(self._network_timeout)
+
+    def _read_events(self, resp: Any, a: _Attempt, first: Any, sock: Any) -> None:
         parser = SSEParser()
         readline = resp.readline
         perf = time.perf_counter
         done = finished = False
         arrivals = a.arrivals
         pieces = a.pieces
-        # Between tokens the socket's own read timeout applies (see the module doc). The
-        # socket goes back to the pool inside the readline that sees the end of the body,
-        # so its timeout is restored right there, before anything can yield.
-        sock = resp._sock
         while True:
             line = readline(b"\n")
             now = perf()
             if not line:
-                if sock is not None and arrivals:
-                    sock.settimeout(self._network_timeout)
                 a.t_end = now  # last byte: the end of the body
                 data = parser.finish()
                 if data is None:
@@ -596,8 +603,8 @@ class LLMClient:
         if self.sink is not None:
             self.sink(record)
         env = self.environment
-        if env is None:
-            return
+        if env is None or record.outcome == "aborted":
+            return  # a stopped user's cut-off request is in the records, not a failure row
         name = call.workload or call.kind
         error = None
         if record.outcome != "ok":
