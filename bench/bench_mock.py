@@ -555,7 +555,7 @@ def parse_args(argv: Sequence[str] | None) -> RunConfig:
         default="mock,bare-stream,bare-ticker,bare-wheel",
         help="comma list of mock, bare-stream, bare-ticker, bare-wheel (bare = all three)",
     )
-    ap.add_argument("--step-ms", default=None, help="comma list of sweep step times in ms (40,20)")
+    ap.add_argument("--step-ms", default=None, help="comma list of sweep step times in ms (20,40)")
     ap.add_argument("--tokens", type=int, default=None, help="completion tokens per stream")
     ap.add_argument("--levels", default=None, help="comma list of concurrent streams")
     ap.add_argument("--refine", type=int, default=None, help="bisection steps after the sweep")
@@ -587,9 +587,9 @@ def parse_args(argv: Sequence[str] | None) -> RunConfig:
     if not servers or set(servers) - {"mock", *BARE}:
         ap.error(f"--servers takes mock, {', '.join(BARE)} or bare")
     q = a.quick
-    steps = [float(x) for x in (a.step_ms or ("20" if q else "40,20")).split(",")]
+    steps = [float(x) for x in (a.step_ms or ("20" if q else "20,40")).split(",")]
     tokens = a.tokens if a.tokens is not None else (32 if q else 64)
-    default_levels = "250,1000,2000" if q else "250,500,1000,1500,2000,3000,5000"
+    default_levels = "250,500,1000,2000" if q else "250,500,1000,1500,2000,3000,5000"
     levels = tuple(int(x) for x in (a.levels or default_levels).split(","))
     refine = a.refine if a.refine is not None else (0 if q else 2)
     phases = [Phase(f"sweep-{st:g}ms", st, tokens, levels, refine) for st in steps]
