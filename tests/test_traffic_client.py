@@ -218,3 +218,52 @@ def test_locust_stats_get_ttft_and_itl_rows_without_inflating_aggregated(default
     assert out["total"] == 6 and out["total_failures"] == 0
     assert out["rows"] == {"POST chat": 6, "TTFT chat": 6, "ITL chat": 6}
     assert 300 <= out["ttft_median"] <= 2000
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[ServerProcess]:
+    env = {"PYTHONPATH": str(REPO)}
+    with running_server("fault-sse", ["tests.fault_sse_server", "--port", "0"], env=env) as srv:
+        yield srv
+
+
+def one(srv: ServerProcess, model: str, **args: Any) -> dict[str, Any]:
+    return drive("calls", url=srv.url, model=model, **args)["results"][0]
+
+
+def test_mid_stream_failures_are_classified(fault_server):
+    cut = one(fault_server, "cut")
+    assert [r["outcome"] for r in cut["records"]] == ["stream_cut"]  # text seen: no retry
+    assert cut["records"][0]["ttft_ms"] is not None
+    # the words that did arrive are estimated and paid for
+    assert cut["records"][0]["completion_tokens"] > 0
+    assert cut["records"][0]["tokens_source"] == "estimated"
+    bad = one(fault_server, "malformed")["records"]
+    assert [r["outcome"] for r in bad] == ["malformed"]
+    err = one(fault_server, "error_frame")["records"]
+    assert [r["outcome"] for r in err] == ["http_error"]
+    assert "overloaded mid-stream" in err[0]["error"]
+
+
+def test_reasoning_deltas_count_for_ttft_and_usage_fallback(fault_server):
+    res = one(fault_server, "reasoning")
+    rec = res["records"][0]
+    assert rec["outcome"] == "ok" and rec["tokens_source"] == "server"
+    # 8 content chunks (3 reasoning + 5 text), the first after one 20 ms step
+    assert rec["ttft_ms"] < 120.0 and rec["itl_mean_ms"] == pytest.approx(20.0, abs=8.0)
+    no_usage = one(fault_server, "no_usage")["records"][0]
+    assert no_usage["outcome"] == "ok" and no_usage["tokens_source"] == "estimated"
+    assert no_usage["completion_tokens"] == 7  # "word " x 5 = 25 chars
+
+
+def test_fault_tag_and_server_retry_advice(fault_server):
+    assert one(fault_server, "tagged")["records"][0]["fault"] == "latency"
+    no_retry = one(fault_server, "no_retry_503", retries={"backoff_initial_s": 0.01})
+    assert [r["status"] for r in no_retry["records"]] == [503]  # x-should-retry: false
+    flaky = one(fault_server, "flaky_500", retries={"backoff_initial_s": 0.01})
+    assert [r["status"] for r in flaky["records"]] == [500, 500, 200]
+    assert flaky["ok"] and [r["attempt"] for r in flaky["records"]] == [0, 1, 2]
+    dated = one(fault_server, "date_429", retries={"backoff_initial_s": 0.01})
+    first, second = dated["records"]
+    waited = second["t_sent"] - (first["t_sent"] + first["e2e_ms"])
+    assert 900.0 <= waited <= 2600.0  # an HTTP-date retry-after ~2 s away (1 s resolution)
