@@ -322,3 +322,10 @@ def test_pricing_override_for_an_unlisted_model(tmp_path: Path) -> None:
     text = MINIMAL + "pricing: {model: gpt-4o, output: 9}\n"
     p = load_scenario(write(tmp_path, text, "o.yaml")).pricing
     assert p is not None and (p.price.input_per_1m, p.price.output_per_1m) == (2.5, 9)
+
+
+def test_a_mock_target_defaults_to_a_model_the_profile_serves(tmp_path: Path) -> None:
+    s = load_scenario(write(tmp_path, MINIMAL + "target: {mock: vllm-h100}\n"))
+    assert s.target.model == "meta-llama/Llama-3.1-8B-Instruct"
+    s = load_scenario(write(tmp_path, MINIMAL + "target: {mock: hosted-api}\n", "h.yaml"))
+    assert s.target.model == "gpt-4o-mini"

@@ -135,9 +135,17 @@ def _target(field: Field | None) -> Target:
         overrides = m.opt("overrides", _mock_overrides, {})
         if overrides:
             _check_overrides(m.req("overrides"), profile, overrides)
+        served = _mock_models(profile, overrides)
+        if model and served and model not in served:
+            m.req("model").fail(
+                f"the mock profile {profile} serves {', '.join(served)}; "
+                f"got {model!r}{hint(model, served)}"
+            )
+        if not model:
+            model = next(iter(served), DEFAULT_MOCK_MODEL)
         return Target(
             kind="mock",
-            model=model or DEFAULT_MOCK_MODEL,
+            model=model,
             mock_profile=profile,
             mock_overrides=overrides,
             headers=headers,
@@ -185,6 +193,20 @@ def _check_overrides(field: Field, profile: str, overrides: dict[str, Any]) -> N
         field.fail(f"the mock rejects these overrides: {exc}")
     except (TypeError, ValueError, AttributeError) as exc:
         field.fail(f"the mock rejects these overrides: {exc}")
+
+
+def _mock_models(profile: str, overrides: dict[str, Any]) -> tuple[str, ...]:
+    """Model ids the mock serves with this profile, chat models first (empty if unknown)."""
+    try:
+        from mocks.profile import apply_overrides, bundled_profiles, load_profile
+
+        if profile not in bundled_profiles():
+            return ()
+        prof = apply_overrides(load_profile(profile), overrides)
+    except (ImportError, UserError, TypeError, ValueError, AttributeError):
+        return ()
+    models = sorted(prof.models, key=lambda spec: spec.kind != "chat")
+    return tuple(spec.id for spec in models)
 
 
 def _mock_overrides(field: Field) -> dict[str, Any]:
@@ -484,12 +506,24 @@ def _workloads(field: Field, target: Target, base_dir: Path) -> tuple[Workload, 
             think_time_s=m.opt("think_time", lambda f: distribution(f, "seconds", base_dir), None),
             history=m.opt("history", Field.boolean, kind in ("chat", "rag")),
             max_tokens=m.opt("max_tokens", lambda f: f.integer(low=1, high=10_000_000), None),
-            model=m.opt("model", lambda f: f.string(), None),
+            model=m.opt("model", lambda f: _workload_model(f, target), None),
             rag=rag,
         )
         _check_sessions(item, workload)
         out.append(workload)
     return tuple(out)
+
+
+def _workload_model(field: Field, target: Target) -> str:
+    model = field.string().strip()
+    if target.kind == "mock" and target.mock_profile:
+        served = _mock_models(target.mock_profile, dict(target.mock_overrides))
+        if served and model not in served:
+            field.fail(
+                f"the mock profile {target.mock_profile} serves {', '.join(served)}; "
+                f"got {model!r}{hint(model, served)}"
+            )
+    return model
 
 
 def _check_sessions(field: Field, workload: Workload) -> None:
