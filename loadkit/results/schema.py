@@ -4,6 +4,16 @@
 are milliseconds relative to the run start (`t_intended`, `t_sent`) or durations in ms.
 A value that does not apply (TTFT of an embeddings call, ITL of a one-chunk answer) is
 NaN in memory and an empty cell in the CSV, so analysis can tell "not measured" from 0.
+
+Conventions the client follows:
+- `t_intended` is the logical request's intended send time (open loop; NaN in closed
+  loop), repeated on every attempt; `sched_lag_ms` = `t_sent - t_intended` on attempt 0
+  only (NaN on retries, whose later send is the policy's doing, not the scheduler's).
+- `ttft_ms` of a non-streamed chat/completions call is its E2E (the user sees the first
+  token when the whole answer arrives); of an embeddings call it is NaN.
+- `e2e_ms` of a failed attempt ends when the client gave up (timeout, cut, error).
+- tokens of a failed attempt are what it consumed: 0 without a 200, else the prompt and
+  the partial answer (estimated unless the server reported usage).
 """
 
 from __future__ import annotations

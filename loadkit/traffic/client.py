@@ -268,7 +268,11 @@ class LLMClient:
         request_id = call.request_id or self._new_request_id()
         retries = self.policy.retries
         order = resilience.failover_order(call.region, self.policy.failover)
-        order = [r for r in order if r in self.endpoints] or [call.region]
+        if call.region not in self.endpoints:
+            raise ValueError(
+                f"region {call.region!r} has no endpoint (have {', '.join(self.endpoints)})"
+            )
+        order = [r for r in order if r in self.endpoints]
         t_begin = time.perf_counter()
         records: list[RequestRecord] = []
         kept: list[Mapping[str, str]] = []
