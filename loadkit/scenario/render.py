@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from loadkit.scenario import bridge
@@ -67,7 +69,11 @@ def _target(s: Scenario) -> str:
         extra = f" with overrides {', '.join(t.mock_overrides)}" if t.mock_overrides else ""
         text = f"bundled mock, profile {t.mock_profile}{extra}, model {t.model}"
     else:
-        key = f", key from ${t.api_key_env}" if t.api_key_env else ", no API key"
+        if t.api_key_env:
+            state = "set" if os.environ.get(t.api_key_env) else "not set in this shell"
+            key = f", key from ${t.api_key_env} ({state})"
+        else:
+            key = ", no API key"
         text = f"{t.base_url}, model {t.model}{key}"
     if t.region_endpoints:
         text += "; per-region endpoints: " + ", ".join(t.region_endpoints)
