@@ -20,7 +20,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from locust import User, constant, events, task
@@ -28,6 +27,7 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterR
 
 from loadkit.results.writer import RecordWriter
 from loadkit.traffic.budget import BudgetGuard, BudgetLimits
+from loadkit.traffic.context import RunContext
 from loadkit.traffic.runner import PROGRESS_PREFIX, RunConfig, api_key, resolve_headers
 from loadkit.traffic.shape import shape_class
 from loadkit.traffic.shipping import MESSAGE, RecordReceiver, RecordShipper
@@ -40,42 +40,6 @@ def emit(event: str, **data: Any) -> None:
     """One machine-readable line for the runner (progress, stop reason, end of run)."""
     sys.stdout.write(PROGRESS_PREFIX + json.dumps({"event": event, **data}) + "\n")
     sys.stdout.flush()
-
-
-@dataclass
-class RunContext:
-    """What the client layer needs to build its users: endpoints, policy, the record sink.
-
-    Runtime state, filled in at Locust's init and test_start (`run_t0`, `sink`, `worker`).
-    """
-
-    scenario: Any
-    endpoints: dict[str, str]
-    headers: dict[str, str]
-    run_id: str
-    seed: int
-    rtt_ms: dict[str, float]
-    environment: Any = None
-    worker: str = "local"
-    run_t0: float = 0.0
-    sink: Any = None
-    guard: BudgetGuard = field(default_factory=lambda: BudgetGuard(BudgetLimits()))
-    stopping: bool = False
-
-    @property
-    def policy(self) -> Any:
-        return self.scenario.client
-
-    def price_for(self, region: str) -> Any:
-        pricing = self.scenario.pricing
-        return None if pricing is None else pricing.price_for(region)
-
-    def admit(self) -> bool:
-        """Ask before each logical request: False once the budget is spent or the run stops."""
-        return not self.stopping and self.guard.try_start()
-
-    def record(self, rec: Any) -> None:
-        self.sink(rec)
 
 
 class LoadkitApp:
