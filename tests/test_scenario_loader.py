@@ -81,7 +81,7 @@ def test_production_is_pilot_plus_changes() -> None:
     prod = load_scenario(ROOT / "scenarios" / "production.yaml")
     assert [r.name for r in prod.regions] == ["na", "eu", "apac"]
     assert [r.utc_offset_h for r in prod.regions] == [-5, 1, 8]
-    assert [r.rtt_ms for r in prod.regions] == [11, 90, 229]
+    assert [r.rtt_ms for r in prod.regions] == [11, 89, 229]
     assert {w.kind for w in prod.workloads} == {"chat", "rag"}
     assert {w.name for w in prod.workloads} == {"chat", "rag", "summarise"}
     assert prod.load.daily is not None and prod.load.daily.name == "conversation"
@@ -329,3 +329,19 @@ def test_a_mock_target_defaults_to_a_model_the_profile_serves(tmp_path: Path) ->
     assert s.target.model == "meta-llama/Llama-3.1-8B-Instruct"
     s = load_scenario(write(tmp_path, MINIMAL + "target: {mock: hosted-api}\n", "h.yaml"))
     assert s.target.model == "gpt-4o-mini"
+
+
+def test_shipped_rtts_match_the_published_azure_matrix() -> None:
+    """The RTTs in production.yaml quote Azure's P95 inter-region table (to an East US endpoint)."""
+    import csv
+
+    matrix = ROOT.parent / "shared" / "data" / "network" / "azure_inter_region_rtt_p95_ms.csv"
+    if not matrix.is_file():
+        pytest.skip("shared network data not present (../shared/data/network)")
+    with matrix.open(newline="", encoding="utf-8") as fh:
+        rows = {row["Source"]: row for row in csv.DictReader(fh)}
+    east_us = rows["East US"]
+    quoted = {"na": "East US 2", "eu": "West Europe", "apac": "Southeast Asia"}
+    prod = load_scenario(ROOT / "scenarios" / "production.yaml")
+    for region in prod.regions:
+        assert region.rtt_ms == float(east_us[quoted[region.name]]), region.name
