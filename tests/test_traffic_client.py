@@ -267,3 +267,19 @@ def test_fault_tag_and_server_retry_advice(fault_server):
     first, second = dated["records"]
     waited = second["t_sent"] - (first["t_sent"] + first["e2e_ms"])
     assert 900.0 <= waited <= 2600.0  # an HTTP-date retry-after ~2 s away (1 s resolution)
+
+
+def test_connect_timeout_then_failover(default_mock):
+    out = drive(
+        "calls",
+        endpoints={"slow": "unaccepting", "live": default_mock.url},
+        region="slow",
+        failover=["live"],
+        max_tokens=2,
+        timeouts={"connect_s": 0.3},
+    )
+    res = out["results"][0]
+    first, second = res["records"]
+    assert first["outcome"] == "connect_error" and first["error"] == "connect timeout"
+    assert 280.0 <= first["e2e_ms"] <= 800.0
+    assert second["region"] == "live" and second["outcome"] == "ok"

@@ -7,6 +7,7 @@ CASE ARGS_JSON` and read one JSON object from its last stdout line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import socket
@@ -59,13 +60,33 @@ def _closed_port() -> int:
     return port
 
 
+def _unaccepting_port(keep: list[socket.socket]) -> int:
+    """A loopback listener whose accept queue is full: a new connection's SYN goes unanswered."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    keep.append(srv)
+    for _ in range(3):
+        s = socket.socket()
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect(("127.0.0.1", port))
+        keep.append(s)
+    time.sleep(0.1)
+    return port
+
+
 def run_calls(args: dict[str, Any]) -> dict[str, Any]:
     """`n` chat calls with `concurrency` greenlets against args["url"]."""
     sunk: list[RequestRecord] = []
     endpoints = dict(args.get("endpoints") or {"r1": args["url"]})
+    keep: list[socket.socket] = []
     for region, url in list(endpoints.items()):
         if url == "dead":
             endpoints[region] = f"http://127.0.0.1:{_closed_port()}"
+        elif url == "unaccepting":
+            endpoints[region] = f"http://127.0.0.1:{_unaccepting_port(keep)}"
     client = LLMClient(
         None,
         endpoints,
