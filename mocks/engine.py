@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class Sequence:
         "on_final",
         "prefill_s",
         "prompt_tokens",
+        "slot",
         "state",
         "t_admit",
         "t_arrival",
@@ -76,6 +78,7 @@ class Sequence:
         self.word0 = word0
         self.transport = transport
         self.emitted = 0
+        self.slot = -1  # index in the engine's decode slots while decoding
         self.state = WAITING
         self.t_arrival = 0.0
         self.t_admit = 0.0
@@ -109,8 +112,12 @@ class Engine:
         self.metrics = metrics
         self._rng = np.random.default_rng(seed_seq)
         self.waiting: deque[Sequence] = deque()
-        self.decoding: list[Sequence] = []
-        self.joining: list[Sequence] = []  # prefilled; first token goes out at the next step
+        # Decode slots in a fixed order: a sequence keeps its index for life and a new one
+        # takes the lowest free index, so each stream's place in a step's burst of writes
+        # (and so its pacing) stays steady while others come and go.
+        self.decoding: list[Sequence | None] = []
+        self._free: list[int] = []  # heap of free indices in `decoding`
+        self.n_decoding = 0
         self._active = False  # the decode loop is on its step grid
         self._next_t = 0.0  # deadline of the next decode step
         self.n_running = 0  # slots in use: prefill, ready or decoding
@@ -202,8 +209,8 @@ class Engine:
 
     def retry_estimate_s(self) -> float:
         """When a slot is likely to free up: the shortest remaining generation, at least 50 ms."""
-        step = self.step_seconds(max(1, len(self.decoding)))
-        remaining = min((s.n_out - s.emitted for s in self.decoding), default=1)
+        step = self.step_seconds(max(1, self.n_decoding))
+        remaining = min((s.n_out - s.emitted for s in self.decoding if s is not None), default=1)
         return max(0.05, remaining * step)
 
     # ------------------------------------------------------------ prefill -> decode
@@ -228,7 +235,14 @@ class Engine:
         if seq.state != READY:
             return
         seq.state = DECODING
-        self.joining.append(seq)
+        seq.emitted = 0
+        if self._free:
+            seq.slot = heapq.heappop(self._free)
+            self.decoding[seq.slot] = seq
+        else:
+            seq.slot = len(self.decoding)
+            self.decoding.append(seq)
+        self.n_decoding += 1
         if not self._active:
             self._wake.set()
 
@@ -262,7 +276,8 @@ class Engine:
                 seq.transport.abort()
             self._finish(seq, ABORTED)
         self.decoding = []
-        self.joining = []
+        self._free = []
+        self.n_decoding = 0
 
     def _finish(self, seq: Sequence, state: int) -> None:
         prev = seq.state
@@ -297,7 +312,7 @@ class Engine:
         assert loop is not None
         next_t = loop.time()
         while True:
-            if not self.decoding and not self.joining:
+            if not self.n_decoding:
                 self._active = False
                 self._wake.clear()
                 await self._wake.wait()
@@ -306,7 +321,7 @@ class Engine:
                 self._active = True
                 self._step(0.0)
                 continue
-            step = self.step_seconds(len(self.decoding) + len(self.joining))
+            step = self.step_seconds(self.n_decoding)
             sigma = self.profile.jitter.step_sigma
             if sigma > 0.0:
                 step *= math.exp(sigma * float(self._rng.standard_normal()))
@@ -319,23 +334,34 @@ class Engine:
                 if delay < -0.2:  # fell far behind (overload): restart the grid, no burst
                     next_t = loop.time()
                 await asyncio.sleep(0)
+            self.metrics.step_lateness.observe(loop.time() - next_t)
             self._step(step)
 
     def _step(self, step: float) -> None:
-        """One decode step: a token for every running sequence, then the joiners' first."""
-        keep: list[Sequence] = []
+        """One decode step: a token for every running sequence, in slot order."""
         finished: list[Sequence] = []
         tokens = TOKEN_BYTES
         mask = TOKEN_MASK
+        joined = 0
         for seq in self.decoding:
-            if seq.state != DECODING:
+            if seq is None:
                 continue
             tr = seq.transport
-            if tr is None or tr.is_closing():
+            if seq.state != DECODING or tr is None or tr.is_closing():
                 finished.append(seq)
                 seq.n_out = -1  # marks "client gone"
                 continue
             i = seq.emitted
+            if i == 0:  # joined since the last step: its first token (role chunk included)
+                if seq.first_bytes is not None:
+                    tr.write(seq.first_bytes)
+                    seq.first_bytes = None
+                seq.emitted = 1
+                joined += 1
+                self._first_token(seq)
+                if seq.n_out <= 1:
+                    finished.append(seq)
+                continue
             head = seq.head
             if i + 1 >= seq.n_out:
                 if head is not None and seq.on_final is not None:
@@ -351,33 +377,22 @@ class Engine:
                     seq.n_out = -1
                     continue
             seq.emitted = i + 1
-            keep.append(seq)
         if step > 0.0:
-            self.metrics.itl.observe(step, len(keep) + len(finished))
-        if self.joining:
-            joining, self.joining = self.joining, []
-            now = self._loop.time() if self._loop is not None else 0.0
-            ttft = self.metrics.ttft
-            for seq in joining:
-                if seq.state != DECODING:
-                    continue
-                tr = seq.transport
-                if tr is None or tr.is_closing():
-                    seq.n_out = -1
-                    finished.append(seq)
-                    continue
-                if seq.first_bytes is not None:
-                    tr.write(seq.first_bytes)
-                    seq.first_bytes = None
-                ttft.observe(now - seq.t_arrival)
-                seq.emitted = 1
-                if seq.n_out <= 1:
-                    finished.append(seq)
-                else:
-                    keep.append(seq)
-        self.decoding = keep
-        for seq in finished:
-            self._finish(seq, ABORTED if seq.n_out < 0 else FINISHED)
+            self.metrics.itl.observe(step, self.n_decoding - joined)
+        if finished:
+            slots = self.decoding
+            for seq in finished:  # the list keeps its high-water length; holes are reused
+                slots[seq.slot] = None
+                heapq.heappush(self._free, seq.slot)
+                seq.slot = -1
+                self.n_decoding -= 1
+            for seq in finished:
+                self._finish(seq, ABORTED if seq.n_out < 0 else FINISHED)
+
+    def _first_token(self, seq: Sequence) -> None:
+        loop = self._loop
+        if loop is not None:
+            self.metrics.ttft.observe(loop.time() - seq.t_arrival)
 
 
 def _resolve(fut: asyncio.Future[bool] | None, value: bool) -> None:

@@ -80,6 +80,10 @@ E2E_BUCKETS = (
 )
 
 
+# How late each decode step started against its absolute deadline (the mock's own pacing).
+LATENESS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+
 class Histogram:
     __slots__ = ("bounds", "count", "counts", "sum")
 
@@ -118,6 +122,7 @@ class EngineMetrics:
         self.ttft = Histogram(TTFT_BUCKETS)
         self.itl = Histogram(ITL_BUCKETS)
         self.e2e = Histogram(E2E_BUCKETS)
+        self.step_lateness = Histogram(LATENESS_BUCKETS)
 
 
 _HELP = {
@@ -129,6 +134,10 @@ _HELP = {
     "vllm:time_to_first_token_seconds": ("histogram", "Histogram of time to first token."),
     "vllm:inter_token_latency_seconds": ("histogram", "Histogram of inter-token latency."),
     "vllm:e2e_request_latency_seconds": ("histogram", "Histogram of end to end latency."),
+    "mock:decode_step_lateness_seconds": (
+        "histogram",
+        "How late each decode step started against its deadline (mock pacing).",
+    ),
 }
 
 
@@ -146,6 +155,7 @@ def render(regions: Iterable[tuple[str, str, EngineMetrics]]) -> str:
                     "vllm:time_to_first_token_seconds": "ttft",
                     "vllm:inter_token_latency_seconds": "itl",
                     "vllm:e2e_request_latency_seconds": "e2e",
+                    "mock:decode_step_lateness_seconds": "step_lateness",
                 }[name]
                 out.extend(getattr(m, attr).lines(name, labels))
                 continue

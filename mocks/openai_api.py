@@ -160,6 +160,12 @@ def _api_key(request: web.Request, region: Region) -> str:
 async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
+    content = request.content
+    if content.is_eof():  # the whole body has arrived (the usual case): no timer needed
+        body = await content.read()
+        if len(body) > limit:
+            raise _too_large(limit)
+        return _parse_json(request, body)
     body = bytearray()
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
@@ -174,13 +180,17 @@ async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
         raise ApiError(408, "Timed out reading the request body.", code="timeout") from None
     except (ConnectionError, ClientPayloadError):  # the client left mid-body: nobody to answer
         raise ApiError(400, "The request body was cut short.", code="incomplete_body") from None
+    return _parse_json(request, bytes(body))
+
+
+def _parse_json(request: web.Request, body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, INVALID_JSON) from None
     if not isinstance(data, dict):
         raise ApiError(400, INVALID_JSON)
-    request["body"] = bytes(body)
+    request["body"] = body
     return data
 
 

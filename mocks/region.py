@@ -48,6 +48,8 @@ class Region:
         self.runner: Any = None  # aiohttp AppRunner of the region's own listener
         self.site: Any = None
         self._counters: OrderedDict[bytes, int] = OrderedDict()
+        self._bits = np.random.PCG64(seed)
+        self._draws = np.random.Generator(self._bits)
         self._ids = 0
 
     def configure(self, profile: Profile) -> None:
@@ -77,12 +79,22 @@ class Region:
         counters[digest] = n + 1
         if len(counters) > 200_000:
             counters.popitem(last=False)
-        key = hashlib.blake2b(b"%d:%d:" % (self.seed, n) + digest, digest_size=16).digest()
-        rng = np.random.Generator(np.random.PCG64(int.from_bytes(key, "little")))
-        u = rng.random(6)  # one call: Generator construction and draws dominate the cost
-        z = _normal.inv_cdf(min(max(float(u[0]), 1e-12), 1 - 1e-12))
-        u_tail, u_pareto = float(u[1]), float(u[2])
-        z_prefill = _normal.inv_cdf(min(max(float(u[3]), 1e-12), 1 - 1e-12))
+        key = hashlib.blake2b(b"%d:%d:" % (self.seed, n) + digest, digest_size=32).digest()
+        # A per-request PCG64 stream keyed by (seed, content, repeat): setting the state of
+        # one bit generator is ~4x cheaper than constructing a seeded generator per request.
+        self._bits.state = {
+            "bit_generator": "PCG64",
+            "state": {
+                "state": int.from_bytes(key[:16], "little"),
+                "inc": int.from_bytes(key[16:], "little") | 1,
+            },
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+        u = self._draws.random(6).tolist()
+        z = _normal.inv_cdf(min(max(u[0], 1e-12), 1 - 1e-12))
+        u_tail, u_pareto = u[1], u[2]
+        z_prefill = _normal.inv_cdf(min(max(u[3], 1e-12), 1 - 1e-12))
         out = self.profile.output_tokens
         if out.dist == "lognormal":
             sigma = math.log(out.p90 / out.median) / _Z90
@@ -90,13 +102,13 @@ class Region:
         elif out.dist == "fixed":
             natural = out.value
         else:
-            natural = out.low + int(float(u[5]) * (out.high - out.low + 1))
+            natural = out.low + int(u[5] * (out.high - out.low + 1))
         natural = max(1, min(out.max, natural))
         jit = self.profile.jitter
         factor = math.exp(jit.sigma * z_prefill) if jit.sigma > 0 else 1.0
         if jit.tail_prob > 0 and u_tail < jit.tail_prob:
             factor *= min(jit.tail_max, (1.0 - u_pareto) ** (-1.0 / jit.tail_alpha))
-        word0 = int(float(u[4]) * TOKEN_COUNT)
+        word0 = int(u[4] * TOKEN_COUNT)
         return Plan(natural_tokens=natural, prefill_factor=factor, word0=word0)
 
     def prefill_seconds(self, uncached_tokens: int, factor: float) -> float:
