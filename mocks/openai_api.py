@@ -482,8 +482,23 @@ class _Format:
         tpl = self.tpl
         out = tpl.finish[finish]
         if usage is not None:
-            out += tpl.usage_pre + _dumps(usage) + tpl.usage_post
+            out += tpl.usage_pre + _usage_json(usage) + tpl.usage_post
         return out.replace(_ID.encode(), self.rid) + b"data: [DONE]\n\n"
+
+
+_USAGE_JSON = (
+    '{{"prompt_tokens":{p},"completion_tokens":{c},"total_tokens":{t},'
+    '"prompt_tokens_details":{{"cached_tokens":{k},"audio_tokens":0}},'
+    '"completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,'
+    '"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}'
+)
+
+
+def _usage_json(usage: dict[str, Any]) -> bytes:
+    """`_dumps(usage)` without json on the per-request path (same bytes)."""
+    p, c = usage["prompt_tokens"], usage["completion_tokens"]
+    k = usage["prompt_tokens_details"]["cached_tokens"]
+    return _USAGE_JSON.format(p=p, c=c, t=p + c, k=k).encode()
 
 
 def _usage(prompt: int, completion: int, cached: int) -> dict[str, Any]:
@@ -695,11 +710,15 @@ class OpenAIApi:
             if request.transport is not None:
                 request.transport.abort()  # cut mid-stream: no clean chunked end
             return resp
+        tr = request.transport
         try:
-            await asyncio.wait_for(resp.write_eof(), EOF_TIMEOUT_S)
+            if tr is not None and tr.get_write_buffer_size() == 0:
+                await resp.write_eof()  # nothing queued: it cannot block
+            else:  # a slow reader: do not wait on it forever
+                await asyncio.wait_for(resp.write_eof(), EOF_TIMEOUT_S)
         except (TimeoutError, ConnectionError):
-            if request.transport is not None:
-                request.transport.abort()
+            if tr is not None:
+                tr.abort()
         return resp
 
     async def embeddings(self, request: web.Request) -> web.Response:

@@ -208,3 +208,11 @@ def test_different_seed_different_draws(start_mock: StartMock) -> None:
         r = c.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
         texts.append(r.choices[0].message.content)
     assert texts[0] != texts[1]
+
+
+def test_fast_usage_encoding_matches_json() -> None:
+    from mocks.openai_api import _dumps, _usage, _usage_json
+
+    for args in ((3, 4, 0), (12_000, 1, 11_904)):
+        usage = _usage(*args)
+        assert _usage_json(usage) == _dumps(usage)
