@@ -1,0 +1,128 @@
+"""The fault journal (`<run>/faults.csv`): every change of the chaos proxy's active fault set.
+
+One row per change, in time order, so a report can shade fault windows and split failures
+into injected and organic without replaying the scenario. Columns:
+
+- `t_ms`: time of the change, ms since the run start (same clock as `requests.csv`'s
+  `t_sent`), float with 3 decimals.
+- `event`: `start` (a fault became active), `end` (it was removed at its planned end),
+  `update` (its rate/params changed), `clear` (everything removed at once: end of run,
+  abort, Ctrl-C; `fault_id` is empty then), `abort` (the run's abort condition fired;
+  `params` holds the reason as `{"reason": "..."}`).
+- `fault_id`: the scenario's fault id; the same tag the proxy puts in `x-loadkit-fault`
+  and the client copies into the record's `fault` column.
+- `kind`: the fault kind (`http_error`, `stall`, `region_outage`, ...).
+- `region`, `model`, `workload`, `path`: the selector; empty = any.
+- `rate`: probability a selected request is hit, in [0, 1].
+- `params`: the kind's parameters as a compact JSON object (ms values, status, ...).
+
+A window of fault F is the span from its `start` row to the first later `end` or `clear`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FAULT_EVENTS: tuple[str, ...] = ("start", "end", "update", "clear", "abort")
+FAULT_COLUMNS: tuple[str, ...] = (
+    "t_ms",
+    "event",
+    "fault_id",
+    "kind",
+    "region",
+    "model",
+    "workload",
+    "path",
+    "rate",
+    "params",
+)
+FAULTS_HEADER_LINE = ",".join(FAULT_COLUMNS) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultEvent:
+    """One journaled change of the active fault set."""
+
+    t_ms: float
+    event: str
+    fault_id: str = ""
+    kind: str = ""
+    region: str = ""
+    model: str = ""
+    workload: str = ""
+    path: str = ""
+    rate: float = math.nan
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def row(self) -> list[str]:
+        rate = "" if self.rate != self.rate else f"{self.rate:.6g}"
+        return [
+            f"{self.t_ms:.3f}",
+            self.event,
+            self.fault_id,
+            self.kind,
+            self.region,
+            self.model,
+            self.workload,
+            self.path,
+            rate,
+            json.dumps(dict(self.params), separators=(",", ":"), sort_keys=True),
+        ]
+
+
+def write_fault_events(path: Path, events: Iterable[FaultEvent]) -> None:
+    """Write a whole journal (header included)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(FAULT_COLUMNS)
+        for ev in events:
+            w.writerow(ev.row())
+
+
+def read_fault_events(path: Path) -> list[FaultEvent]:
+    """Read a journal back; an absent file is an empty journal (a run without faults)."""
+    if not path.exists():
+        return []
+    out: list[FaultEvent] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for rec in csv.DictReader(fh):
+            out.append(
+                FaultEvent(
+                    t_ms=float(rec["t_ms"]),
+                    event=rec["event"],
+                    fault_id=rec["fault_id"],
+                    kind=rec["kind"],
+                    region=rec["region"],
+                    model=rec["model"],
+                    workload=rec["workload"],
+                    path=rec["path"],
+                    rate=float(rec["rate"]) if rec["rate"] else math.nan,
+                    params=json.loads(rec["params"]) if rec["params"] else {},
+                )
+            )
+    return out
+
+
+def fault_windows(events: Iterable[FaultEvent]) -> list[tuple[str, str, float, float]]:
+    """(fault_id, kind, start_ms, end_ms) per window; a window never closed ends at +inf."""
+    open_: dict[str, tuple[str, float]] = {}
+    out: list[tuple[str, str, float, float]] = []
+    for ev in events:
+        if ev.event == "start":
+            open_.setdefault(ev.fault_id, (ev.kind, ev.t_ms))
+        elif ev.event == "end" and ev.fault_id in open_:
+            kind, t0 = open_.pop(ev.fault_id)
+            out.append((ev.fault_id, kind, t0, ev.t_ms))
+        elif ev.event == "clear":
+            for fid, (kind, t0) in open_.items():
+                out.append((fid, kind, t0, ev.t_ms))
+            open_.clear()
+    for fid, (kind, t0) in open_.items():
+        out.append((fid, kind, t0, math.inf))
+    return sorted(out, key=lambda w: (w[2], w[0]))
