@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
 from urllib.parse import urlsplit
 
@@ -327,3 +328,39 @@ def test_half_sent_body_and_garbage_do_not_hurt(mock_server: ServerProcess) -> N
     data = asyncio.run(abuse())
     assert data == b"" or data.split(b"\r\n")[0].endswith(b" 400 Bad Request")
     assert get(mock_server, "/health").status_code == 200
+
+
+def test_client_that_never_reads_is_cut_and_freed(start_mock: StartMock) -> None:
+    server = start_mock(
+        {
+            **FAST_MOCK,
+            "latency_scale": 1.0,
+            "prefill_overhead_ms": 1.0,
+            "decode_step_ms": 0.2,
+            "decode_step_ms_per_seq": 0.0,
+            "output_tokens": {"dist": "fixed", "value": 1_000_000},
+            "rate_limits": None,
+        }
+    )
+    parts = urlsplit(server.url)
+    body = json.dumps({"model": "gpt-4o-mini", "messages": MSGS, "stream": True}).encode()
+    sock = socket.create_connection((parts.hostname, parts.port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(
+            f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        deadline = time.monotonic() + 60.0
+        seen_running = False
+        while time.monotonic() < deadline:
+            running, _ = _running(server)
+            seen_running = seen_running or running == 1.0
+            if seen_running and running == 0.0:
+                break
+            time.sleep(0.2)
+        assert seen_running and _running(server) == (0.0, 0.0)
+    finally:
+        sock.close()
+    assert get(server, "/health").status_code == 200

@@ -13,6 +13,7 @@ from loadkit.errors import UserError
 from mocks.profile import PROFILE_KEYS, bundled_profiles, load_config, load_profile
 from mocks.ratelimit import Bucket, go_duration
 from mocks.region import Region
+from tests.conftest import StartMock
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "mocks" / "profiles"
 
@@ -157,3 +158,9 @@ def test_profile_is_frozen() -> None:
     profile = load_profile("hosted-api")
     with pytest.raises(dataclasses.FrozenInstanceError):
         profile.max_num_seqs = 1  # type: ignore[misc]
+
+
+def test_sigterm_closes_cleanly_with_exit_0(start_mock: StartMock) -> None:
+    server = start_mock(None, "--regions", "us,eu")
+    assert server.url.startswith("http://127.0.0.1:")
+    assert server.stop() == 0
