@@ -1,0 +1,1 @@
+"""Reports: matplotlib charts, the self-contained report.html, summary.json."""
