@@ -48,6 +48,7 @@ class Region:
         self.runner: Any = None  # aiohttp AppRunner of the region's own listener
         self.site: Any = None
         self._counters: OrderedDict[bytes, int] = OrderedDict()
+        self._key_prefix = f"{seed}:{name}:".encode()  # regions draw independently
         self._bits = np.random.PCG64(seed)
         self._draws = np.random.Generator(self._bits)
         self._ids = 0
@@ -79,7 +80,7 @@ class Region:
         counters[digest] = n + 1
         if len(counters) > 200_000:
             counters.popitem(last=False)
-        key = hashlib.blake2b(b"%d:%d:" % (self.seed, n) + digest, digest_size=32).digest()
+        key = hashlib.blake2b(self._key_prefix + b"%d:" % n + digest, digest_size=32).digest()
         # A per-request PCG64 stream keyed by (seed, content, repeat): setting the state of
         # one bit generator is ~4x cheaper than constructing a seeded generator per request.
         self._bits.state = {

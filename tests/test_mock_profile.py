@@ -149,6 +149,7 @@ def test_draws_depend_on_seed_content_and_repeat_count_only() -> None:
     assert first[0] != first[2]
     c = Region("r", 0, profile, seed=2)
     assert c.plan(x) != first[0]
+    assert Region("other", 1, profile, seed=1).plan(x) != first[0]  # regions draw independently
     lengths = [a.plan(b"z").natural_tokens for _ in range(2000)]
     assert 150 <= sorted(lengths)[1000] <= 210  # median 180
     assert 380 <= sorted(lengths)[1800] <= 520  # p90 450
