@@ -1,0 +1,182 @@
+"""Fault windows and what they did: impact inside each window and recovery time after it.
+
+Recovery time (issue 6): from the end of a fault window until both the error rate and the
+p95 TTFT of logical requests (by start time) are back within the SLO. Checked in short bins
+after the window; the first bin that is within both limits and whose next non-empty bin is
+too (a single good bin is not recovery) marks the recovery. No SLO on a metric: it is judged
+against the run's pre-fault level of that metric (error rate + 1 point, p95 x 1.5).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loadkit.analysis.requests import Logical
+from loadkit.analysis.slo import Limits
+from loadkit.analysis.stats import percentiles
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    fault_id: str
+    kind: str
+    start_ms: float
+    end_ms: float  # +inf: still active when the run ended
+    region: str = ""
+
+
+def from_journal(events: Iterable[Any]) -> list[FaultWindow]:
+    """Windows from `loadkit.results.faults_schema` events (start -> end/clear)."""
+    from loadkit.results.faults_schema import fault_windows
+
+    events = list(events)
+    region = {e.fault_id: e.region for e in events if e.event == "start"}
+    return [
+        FaultWindow(fid, kind, t0, t1, region.get(fid, ""))
+        for fid, kind, t0, t1 in fault_windows(events)
+    ]
+
+
+def _bin_stats(
+    start: np.ndarray, ok: np.ndarray, ttft: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, error rate, p95 TTFT) of requests starting in each [edge_i, edge_i+1)."""
+    from loadkit.analysis.stats import grouped_percentiles
+
+    k = np.searchsorted(edges, start, side="right") - 1
+    nb = edges.size - 1
+    k = np.where((k >= 0) & (k < nb), k, -1)
+    sel = k >= 0
+    n = np.bincount(k[sel], minlength=nb)[:nb].astype(np.float64)
+    bad = np.bincount(k[sel & ~ok], minlength=nb)[:nb].astype(np.float64)
+    p95, _ = grouped_percentiles(k, np.where(ok, ttft, np.nan), nb, (95.0,))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = np.where(n > 0, bad / n, np.nan)
+    return n, err, p95[:, 0]
+
+
+def _limits(lr: Logical, lim: Limits, first_fault_ms: float) -> tuple[float, float, str]:
+    pre = lr.start_ms < first_fault_ms
+    err_lim = lim.error_rate
+    p95_lim = lim.ttft_p95_ms
+    basis = "SLO"
+    if err_lim is None or p95_lim is None:
+        basis = "SLO where set, else the pre-fault level"
+        base_err = float(1 - lr.ok[pre].mean()) if pre.any() else 0.0
+        base_p95 = (
+            float(percentiles(lr.ttft_ms[pre & lr.ok], (95.0,))[0]) if pre.any() else math.nan
+        )
+        if err_lim is None:
+            err_lim = base_err + 0.01
+        if p95_lim is None:
+            p95_lim = base_p95 * 1.5 if math.isfinite(base_p95) else math.inf
+    return float(err_lim), float(p95_lim), basis
+
+
+def analyse_faults(
+    lr: Logical,
+    attempts_fault: np.ndarray,
+    attempts_ok: np.ndarray,
+    attempts_t: np.ndarray,
+    windows: Sequence[FaultWindow],
+    lim: Limits,
+    run_end_ms: float,
+    bin_s: float,
+) -> list[dict[str, Any]]:
+    """Per fault window: impact (errors injected/organic, failover) and recovery time."""
+    if not windows:
+        return []
+    order = np.argsort(lr.start_ms, kind="stable")
+    start = lr.start_ms[order]
+    ok = lr.ok[order]
+    ttft = lr.ttft_ms[order]
+    err_lim, p95_lim, basis = _limits(lr, lim, min(w.start_ms for w in windows))
+    bin_ms = max(bin_s, 0.5) * 1000.0
+    out: list[dict[str, Any]] = []
+    starts_sorted = sorted(w.start_ms for w in windows)
+    for w in windows:
+        end = w.end_ms if math.isfinite(w.end_ms) else run_end_ms
+        inside = (lr.start_ms >= w.start_ms) & (lr.start_ms < end)
+        att_in = (attempts_t >= w.start_ms) & (attempts_t < end)
+        n_in = int(inside.sum())
+        fails_in = att_in & ~attempts_ok
+        injected = int((fails_in & (attempts_fault != "")).sum())
+        fo = inside & lr.failover
+        item: dict[str, Any] = {
+            "fault_id": w.fault_id,
+            "kind": w.kind,
+            "region": w.region,
+            "start_s": round(w.start_ms / 1000.0, 3),
+            "end_s": round(end / 1000.0, 3),
+            "active_at_end": not math.isfinite(w.end_ms),
+            "requests": n_in,
+            "error_rate": round(float(1 - lr.ok[inside].mean()), 6) if n_in else None,
+            "ttft_p95_ms": _r(percentiles(lr.ttft_ms[inside & lr.ok], (95.0,))[0]),
+            "failed_attempts_injected": injected,
+            "failed_attempts_organic": int(fails_in.sum()) - injected,
+            "failover_requests": int(fo.sum()),
+            "failover_ok_share": round(float(lr.ok[fo].mean()), 6) if fo.any() else None,
+            "recovery_basis": basis,
+            "recovery_limits": {"error_rate": round(err_lim, 6), "ttft_p95_ms": _r(p95_lim)},
+        }
+        item.update(
+            _recovery(start, ok, ttft, w, end, run_end_ms, bin_ms, err_lim, p95_lim, starts_sorted)
+        )
+        out.append(item)
+    return out
+
+
+def _recovery(
+    start: np.ndarray,
+    ok: np.ndarray,
+    ttft: np.ndarray,
+    w: FaultWindow,
+    end: float,
+    run_end_ms: float,
+    bin_ms: float,
+    err_lim: float,
+    p95_lim: float,
+    fault_starts: Sequence[float],
+) -> dict[str, Any]:
+    if not math.isfinite(w.end_ms):
+        return {
+            "recovered": False,
+            "recovery_s": None,
+            "recovery_note": "fault still active when the run ended",
+        }
+    horizon = run_end_ms
+    n_bins = math.ceil(max(horizon - end, 0.0) / bin_ms)
+    if n_bins == 0:
+        return {
+            "recovered": False,
+            "recovery_s": None,
+            "recovery_note": "the run ended with the fault window",
+        }
+    edges = end + np.arange(n_bins + 1) * bin_ms
+    n, err, p95 = _bin_stats(start, ok, ttft, edges)
+    good = (n > 0) & (err <= err_lim) & ~(p95 > p95_lim)
+    nonempty = np.flatnonzero(n > 0)
+    for pos, b in enumerate(nonempty):
+        if not good[b]:
+            continue
+        nxt = nonempty[pos + 1] if pos + 1 < nonempty.size else None
+        if nxt is None or good[nxt]:
+            t = float(edges[b] - end) / 1000.0
+            later = [s for s in fault_starts if s > end and s <= edges[b]]
+            note = "within limits again" + (" (another fault started before that)" if later else "")
+            return {"recovered": True, "recovery_s": round(t, 3), "recovery_note": note}
+    return {
+        "recovered": False,
+        "recovery_s": None,
+        "recovery_note": f"not back within limits in the {(horizon - end) / 1000:.0f} s "
+        "that followed",
+    }
+
+
+def _r(v: float) -> float | None:
+    return round(float(v), 3) if v is not None and math.isfinite(v) else None

@@ -1,0 +1,180 @@
+"""Everything a run report shows, computed once from the records (numpy, vectorised).
+
+`analyse(cols, facts)` returns a `RunAnalysis`: JSON-ready tables for summary.json and
+the per-window series the charts draw. Facts the records cannot know (SLOs, fault windows,
+the scenario's peak rate, the budget) come in a `RunFacts`, so this module reads records
+and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from loadkit.analysis import windows as W
+from loadkit.analysis.breakdown import breakdown
+from loadkit.analysis.costs import cost_breakdown, monthly_projection
+from loadkit.analysis.faults import FaultWindow, analyse_faults
+from loadkit.analysis.requests import Logical, logical
+from loadkit.analysis.slo import Limits, good_mask, goodput, limits_from
+from loadkit.analysis.summary import active_span_s, summarize
+from loadkit.results.schema import OUTCOMES
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the scenario and run folder say about the run (all optional)."""
+
+    slo: Any | None = None
+    faults: Sequence[FaultWindow] = ()
+    peak_requests_per_s: float | None = None  # the scenario's planned peak (uncompressed)
+    mean_requests_per_s: float | None = None  # the scenario's planned mean
+    budget_usd: float | None = None  # scenario budget.max_usd (per run)
+    planned_cost_usd: float | None = None  # plan's estimate of this run's cost
+    window_s: float | None = None  # chart window; chosen from the span when None
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    summary: dict[str, Any]
+    limits: Limits
+    windows: W.Windows
+    series: dict[str, np.ndarray] = field(repr=False)
+    outcome_series: dict[str, np.ndarray] = field(repr=False)
+    logical: Logical = field(repr=False)
+    attempt_cdf: dict[str, np.ndarray] = field(repr=False)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """summary.json: summarize()'s keys unchanged, the report's additions beside them."""
+        return {**self.summary, **self.extra}
+
+
+def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> RunAnalysis:
+    facts = facts or RunFacts()
+    lim = limits_from(facts.slo)
+    summary = summarize(cols, slo=facts.slo)
+    duration_s = float(summary["duration_s"])
+    lr = logical(cols)
+    t_sent = np.asarray(cols["t_sent"], dtype=np.float64)
+    e2e = np.asarray(cols["e2e_ms"], dtype=np.float64)
+    ttft = np.asarray(cols["ttft_ms"], dtype=np.float64)
+    outcome = np.asarray(cols["outcome"])
+    ok = outcome == "ok"
+    fault = np.asarray(cols["fault"])
+    end = t_sent + np.nan_to_num(e2e, nan=0.0)
+    if lr.n:
+        t0 = float(np.nanmin(lr.start_ms))
+        t1 = float(np.nanmax(lr.end_ms))
+    else:
+        t0 = t1 = 0.0
+    win = W.make_windows(t0, t1, facts.window_s)
+    open_loop = bool(summary.get("open_loop"))
+    lag = np.nan_to_num(np.asarray(cols["sched_lag_ms"], dtype=np.float64), nan=0.0)
+
+    s: dict[str, np.ndarray] = {"t_s": win.mid_s}
+    # Latency per window, by the attempt's send time (what the service did then).
+    for name, values in (
+        ("ttft", np.where(ok, ttft + (lag if open_loop else 0.0), np.nan)),
+        ("e2e", np.where(ok, e2e + (lag if open_loop else 0.0), np.nan)),
+        ("itl", np.where(ok, np.asarray(cols["itl_mean_ms"], dtype=np.float64), np.nan)),
+    ):
+        table, n = W.percentiles_over_time(win, t_sent, values)
+        for j, p in enumerate((50, 95, 99)):
+            s[f"{name}_p{p}"] = table[:, j]
+        s[f"{name}_n"] = n.astype(np.float64)
+    # Load: requests started per second (offered), in flight (concurrency), done ok per s.
+    s["offered_rps"] = W.rates(win, lr.start_ms)
+    s["concurrency"] = W.mean_concurrency(win, lr.start_ms, lr.end_ms)
+    s["ok_rps"] = W.rates(win, lr.end_ms, lr.ok)
+    good = good_mask(lr, lim)
+    s["goodput_rps"] = W.rates(win, lr.end_ms, good)
+    # Failures: logical error rate by start time; failed attempts injected vs organic.
+    n_start = W.counts(win, lr.start_ms)
+    n_fail = W.counts(win, lr.start_ms, ~lr.ok)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s["error_rate"] = np.where(n_start > 0, n_fail / n_start, np.nan)
+    n_att = W.counts(win, t_sent)
+    injected = ~ok & (fault != "")
+    s["attempts_per_s"] = n_att / win.width_s
+    s["failed_injected_per_s"] = W.rates(win, t_sent, injected)
+    s["failed_organic_per_s"] = W.rates(win, t_sent, ~ok & (fault == ""))
+    outcomes: dict[str, np.ndarray] = {}
+    for o in OUTCOMES:
+        if o == "ok":
+            continue
+        m = outcome == o
+        if m.any():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                outcomes[o] = np.where(n_att > 0, W.counts(win, t_sent, m) / n_att, np.nan)
+    # Cost and tokens per window: spend of requests started then / those that succeeded.
+    cost_w = W.sums(win, lr.start_ms, lr.cost_usd)
+    ok_w = W.counts(win, lr.start_ms, lr.ok)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s["cost_per_ok_usd"] = np.where(ok_w > 0, cost_w / ok_w, np.nan)
+    s["cost_usd_per_s"] = cost_w / win.width_s
+    comp = np.asarray(cols["completion_tokens"], dtype=np.float64)
+    s["output_tokens_per_s"] = W.sums(win, end, np.where(ok, comp, 0.0)) / win.width_s
+    if open_loop:
+        table, _ = W.percentiles_over_time(
+            win, t_sent, np.asarray(cols["sched_lag_ms"], dtype=np.float64)
+        )
+        for j, p in enumerate((50, 95, 99)):
+            s[f"lag_p{p}"] = table[:, j]
+
+    costs = cost_breakdown(cols, lr)
+    run_end = float(np.nanmax(end)) if end.size else 0.0
+    faults = analyse_faults(
+        lr, fault, ok, t_sent, facts.faults, lim, run_end, bin_s=max(1.0, win.width_s / 2)
+    )
+    extra: dict[str, Any] = {
+        "goodput": goodput(lr, lim, duration_s),
+        "failover": {
+            "requests": int(lr.failover.sum()),
+            "ok": int((lr.failover & lr.ok).sum()),
+        },
+        "failures": {
+            "failed_attempts": int((~ok).sum()),
+            "injected": int(injected.sum()),
+            "organic": int((~ok & (fault == "")).sum()),
+        },
+        "cost": costs,
+        "breakdown": {
+            "region": breakdown(lr, "region", lim, duration_s),
+            "workload": breakdown(lr, "workload", lim, duration_s),
+        },
+        "faults": faults,
+        "window_s": win.width_s,
+    }
+    proj = monthly_projection(
+        costs["per_request_usd"] if costs["priced"] else None,
+        facts.peak_requests_per_s,
+        facts.mean_requests_per_s,
+    )
+    if proj is not None:
+        extra["cost"]["monthly_projection"] = proj
+    if facts.budget_usd is not None:
+        extra["cost"]["budget_usd"] = facts.budget_usd
+    if facts.planned_cost_usd is not None:
+        extra["cost"]["planned_run_cost_usd"] = round(facts.planned_cost_usd, 6)
+    cdf = {
+        "ttft": np.where(ok, ttft, np.nan),
+        "e2e": np.where(ok, e2e, np.nan),
+        "itl": np.where(ok, np.asarray(cols["itl_mean_ms"], dtype=np.float64), np.nan),
+    }
+    from loadkit.analysis.verdict import verdict
+
+    extra["verdict"] = verdict(summary, extra, lim)
+    return RunAnalysis(summary, lim, win, s, outcomes, lr, cdf, extra)
+
+
+def span_s(cols: Mapping[str, np.ndarray]) -> float:
+    return active_span_s(cols) if len(cols["t_sent"]) else 0.0
+
+
+def finite_or_none(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
