@@ -1,0 +1,1 @@
+"""The chaos layer: fault model, aiohttp reverse proxy, control API, fault timeline driver."""

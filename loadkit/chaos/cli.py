@@ -1,0 +1,124 @@
+"""`loadkit chaos` / `python -m loadkit.chaos`: run the chaos proxy until SIGINT or SIGTERM.
+
+The first stdout line is the front listener's base URL (flushed); one `region NAME URL`
+line per `--region` follows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from loadkit.chaos.faults import FaultSpec, FaultSpecError, fault_from_json
+from loadkit.errors import UserError
+
+TOKEN_ENV = "LOADKIT_CHAOS_TOKEN"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="loadkit chaos",
+        description="Run the LLM-aware fault-injection proxy in front of an OpenAI-compatible "
+        "upstream.",
+    )
+    p.add_argument("--upstream", required=True, help="base URL of the upstream (http or https)")
+    p.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="a listener of its own for region NAME, proxying to URL (repeatable)",
+    )
+    p.add_argument("--port", type=int, default=0, help="front listener port (0 = OS chooses)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--faults", default=None, help="YAML/JSON file of faults to start with")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fault draws (default 0)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"control API token (default: ${TOKEN_ENV}; none = loopback callers only)",
+    )
+    return p
+
+
+def _check_url(url: str, what: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"{what}: expected an http:// or https:// URL, got {url!r}")
+    return url
+
+
+def load_fault_file(path: str) -> list[FaultSpec]:
+    """A list of faults, or `{faults: [...]}`, in the control API's shape (YAML or JSON)."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        obj = yaml.safe_load(text) if not path.endswith(".json") else json.loads(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise UserError(f"{path}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+    items = obj.get("faults") if isinstance(obj, dict) else obj
+    if not isinstance(items, list):
+        raise UserError(f"{path}: expected a list of faults or a mapping with `faults:`")
+    specs: list[FaultSpec] = []
+    for i, item in enumerate(items):
+        try:
+            specs.append(fault_from_json(item, f"fault-{i + 1}"))
+        except FaultSpecError as exc:
+            raise UserError(f"{path}: faults[{i}]: {exc}") from None
+    if len({s.id for s in specs}) != len(specs):
+        raise UserError(f"{path}: fault ids must be unique")
+    return specs
+
+
+async def _serve(args: argparse.Namespace, regions: dict[str, str], specs: list[FaultSpec]) -> int:
+    from loadkit.chaos.proxy import ChaosProxy
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    proxy = ChaosProxy(args.upstream, regions, args.host, args.seed, token)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        url = await proxy.start(args.port)
+        if specs:
+            await proxy.replace_all(specs)
+        print(url, flush=True)
+        for name, listener in proxy.regions.items():
+            print(f"region {name} {listener.url}", flush=True)
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await proxy.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        _check_url(args.upstream, "--upstream")
+        regions: dict[str, str] = {}
+        for item in args.region:
+            name, sep, url = item.partition("=")
+            if not sep or not name:
+                raise UserError(f"--region: expected NAME=URL, got {item!r}")
+            if name in regions:
+                raise UserError(f"--region: {name!r} given twice")
+            regions[name] = _check_url(url, f"--region {name}")
+        specs = load_fault_file(args.faults) if args.faults else []
+        return asyncio.run(_serve(args, regions, specs))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0

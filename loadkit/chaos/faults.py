@@ -1,0 +1,351 @@
+"""The fault model: what a fault is, which requests it selects, and the one draw per request.
+
+A request meets every active fault whose selector matches it; one uniform draw then picks at
+most one of them, each with probability `rate` (a categorical draw over the matching faults,
+so two faults at 30% each hit 30% each, not 30% and 21% as cascading draws would). When the
+matching rates add up to more than 1 they are scaled down to share the whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadkit.scenario.model import FAULT_KINDS, Fault
+
+BEFORE_CONTENT = frozenset({"http_error", "latency", "refuse", "reset", "hang", "brownout"})
+MID_STREAM = frozenset(
+    {
+        "stall",
+        "cut",
+        "reset_mid",
+        "error_frame",
+        "malformed_chunk",
+        "drop_usage",
+        "slow_tokens",
+        "duplicate_chunk",
+    }
+)
+ERROR_STATUSES = (429, 500, 502, 503, 504, 529)
+
+# params key -> (type, low, high); numbers only, checked on every way in.
+_PARAM_TYPES: dict[str, tuple[type, float, float]] = {
+    "status": (int, 400, 599),
+    "retry_after_ms": (float, 0, 86_400_000),
+    "fixed_ms": (float, 0, 3_600_000),
+    "jitter_ms": (float, 0, 3_600_000),
+    "after_tokens": (int, 0, 10_000_000),
+    "after_ms": (float, 0, 3_600_000),
+    "factor": (float, 1, 1000),
+    "error_rate": (float, 0, 1),
+    "added_latency_ms": (float, 0, 3_600_000),
+}
+_KIND_PARAMS: dict[str, frozenset[str]] = {
+    "http_error": frozenset({"status", "retry_after_ms"}),
+    "latency": frozenset({"fixed_ms", "jitter_ms"}),
+    "refuse": frozenset(),
+    "reset": frozenset(),
+    "hang": frozenset(),
+    "stall": frozenset({"after_tokens", "after_ms"}),
+    "cut": frozenset({"after_tokens"}),
+    "reset_mid": frozenset({"after_tokens"}),
+    "error_frame": frozenset({"after_tokens"}),
+    "malformed_chunk": frozenset({"after_tokens"}),
+    "drop_usage": frozenset(),
+    "slow_tokens": frozenset({"factor"}),
+    "duplicate_chunk": frozenset({"after_tokens"}),
+    "region_outage": frozenset(),
+    "brownout": frozenset({"error_rate", "added_latency_ms", "status"}),
+}
+_REQUIRED: dict[str, frozenset[str]] = {
+    "http_error": frozenset({"status"}),
+    "latency": frozenset({"fixed_ms"}),
+    "slow_tokens": frozenset({"factor"}),
+    "brownout": frozenset({"error_rate"}),
+}
+_WHERE_KEYS = ("region", "model", "workload", "path", "api_key_sha256")
+
+
+class FaultSpecError(ValueError):
+    """A fault description the proxy cannot execute (the control API answers 400)."""
+
+
+def key_digest(api_key: str) -> str:
+    """What selectors compare: a short SHA-256 of the key, so no key is ever stored."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which requests a fault hits; None matches everything."""
+
+    region: str | None = None
+    model: str | None = None
+    workload: str | None = None
+    path: str | None = None
+    api_key_sha256: str | None = None
+
+    def matches(self, req: RequestInfo) -> bool:
+        if self.region is not None and req.region != self.region:
+            return False
+        if self.workload is not None and req.workload != self.workload:
+            return False
+        if self.path is not None and not req.path.startswith(self.path):
+            return False
+        if self.model is not None and req.model != self.model:
+            return False
+        return not (self.api_key_sha256 is not None and req.api_key_sha256 != self.api_key_sha256)
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k in _WHERE_KEYS if (v := getattr(self, k)) is not None}
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the selectors look at; `model` is read from the JSON body when some fault asks."""
+
+    region: str
+    path: str
+    workload: str = ""
+    model: str = ""
+    api_key_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One executable fault. `max_hits` ends it after that many hits ("fail the first N")."""
+
+    id: str
+    kind: str
+    rate: float = 1.0
+    where: Selector = field(default_factory=Selector)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    max_hits: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind, "rate": self.rate}
+        if where := self.where.to_json():
+            out["where"] = where
+        out["params"] = dict(self.params)
+        if self.max_hits is not None:
+            out["max_hits"] = self.max_hits
+        return out
+
+
+def _number(name: str, value: Any) -> float | int:
+    typ, low, high = _PARAM_TYPES[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(str(value))
+        except ValueError:
+            raise FaultSpecError(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise FaultSpecError(f"{name}: must be in [{low:g}, {high:g}], got {value!r}")
+    if typ is int:
+        if value != int(value):
+            raise FaultSpecError(f"{name}: expected an integer, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def fault_from_json(obj: Any, default_id: str = "fault") -> FaultSpec:
+    """Validate a control-API / fault-file description into a FaultSpec."""
+    if not isinstance(obj, Mapping):
+        raise FaultSpecError(f"a fault is a mapping, got {type(obj).__name__}")
+    unknown = set(obj) - {"id", "kind", "rate", "where", "params", "max_hits"}
+    if unknown:
+        raise FaultSpecError(f"unknown key(s): {', '.join(sorted(map(str, unknown)))}")
+    kind = obj.get("kind")
+    if kind not in FAULT_KINDS:
+        raise FaultSpecError(f"kind: expected one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+    fid = str(obj.get("id") or default_id)
+    if not fid or len(fid) > 200 or any(c in fid for c in ",\r\n"):
+        raise FaultSpecError(f"id: expected a short name without commas, got {fid!r}")
+    rate = obj.get("rate", 1.0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise FaultSpecError(f"rate: expected a number in [0, 1], got {rate!r}")
+    where_obj = obj.get("where") or {}
+    if not isinstance(where_obj, Mapping):
+        raise FaultSpecError("where: expected a mapping")
+    bad = set(where_obj) - set(_WHERE_KEYS)
+    if bad:
+        raise FaultSpecError(
+            f"where: unknown key(s) {', '.join(sorted(map(str, bad)))} "
+            f"(have {', '.join(_WHERE_KEYS)})"
+        )
+    where = Selector(**{k: str(v) for k, v in where_obj.items() if v is not None})
+    params_obj = obj.get("params") or {}
+    if not isinstance(params_obj, Mapping):
+        raise FaultSpecError("params: expected a mapping")
+    allowed = _KIND_PARAMS[kind]
+    bad = set(params_obj) - allowed
+    if bad:
+        raise FaultSpecError(
+            f"params: {', '.join(sorted(map(str, bad)))} not valid for {kind} "
+            f"(valid: {', '.join(sorted(allowed)) or 'none'})"
+        )
+    params = {k: _number(k, v) for k, v in params_obj.items()}
+    missing = _REQUIRED.get(kind, frozenset()) - set(params)
+    if missing:
+        raise FaultSpecError(f"params: {kind} needs {', '.join(sorted(missing))}")
+    if "status" in params and params["status"] not in ERROR_STATUSES:
+        raise FaultSpecError(
+            f"status: expected one of {', '.join(map(str, ERROR_STATUSES))}, got {params['status']}"
+        )
+    if kind == "stall" and len(params) != 1:
+        raise FaultSpecError("stall: needs exactly one of after_tokens or after_ms")
+    if kind == "region_outage" and where.region is None:
+        raise FaultSpecError("region_outage: needs where.region")
+    max_hits = obj.get("max_hits")
+    if max_hits is not None and (
+        isinstance(max_hits, bool) or not isinstance(max_hits, int) or max_hits < 0
+    ):
+        raise FaultSpecError(f"max_hits: expected an integer >= 0, got {max_hits!r}")
+    return FaultSpec(
+        id=fid, kind=kind, rate=float(rate), where=where, params=params, max_hits=max_hits
+    )
+
+
+def fault_from_scenario(fault: Fault, api_keys: Mapping[str, str] | None = None) -> FaultSpec:
+    """A scenario fault as the proxy runs it; `api_keys` maps env var names to their values."""
+    digest = None
+    if fault.where.api_key is not None:
+        value = (api_keys or {}).get(fault.where.api_key)
+        # An unset variable selects nothing: a digest no key has.
+        digest = key_digest(value) if value else "unset:" + fault.where.api_key
+    where = Selector(
+        region=fault.where.region,
+        model=fault.where.model,
+        workload=fault.where.workload,
+        path=fault.where.path,
+        api_key_sha256=digest,
+    )
+    return FaultSpec(
+        id=fault.id, kind=fault.kind, rate=fault.rate, where=where, params=dict(fault.params)
+    )
+
+
+def parse_header(value: str) -> FaultSpec:
+    """`x-loadkit-chaos: kind=stall; after_tokens=50` (also `,` between pairs).
+
+    Shorthands: `stall_after_tokens=50`, `cut_after_tokens=N`, `status=503` (an http_error),
+    `latency_ms=300`. `id=` names the tag (default `header`); `first=N` hits only the first N
+    requests that carry the same header value (counted by the proxy), so a test can script
+    "fail twice, then succeed" across an SDK's retries.
+    """
+    pairs: dict[str, str] = {}
+    for part in value.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, val = part.partition("=")
+        if not sep:
+            raise FaultSpecError(f"x-loadkit-chaos: expected key=value, got {part!r}")
+        pairs[key.strip().lower()] = val.strip()
+    for short, kind in (
+        ("stall_after_tokens", "stall"),
+        ("stall_after_ms", "stall"),
+        ("cut_after_tokens", "cut"),
+        ("reset_after_tokens", "reset_mid"),
+    ):
+        if short in pairs:
+            pairs.setdefault("kind", kind)
+            pairs[short.split("_", 1)[1]] = pairs.pop(short)
+    if "latency_ms" in pairs:
+        pairs.setdefault("kind", "latency")
+        pairs["fixed_ms"] = pairs.pop("latency_ms")
+    if "status" in pairs:
+        pairs.setdefault("kind", "http_error")
+    fid = pairs.pop("id", "header")
+    kind = pairs.pop("kind", None)
+    first = pairs.pop("first", None)
+    rate = float(pairs.pop("rate", "1"))
+    obj: dict[str, Any] = {"id": fid, "kind": kind, "rate": rate, "params": pairs}
+    if first is not None:
+        if not first.isdigit():
+            raise FaultSpecError(f"first: expected an integer, got {first!r}")
+        obj["max_hits"] = int(first)
+    return fault_from_json(obj, "header")
+
+
+@dataclass
+class FaultCounters:
+    """Per-fault tallies for the status endpoint."""
+
+    considered: int = 0  # requests its selector matched
+    hits: int = 0  # requests it was applied to (tagged)
+
+
+class FaultSet:
+    """The active faults, in insertion order, with counters; not thread-safe (one event loop)."""
+
+    def __init__(self) -> None:
+        self._faults: dict[str, FaultSpec] = {}
+        self.counters: dict[str, FaultCounters] = {}
+        self.needs_model = False
+        self.needs_key = False
+
+    def __len__(self) -> int:
+        return len(self._faults)
+
+    def __contains__(self, fid: str) -> bool:
+        return fid in self._faults
+
+    def get(self, fid: str) -> FaultSpec | None:
+        return self._faults.get(fid)
+
+    def all(self) -> list[FaultSpec]:
+        return list(self._faults.values())
+
+    def put(self, spec: FaultSpec) -> None:
+        """Add or replace (counters kept on replace)."""
+        self._faults[spec.id] = spec
+        self.counters.setdefault(spec.id, FaultCounters())
+        self._refresh()
+
+    def remove(self, fid: str) -> bool:
+        found = self._faults.pop(fid, None) is not None
+        self._refresh()
+        return found
+
+    def clear(self) -> None:
+        self._faults.clear()
+        self._refresh()
+
+    def reset_counters(self) -> None:
+        self.counters = {fid: FaultCounters() for fid in self._faults}
+
+    def _refresh(self) -> None:
+        self.needs_model = any(f.where.model is not None for f in self._faults.values())
+        self.needs_key = any(f.where.api_key_sha256 is not None for f in self._faults.values())
+
+    def exhausted(self, spec: FaultSpec) -> bool:
+        c = self.counters.get(spec.id)
+        return spec.max_hits is not None and c is not None and c.hits >= spec.max_hits
+
+    def pick(self, req: RequestInfo, u: float) -> FaultSpec | None:
+        """The fault this request gets for the uniform draw `u` in [0, 1), or None."""
+        matching: list[FaultSpec] = []
+        for spec in self._faults.values():
+            if spec.rate <= 0 or not spec.where.matches(req) or self.exhausted(spec):
+                continue
+            matching.append(spec)
+            self.counters[spec.id].considered += 1
+        return choose(matching, u)
+
+
+def choose(matching: Sequence[FaultSpec], u: float) -> FaultSpec | None:
+    """The categorical draw: fault i owns a slice of [0, 1) as wide as its rate."""
+    if not matching:
+        return None
+    total = sum(f.rate for f in matching)
+    scale = 1.0 / total if total > 1.0 else 1.0
+    acc = 0.0
+    for spec in matching:
+        acc += spec.rate * scale
+        if u < acc:
+            return spec
+    return None

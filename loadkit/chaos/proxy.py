@@ -1,0 +1,600 @@
+"""The chaos proxy: an aiohttp reverse proxy that breaks OpenAI-style traffic on purpose.
+
+Listeners: the front listener (the printed URL) proxies to the default upstream, or to the
+upstream of the region named in `x-loadkit-region`, and serves the control API under
+`/chaos/` and `/health`. Each `--region NAME=URL` also gets a listener of its own, so a
+region outage can close it and really refuse connections; ending the outage reopens the
+same port.
+
+Streams pass through chunk by chunk, unbuffered, as raw bytes; only a response that a
+mid-stream fault selected is split into SSE frames. Headers are copied but for hop-by-hop
+ones. A response a fault touched carries `x-loadkit-fault: <fault id>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+from yarl import URL
+
+from loadkit.chaos import responses, sse
+from loadkit.chaos.faults import (
+    MID_STREAM,
+    FaultSet,
+    FaultSpec,
+    FaultSpecError,
+    RequestInfo,
+    key_digest,
+    parse_header,
+)
+from loadkit.errors import UserError
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "x-loadkit-chaos"}
+_DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
+HANG_CAP_S = 900.0  # a hang or stall ends by itself after this long (no leak if nobody reads)
+SHUTDOWN_TIMEOUT_S = 1.0
+FAULT_HEADER = "x-loadkit-fault"
+
+
+@dataclass
+class RegionListener:
+    name: str
+    upstream: str
+    port: int = 0
+    url: str = ""
+    runner: web.AppRunner | None = None
+    inflight: set[asyncio.Transport] = field(default_factory=set)
+
+    @property
+    def down(self) -> bool:
+        return self.runner is None
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _alive(request: web.Request) -> bool:
+    t = request.transport
+    return t is not None and not t.is_closing()
+
+
+def _reset(transport: asyncio.BaseTransport | None) -> None:
+    """Close with a TCP RST (SO_LINGER 0): the client sees `connection reset by peer`."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class ChaosProxy:
+    """One proxy process: listeners, the active fault set, counters and a change journal."""
+
+    def __init__(
+        self,
+        upstream: str,
+        regions: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
+        seed: int = 0,
+        token: str | None = None,
+    ) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.host = host
+        self.token = token
+        self.faults = FaultSet()
+        self.rng = np.random.default_rng(seed)
+        self.regions = {n: RegionListener(n, u.rstrip("/")) for n, u in (regions or {}).items()}
+        self.default_region = next(iter(self.regions), "")
+        self.url = ""
+        self.requests_total = 0
+        self.active_streams = 0
+        self.upstream_errors = 0
+        self.header_hits: dict[str, int] = {}
+        self.journal: list[dict[str, Any]] = []
+        self._front: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()
+        self._t0 = time.perf_counter()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, port: int = 0) -> str:
+        from loadkit.chaos.control import ControlApi
+
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        app = self._app()
+        ControlApi(self).add_routes(app)
+        app.router.add_route("*", "/{tail:.*}", self._front_handler)
+        self._front, bound = await self._listen(app, port)
+        self.url = _url(self.host, bound)
+        for listener in self.regions.values():
+            await self._open_region(listener)
+        return self.url
+
+    async def stop(self) -> None:
+        for listener in self.regions.values():
+            if listener.runner is not None:
+                await listener.runner.cleanup()
+                listener.runner = None
+        if self._front is not None:
+            await self._front.cleanup()
+            self._front = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _app(self) -> web.Application:
+        app = web.Application(handler_args={"max_field_size": 65536}, client_max_size=64 << 20)
+        app.router.add_get("/health", self._health)
+        return app
+
+    async def _listen(self, app: web.Application, port: int) -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, port, reuse_address=True, backlog=4096)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise UserError(f"cannot listen on {self.host}:{port}: {exc.strerror}") from None
+        return runner, int(runner.addresses[0][1])
+
+    async def _open_region(self, listener: RegionListener) -> None:
+        app = self._app()
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await self._proxy(request, listener, listener.name)
+
+        app.router.add_route("*", "/{tail:.*}", handler)
+        listener.runner, listener.port = await self._listen(app, listener.port)
+        listener.url = _url(self.host, listener.port)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "faults": len(self.faults)})
+
+    # -- fault set changes (the control API calls these) ------------------------------------
+
+    def now_s(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def log(self, event: str, spec: FaultSpec | None) -> None:
+        entry: dict[str, Any] = {"t_s": round(self.now_s(), 6), "t_epoch": time.time()}
+        entry["event"] = event
+        if spec is not None:
+            entry["fault"] = spec.to_json()
+        self.journal.append(entry)
+        if len(self.journal) > 100_000:
+            del self.journal[:50_000]
+
+    async def put(self, spec: FaultSpec) -> str:
+        async with self._lock:
+            event = "update" if spec.id in self.faults else "start"
+            self.faults.put(spec)
+            self.log(event, spec)
+            await self._apply_outages()
+            return event
+
+    async def remove(self, fid: str) -> bool:
+        async with self._lock:
+            spec = self.faults.get(fid)
+            if spec is None:
+                return False
+            self.faults.remove(fid)
+            self.log("end", spec)
+            await self._apply_outages()
+            return True
+
+    async def replace_all(self, specs: list[FaultSpec]) -> None:
+        async with self._lock:
+            self.faults.clear()
+            self.log("clear", None)
+            for spec in specs:
+                self.faults.put(spec)
+                self.log("start", spec)
+            await self._apply_outages()
+
+    async def reset(self) -> None:
+        async with self._lock:
+            self.faults.clear()
+            self.faults.reset_counters()
+            self.header_hits.clear()
+            self.log("clear", None)
+            await self._apply_outages()
+
+    async def _apply_outages(self) -> None:
+        """Close the listener of every region under a full outage, reopen the others."""
+        down = {
+            f.where.region
+            for f in self.faults.all()
+            if f.kind == "region_outage" and f.rate >= 1.0 and f.max_hits is None
+        }
+        for name, listener in self.regions.items():
+            if name in down and listener.runner is not None:
+                runner, listener.runner = listener.runner, None
+                for transport in list(listener.inflight):
+                    _reset(transport)
+                await runner.cleanup()
+                for f in self.faults.all():
+                    if f.kind == "region_outage" and f.where.region == name:
+                        self.faults.counters[f.id].hits += 1
+            elif name not in down and listener.runner is None:
+                await self._open_region(listener)
+
+    # -- the proxy path ---------------------------------------------------------------------
+
+    async def _front_handler(self, request: web.Request) -> web.StreamResponse:
+        name = request.headers.get("x-loadkit-region", "")
+        listener = self.regions.get(name)
+        return await self._proxy(request, listener, name or self.default_region)
+
+    def _request_info(self, request: web.Request, region: str, body: bytes) -> RequestInfo:
+        model = ""
+        if self.faults.needs_model and body[:1] == b"{":
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                import json
+
+                model = str(json.loads(body).get("model", ""))
+        digest = ""
+        if self.faults.needs_key:
+            auth = request.headers.get("authorization", "")
+            key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+            key = key or request.headers.get("api-key", "")
+            digest = key_digest(key) if key else ""
+        return RequestInfo(
+            region=region,
+            path=request.path,
+            workload=request.headers.get("x-loadkit-workload", ""),
+            model=model,
+            api_key_sha256=digest,
+        )
+
+    def _pick(self, request: web.Request, info: RequestInfo) -> FaultSpec | None:
+        header = request.headers.get("x-loadkit-chaos")
+        if header is not None:
+            spec = parse_header(header)
+            if spec.max_hits is not None:
+                n = self.header_hits.get(header, 0)
+                if n >= spec.max_hits:
+                    return None
+                if len(self.header_hits) > 10_000:
+                    self.header_hits.clear()
+                self.header_hits[header] = n + 1
+            return spec if self.rng.random() < spec.rate else None
+        if not len(self.faults):
+            return None
+        return self.faults.pick(info, float(self.rng.random()))
+
+    def _hit(self, spec: FaultSpec) -> None:
+        c = self.faults.counters.get(spec.id)
+        if c is not None and self.faults.get(spec.id) is spec:
+            c.hits += 1
+
+    async def _proxy(
+        self, request: web.Request, listener: RegionListener | None, region: str
+    ) -> web.StreamResponse:
+        self.requests_total += 1
+        if listener is not None and listener.down:
+            # The front listener reaching a region under outage: as refused as it gets.
+            _reset(request.transport)
+            return web.Response()
+        body = await request.read()
+        info = self._request_info(request, region, body)
+        try:
+            spec = self._pick(request, info)
+        except FaultSpecError as exc:
+            return web.json_response(
+                {"error": {"message": f"x-loadkit-chaos: {exc}", "type": "chaos_error"}},
+                status=400,
+            )
+        transport = request.transport
+        if listener is not None and transport is not None:
+            listener.inflight.add(transport)  # type: ignore[arg-type]
+        try:
+            return await self._forward(request, listener, info, body, spec)
+        finally:
+            if listener is not None and transport is not None:
+                listener.inflight.discard(transport)  # type: ignore[arg-type]
+
+    async def _forward(
+        self,
+        request: web.Request,
+        listener: RegionListener | None,
+        info: RequestInfo,
+        body: bytes,
+        spec: FaultSpec | None,
+    ) -> web.StreamResponse:
+        kind = spec.kind if spec is not None else ""
+        extra_headers: dict[str, str] = {}
+        if spec is not None:
+            early = await self._before_content(request, info, spec)
+            if early is not None:
+                return early
+            if kind in ("latency", "brownout"):
+                extra_headers[FAULT_HEADER] = spec.id
+        upstream = listener.upstream if listener is not None else self.upstream
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
+        if kind in MID_STREAM:
+            headers["Accept-Encoding"] = "identity"  # frames must be readable
+        url = URL(upstream + request.raw_path, encoded=True)
+        assert self._session is not None
+        try:
+            up_cm = self._session.request(
+                request.method, url, headers=headers, data=body or None, allow_redirects=False
+            )
+            up = await up_cm.__aenter__()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.upstream_errors += 1
+            msg = f"chaos proxy: upstream {upstream} failed: {type(exc).__name__}: {exc}"
+            return web.json_response(
+                {"error": {"message": msg, "type": "proxy_error", "param": None, "code": None}},
+                status=502,
+                headers=extra_headers,
+            )
+        try:
+            return await self._relay(request, up, spec, extra_headers)
+        finally:
+            await up_cm.__aexit__(None, None, None)
+
+    async def _before_content(
+        self, request: web.Request, info: RequestInfo, spec: FaultSpec
+    ) -> web.StreamResponse | None:
+        """Apply a fault that acts before the upstream is called; None = go on and forward."""
+        p = spec.params
+        kind = spec.kind
+        if kind == "brownout":
+            self._hit(spec)
+            if self.rng.random() < float(p["error_rate"]):
+                return self._error(spec, int(p.get("status", 503)), None, info)
+            await asyncio.sleep(float(p.get("added_latency_ms", 0.0)) / 1000.0)
+            return None
+        if kind == "http_error":
+            self._hit(spec)
+            return self._error(spec, int(p["status"]), p.get("retry_after_ms"), info)
+        if kind == "latency":
+            self._hit(spec)
+            delay_ms = float(p["fixed_ms"])
+            jitter = float(p.get("jitter_ms", 0.0))
+            if jitter > 0:
+                # Lomax (Pareto II), shape 2.5, scaled to mean `jitter`: a heavy tail, capped.
+                delay_ms += min(jitter * 1.5 * float(self.rng.pareto(2.5)), jitter * 100)
+            await asyncio.sleep(delay_ms / 1000.0)
+            return None
+        if kind in ("refuse", "region_outage"):
+            self._hit(spec)
+            t = request.transport
+            if t is not None:
+                t.close()  # FIN before any byte: the client's connection just ends
+            return web.Response()
+        if kind == "reset":
+            self._hit(spec)
+            _reset(request.transport)
+            return web.Response()
+        if kind == "hang":
+            self._hit(spec)
+            await self._hold(request)
+            _reset(request.transport)
+            return web.Response()
+        return None
+
+    def _error(
+        self, spec: FaultSpec, status: int, retry_after_ms: Any, info: RequestInfo
+    ) -> web.Response:
+        ra = float(retry_after_ms) if retry_after_ms is not None else None
+        body, headers = responses.error_response(status, spec.id, ra, info.model)
+        return web.Response(body=body, status=status, headers=headers)
+
+    async def _hold(self, request: web.Request, cap_s: float = HANG_CAP_S) -> None:
+        """Keep the connection open, sending nothing, until the client leaves (or the cap)."""
+        deadline = time.perf_counter() + cap_s
+        while _alive(request) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.2)
+
+    async def _relay(
+        self,
+        request: web.Request,
+        up: aiohttp.ClientResponse,
+        spec: FaultSpec | None,
+        extra_headers: dict[str, str],
+    ) -> web.StreamResponse:
+        headers = {k: v for k, v in up.headers.items() if k.lower() not in _DROP_RESPONSE}
+        is_sse = up.headers.get("content-type", "").startswith("text/event-stream")
+        mid = spec is not None and spec.kind in MID_STREAM
+        if mid and is_sse and up.status == 200:
+            assert spec is not None
+            self._hit(spec)
+            extra_headers[FAULT_HEADER] = spec.id
+        else:
+            mid = False
+        headers.update(extra_headers)
+        if not is_sse:
+            try:
+                data = await up.read()
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                self.upstream_errors += 1
+                _reset(request.transport)
+                return web.Response()
+            return web.Response(body=data, status=up.status, headers=headers)
+        resp = web.StreamResponse(status=up.status, headers=headers)
+        self.active_streams += 1
+        try:
+            await resp.prepare(request)
+            if mid:
+                assert spec is not None
+                await self._faulty_stream(request, resp, up, spec)
+            else:
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass  # the client left; leaving the `async with` closes the upstream connection
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            self.upstream_errors += 1
+            _reset(request.transport)  # the upstream broke mid-stream: so does the client's
+        finally:
+            self.active_streams -= 1
+        return resp
+
+    async def _faulty_stream(
+        self,
+        request: web.Request,
+        resp: web.StreamResponse,
+        up: aiohttp.ClientResponse,
+        spec: FaultSpec,
+    ) -> None:
+        """Relay frame by frame, doing `spec` at its trigger point."""
+        kind = spec.kind
+        p = spec.params
+        after_tokens = int(p.get("after_tokens", 0))
+        after_s = float(p["after_ms"]) / 1000.0 if "after_ms" in p else None
+        if kind == "slow_tokens":
+            await self._slow_stream(resp, up, float(p["factor"]))
+            return
+        splitter = sse.FrameSplitter()
+        tokens = 0
+        fired = False
+        t_start = time.perf_counter()
+        async for chunk in up.content.iter_any():
+            out: list[bytes] = []
+            for frame in splitter.feed(chunk):
+                what = sse.classify(frame)
+                if kind == "drop_usage":
+                    if what != sse.USAGE:
+                        out.append(frame)
+                    continue
+                trigger = not fired and (
+                    (after_s is not None and time.perf_counter() - t_start >= after_s)
+                    or (after_s is None and what == sse.CONTENT and tokens >= after_tokens)
+                )
+                if trigger:
+                    fired = True
+                    if out:
+                        await resp.write(b"".join(out))
+                        out = []
+                    if kind == "stall":
+                        await self._hold(request)
+                        _reset(request.transport)
+                        return
+                    if kind == "cut":
+                        await resp.write_eof()
+                        return
+                    if kind == "reset_mid":
+                        _reset(request.transport)
+                        return
+                    if kind == "error_frame":
+                        await resp.write(responses.error_frame(spec.id))
+                        await resp.write_eof()
+                        return
+                    if kind == "malformed_chunk":
+                        out.append(responses.MALFORMED_FRAME)
+                    elif kind == "duplicate_chunk":
+                        out.append(frame)
+                out.append(frame)
+                if what == sse.CONTENT:
+                    tokens += 1
+            if out:
+                await resp.write(b"".join(out))
+        rest = splitter.rest()
+        if rest:
+            await resp.write(rest)
+        if not fired and kind in ("stall", "cut", "reset_mid", "error_frame") and after_s is None:
+            pass  # the answer was shorter than the trigger point: it passes whole
+        await resp.write_eof()
+
+    async def _slow_stream(
+        self, resp: web.StreamResponse, up: aiohttp.ClientResponse, factor: float
+    ) -> None:
+        """Stretch every gap between content frames by `factor` (the first frame is on time).
+
+        A reader task timestamps frames as they arrive, so the schedule follows the
+        upstream's real pacing, not the delays this writer adds.
+        """
+        queue: asyncio.Queue[tuple[float, bytes, str] | None] = asyncio.Queue()
+
+        async def reader() -> None:
+            splitter = sse.FrameSplitter()
+            try:
+                async for chunk in up.content.iter_any():
+                    now = time.perf_counter()
+                    for frame in splitter.feed(chunk):
+                        queue.put_nowait((now, frame, sse.classify(frame)))
+                rest = splitter.rest()
+                if rest:
+                    queue.put_nowait((time.perf_counter(), rest, sse.OTHER))
+            finally:
+                queue.put_nowait(None)
+
+        task = asyncio.create_task(reader())
+        try:
+            last_arrival: float | None = None
+            last_emit = 0.0
+            while (item := await queue.get()) is not None:
+                arrival, frame, what = item
+                if what == sse.CONTENT:
+                    if last_arrival is not None:
+                        due = last_emit + factor * (arrival - last_arrival)
+                        delay = due - time.perf_counter()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    last_arrival = arrival
+                    last_emit = time.perf_counter()
+                await resp.write(frame)
+            await resp.write_eof()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        faults = []
+        for spec in self.faults.all():
+            c = self.faults.counters[spec.id]
+            faults.append({**spec.to_json(), "considered": c.considered, "hits": c.hits})
+        return {
+            "url": self.url,
+            "uptime_s": round(self.now_s(), 3),
+            "requests": self.requests_total,
+            "active_streams": self.active_streams,
+            "upstream_errors": self.upstream_errors,
+            "faults": faults,
+            "regions": {
+                n: {"url": r.url, "down": r.down, "inflight": len(r.inflight)}
+                for n, r in self.regions.items()
+            },
+        }

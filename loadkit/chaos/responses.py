@@ -1,0 +1,83 @@
+"""Provider-realistic error responses and in-stream frames the proxy injects."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+# OpenAI's own wording where it has one; 529 is Anthropic's "overloaded" (also sent by some
+# gateways), in OpenAI's error shape so OpenAI clients parse it.
+_MESSAGES: dict[int, tuple[str, str, str | None]] = {
+    429: ("Rate limit reached for requests", "requests", "rate_limit_exceeded"),
+    500: (
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+        None,
+    ),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The server is overloaded or not ready yet.", "server_error", "service_unavailable"),
+    504: ("Gateway timeout.", "server_error", None),
+    529: ("Overloaded", "overloaded_error", "overloaded"),
+}
+
+
+def _go_duration(ms: float) -> str:
+    """OpenAI writes x-ratelimit-reset-* like Go durations: `644ms`, `2s`, `6m0s`."""
+    if ms < 1000:
+        return f"{round(ms)}ms"
+    s = ms / 1000.0
+    if s < 60:
+        return f"{s:.3g}s"
+    return f"{int(s // 60)}m{int(s % 60)}s"
+
+
+def error_response(
+    status: int, fault_id: str, retry_after_ms: float | None, model: str = ""
+) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of an injected HTTP error."""
+    message, etype, code = _MESSAGES.get(status, ("Injected error.", "server_error", None))
+    headers = {"content-type": "application/json", "x-loadkit-fault": fault_id}
+    if status == 429:
+        wait_ms = retry_after_ms if retry_after_ms is not None else 1000.0
+        where = f" for {model}" if model else ""
+        message = (
+            f"Rate limit reached{where} in organization org-loadkit-chaos on requests per min "
+            f"(RPM): Limit 500, Used 500, Requested 1. Please try again in "
+            f"{_go_duration(wait_ms)}. (injected by loadkit chaos)"
+        )
+        headers.update(
+            {
+                "x-ratelimit-limit-requests": "500",
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": _go_duration(wait_ms),
+                "x-ratelimit-limit-tokens": "200000",
+                "x-ratelimit-remaining-tokens": "0",
+                "x-ratelimit-reset-tokens": _go_duration(wait_ms),
+            }
+        )
+        retry_after_ms = wait_ms
+    if retry_after_ms is not None:
+        headers["retry-after"] = str(max(1, math.ceil(retry_after_ms / 1000.0)))
+        headers["retry-after-ms"] = str(round(retry_after_ms))
+    body: dict[str, Any] = {
+        "error": {"message": message, "type": etype, "param": None, "code": code}
+    }
+    return json.dumps(body).encode(), headers
+
+
+def error_frame(fault_id: str) -> bytes:
+    """An in-stream error event, as OpenAI sends when a stream fails after it started."""
+    body = {
+        "error": {
+            "message": "The server had an error while processing your request.",
+            "type": "server_error",
+            "param": None,
+            "code": "stream_error",
+            "loadkit_fault": fault_id,
+        }
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+MALFORMED_FRAME = b'data: {"id": "chatcmpl-chaos", "object": "chat.completion.chunk", "choi\n\n'
