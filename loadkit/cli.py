@@ -16,6 +16,12 @@ def _cmd_mock(args: argparse.Namespace) -> int:
     return mock_main(args.mock_args)
 
 
+def _cmd_chaos(args: argparse.Namespace) -> int:
+    from loadkit.chaos.cli import main as chaos_main
+
+    return chaos_main(args.chaos_args)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from loadkit.scenario import load_scenario
     from loadkit.scenario.plan import plan
@@ -95,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("mock_args", nargs=argparse.REMAINDER)
     mock.set_defaults(func=_cmd_mock)
 
+    chaos = sub.add_parser(
+        "chaos",
+        help="run the LLM-aware fault-injection proxy in front of an upstream",
+        description="Run the chaos proxy (same options as `python -m loadkit.chaos`).",
+        add_help=False,
+    )
+    chaos.add_argument("chaos_args", nargs=argparse.REMAINDER)
+    chaos.set_defaults(func=_cmd_chaos)
+
     validate = sub.add_parser(
         "validate",
         help="check a scenario and print its plan (sends nothing)",
@@ -164,6 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mocks.cli import main as mock_main
 
         return mock_main(argv[1:])
+    if argv[:1] == ["chaos"]:
+        from loadkit.chaos.cli import main as chaos_main
+
+        return chaos_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
