@@ -342,6 +342,7 @@ class LLMClient:
             "Accept-Encoding": "identity",
             "x-loadkit-request-id": request_id,
             "x-loadkit-region": region,
+            "x-loadkit-workload": call.workload,  # the chaos proxy's workload selector
             **self.headers,
         }
         a = _Attempt()
