@@ -121,3 +121,19 @@ def test_fail_on_slo(tmp_path) -> None:
     proc2 = run_cli("run", str(path), "--out", str(tmp_path / "run2"))
     assert proc2.returncode == 0 and "BREACHED" in proc2.stdout
     assert np.isfinite(s["ttft_ms"]["p95"])
+
+
+def test_closed_loop_request_budget(tmp_path) -> None:
+    path = scenario(
+        tmp_path,
+        "closed-budget",
+        load={"type": "closed", "phases": [{"kind": "step", "users": 4, "for": "60s"}]},
+        budget={"max_requests": 12},
+    )
+    out = tmp_path / "run"
+    proc = run_cli("run", str(path), "--out", str(out), timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "stopped: request budget reached (12 of 12)" in proc.stdout
+    rec = read_records(out / "requests.csv")
+    assert len(set(rec["request_id"].tolist())) == 12
+    assert summary(out)["duration_s"] < 20

@@ -185,6 +185,14 @@ class LoadkitApp:
         """Shape greenlet: stop users and drain records before Locust quits."""
         if self.runner is not None and self.runner.state not in (STATE_STOPPED, STATE_STOPPING):
             self.runner.stop()
+        if self.cfg.extra.get("web"):
+            if self.writer is not None:
+                self.writer.flush()
+            emit(
+                "timeline_done",
+                message="the timeline is over; Locust's web UI stays up for a look: "
+                "press Ctrl-C to finish the run folder and the summary",
+            )
 
     # -- records and budget ---------------------------------------------------------------------
 

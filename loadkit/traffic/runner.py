@@ -459,6 +459,7 @@ def run(opts: RunOptions, out: IO[str] | None = None) -> int:
             api_key_env=target.api_key_env if target.kind == "http" else None,
             header_refs={k: str(v) for k, v in target.headers.items()},
             drain_s=opts.drain_s,
+            extra={"web": opts.web},
         )
         cfg.write(folder.run_config)
         rf.write_json(
@@ -536,6 +537,8 @@ def finish(
 
     ended = next((e for e in reversed(events) if e.get("event") == "ended"), {})
     stop = next((e for e in events if e.get("event") == "stop"), {})
+    if interrupted and any(e.get("event") == "timeline_done" for e in events):
+        interrupted = False  # --web: Ctrl-C after the timeline is the normal way to finish
     reason = "interrupted" if interrupted else stop.get("reason") or ended.get("reason")
     if not reason:
         reason = "completed" if locust_rc == 0 else f"locust exited with code {locust_rc}"
