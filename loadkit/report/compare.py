@@ -1,0 +1,522 @@
+"""`loadkit compare`: charts, compare.json and a self-contained compare.html for 2+ runs.
+
+The first run is the baseline (the pilot); each other run is read against it. The page
+opens with the findings in plain words and the headline chart (each metric's ratio to the
+baseline with its 95% CI), the one a platform team puts in front of leadership; the
+detail follows: CDFs overlaid, percentile bars with CIs, failures by outcome, cost per
+successful request, and the table of deltas with the tests behind every sentence.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loadkit.analysis import compare as cmp
+from loadkit.analysis.stats import ecdf
+from loadkit.errors import UserError
+from loadkit.report import style
+
+HEADLINE_METRICS: tuple[str, ...] = (
+    "ttft_ms.p95",
+    "itl_ms.p95",
+    "e2e_ms.p95",
+    "error_rate",
+    "cost_per_ok_request",
+)
+
+
+@dataclass(frozen=True)
+class RunInput:
+    label: str
+    path: Path
+
+
+def read_run(folder: Path, label: str) -> cmp.RunSample:
+    """One run folder's records as a comparable sample; a damaged file is read as far as it
+    can be, with a note."""
+    from loadkit.results.reader import read_records
+
+    path = Path(folder)
+    csv_path = path / "requests.csv" if path.is_dir() else path
+    if not csv_path.exists():
+        raise UserError(f"{path}: not a run folder (no requests.csv)")
+    try:
+        recs = read_records(csv_path)
+    except UserError as exc:
+        try:
+            from loadkit.report.salvage import salvage
+        except ImportError:
+            raise exc from None
+        recs = salvage(csv_path, str(exc))
+    if recs.n == 0:
+        raise UserError(f"{csv_path}: no records to compare")
+    return cmp.run_sample(recs.columns, label, str(path), recs.notes)
+
+
+def default_labels(folders: Sequence[Path]) -> list[str]:
+    """The scenario name from each summary.json, else the folder name; made unique."""
+    labels = []
+    for f in folders:
+        name = None
+        summary = Path(f) / "summary.json"
+        if summary.exists():
+            try:
+                name = json.loads(summary.read_text()).get("scenario")
+            except (OSError, ValueError):
+                name = None
+        labels.append(str(name or Path(f).name))
+    seen: dict[str, int] = {}
+    out = []
+    for lab in labels:
+        if labels.count(lab) > 1:
+            seen[lab] = seen.get(lab, 0) + 1
+            lab = f"{lab} ({seen[lab]})"
+        out.append(lab)
+    return out
+
+
+# -- charts ---------------------------------------------------------------------------------
+
+
+def _ratio_label(v: float) -> str:
+    if not math.isfinite(v):
+        return "n/a"
+    return f"{v:.2f}x" if v < 1.995 else f"{v:.1f}x" if v < 9.95 else f"{v:.0f}x"
+
+
+def headline_chart(c: cmp.Comparison) -> Any:
+    """Each headline metric as a ratio to the baseline, CI whiskers, 1x line; log axis."""
+    others = [r.label for r in c.runs[1:]]
+    colors = style.run_colors([r.label for r in c.runs])
+    rows = {(r.label, r.metric): r for r in c.rows}
+    metrics = [m for m in HEADLINE_METRICS if any((lab, m) in rows for lab in others)]
+    height = max(3.2, 0.55 * len(metrics) * max(1, len(others)) + 1.6)
+    with style.chart_style():
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10.0, height), layout="constrained")
+        ax = fig.subplots()
+        band = 0.8 / max(1, len(others))
+        vals: list[float] = []
+        for j, lab in enumerate(others):
+            for i, m in enumerate(metrics):
+                row = rows.get((lab, m))
+                if row is None or not _pos(row.ratio.value):
+                    continue
+                y = i + (j - (len(others) - 1) / 2) * band
+                v = row.ratio.value
+                vals.append(v)
+                sig = row.significant
+                ax.barh(
+                    y,
+                    v - 1.0,
+                    left=1.0,
+                    height=band * 0.8,
+                    color=colors[lab],
+                    alpha=0.95 if sig else 0.35,
+                    hatch=None if sig else "//",
+                    edgecolor=colors[lab],
+                    label=lab if i == 0 else None,
+                )
+                lo, hi = row.ratio.low, row.ratio.high
+                if _pos(lo) and _pos(hi):
+                    ax.errorbar(
+                        v,
+                        y,
+                        xerr=[[v - lo], [hi - v]],
+                        fmt="none",
+                        ecolor="#1B2631",
+                        capsize=3,
+                        linewidth=1.2,
+                    )
+                    vals += [lo, hi]
+                text = _ratio_label(v) + ("" if sig else "  (not significant)")
+                ax.text(
+                    max(v, hi if _pos(hi) else v) * 1.04,
+                    y,
+                    text,
+                    va="center",
+                    ha="left",
+                    fontsize=9,
+                    color="#1B2631",
+                    fontweight="bold" if sig else "normal",
+                )
+        ax.axvline(1.0, color="#1B2631", linewidth=1.2)
+        ax.set_xscale("log")
+        if vals:
+            lo_v, hi_v = min([*vals, 1.0]), max([*vals, 1.0])
+            ax.set_xlim(lo_v / 1.25, hi_v * 1.9)
+        _ratio_ticks(ax)
+        ax.set_yticks(range(len(metrics)))
+        ax.set_yticklabels([cmp.metric_label(m) for m in metrics])
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(f"ratio to {c.baseline.label} (log scale; 1x = same; bars: 95% CI)")
+        names = ", ".join(others)
+        style.title(
+            ax,
+            f"{names} against {c.baseline.label}",
+            "right of the line: higher (worse) than the baseline; hatched: not significant",
+        )
+        if len(others) > 1:
+            ax.legend(loc="lower right")
+    return fig
+
+
+def _ratio_ticks(ax: Any) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = ax.get_xlim()
+    cands = [0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000]
+    ticks = [t for t in cands if lo <= t <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}x"))
+
+
+def cdf_chart(c: cmp.Comparison) -> Any:
+    """TTFT, ITL and E2E distributions of every run overlaid (log x), p95 marked."""
+    colors = style.run_colors([r.label for r in c.runs])
+    with style.chart_style():
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(12.0, 4.2), layout="constrained")
+        axes = fig.subplots(1, 3)
+        for ax, (metric, name) in zip(axes, cmp.LATENCY_METRICS, strict=True):
+            drawn = False
+            for run in c.runs:
+                x, f = ecdf(run.latency[metric])
+                x, f = x[x > 0], f[x > 0]
+                if x.size == 0:
+                    continue
+                drawn = True
+                ax.plot(x, f, color=colors[run.label], linewidth=1.8, label=run.label)
+                p95 = c.percentile_cis[run.label][metric]["p95"].value
+                if math.isfinite(p95) and p95 > 0:
+                    ax.plot([p95], [0.95], "o", color=colors[run.label], markersize=5)
+            if not drawn:
+                style.empty(ax)
+                continue
+            ax.set_xscale("log")
+            ax.axhline(0.95, color="#7F7F7F", linewidth=0.8, linestyle=":")
+            ax.text(
+                1.0,
+                0.95,
+                " p95",
+                transform=ax.get_yaxis_transform(),
+                fontsize=8,
+                color="#7F7F7F",
+                va="center",
+            )
+            ax.set_ylim(0, 1.0)
+            ax.set_xlabel(style.label(name, "ms, log scale"))
+            ax.set_ylabel("share of successful requests")
+            style.title(ax, f"{name} distribution", "further right = slower")
+        axes[0].legend(loc="upper left")
+    return fig
+
+
+def percentile_chart(c: cmp.Comparison) -> Any:
+    """p50 / p95 / p99 per run as grouped bars with bootstrap CI whiskers, one panel a metric."""
+    colors = style.run_colors([r.label for r in c.runs])
+    pcts = [f"p{p:g}" for p in cmp.COMPARE_PCTS]
+    with style.chart_style():
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(12.0, 4.2), layout="constrained")
+        axes = fig.subplots(1, 3)
+        width = 0.8 / len(c.runs)
+        for ax, (metric, name) in zip(axes, cmp.LATENCY_METRICS, strict=True):
+            top = 0.0
+            for j, run in enumerate(c.runs):
+                ivs = [c.percentile_cis[run.label][metric][p] for p in pcts]
+                xs = np.arange(len(pcts)) + (j - (len(c.runs) - 1) / 2) * width
+                v = np.array([iv.value for iv in ivs])
+                lo = np.array([iv.low for iv in ivs])
+                hi = np.array([iv.high for iv in ivs])
+                ok = np.isfinite(v)
+                ax.bar(xs[ok], v[ok], width * 0.9, color=colors[run.label], label=run.label)
+                err_ok = ok & np.isfinite(lo) & np.isfinite(hi)
+                ax.errorbar(
+                    xs[err_ok],
+                    v[err_ok],
+                    yerr=[v[err_ok] - lo[err_ok], hi[err_ok] - v[err_ok]],
+                    fmt="none",
+                    ecolor="#1B2631",
+                    capsize=3,
+                    linewidth=1.0,
+                )
+                if err_ok.any():
+                    top = max(top, float(np.nanmax(hi[err_ok])))
+                elif ok.any():
+                    top = max(top, float(np.nanmax(v[ok])))
+            ax.set_xticks(range(len(pcts)))
+            ax.set_xticklabels(pcts)
+            ax.set_ylabel(style.label(name, "ms"))
+            if top > 0:
+                ax.set_ylim(0, top * 1.12)
+            ax.grid(axis="x", visible=False)
+            style.title(ax, f"{name} percentiles", "whiskers: 95% bootstrap CI")
+        axes[0].legend(loc="upper left")
+    return fig
+
+
+def failures_chart(c: cmp.Comparison) -> Any:
+    """Failed attempts by outcome (stacked, % of attempts) and failed requests per run."""
+    labels = [r.label for r in c.runs]
+    outcomes = sorted({o for r in c.runs for o in r.outcomes if o != "ok"})
+    with style.chart_style():
+        fig, ax = style.figure("half" if len(labels) <= 3 else "wide")
+        x = np.arange(len(labels))
+        bottom = np.zeros(len(labels))
+        for o in outcomes:
+            share = np.array([100.0 * r.outcomes.get(o, 0) / max(r.attempts, 1) for r in c.runs])
+            ax.bar(x, share, 0.6, bottom=bottom, color=style.outcome_color(o), label=o)
+            bottom += share
+        for i, r in enumerate(c.runs):
+            ax.text(
+                i,
+                bottom[i],
+                f"{style.fmt_pct(r.error_rate, 2)} of requests failed\n"
+                f"({r.failed} of {r.requests})",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels)
+        ax.set_ylabel(style.label("failed attempts", "% of attempts"))
+        ax.set_ylim(0, max(float(bottom.max()) * 1.35, 1.0))
+        ax.grid(axis="x", visible=False)
+        if outcomes:
+            ax.legend(loc="upper left", title="outcome")
+        style.title(ax, "Failures by outcome", "retries included; text: requests that failed")
+    return fig
+
+
+def cost_chart(c: cmp.Comparison) -> Any:
+    """Cost per successful request per run (failed attempts included), 95% CI."""
+    labels = [r.label for r in c.runs]
+    colors = style.run_colors(labels)
+    with style.chart_style():
+        fig, ax = style.figure("half" if len(labels) <= 3 else "wide")
+        x = np.arange(len(labels))
+        vals, los, his = [], [], []
+        for r in c.runs:
+            iv = cmp.cost_per_ok_ci(r, c.confidence)
+            vals.append(iv.value)
+            los.append(iv.low)
+            his.append(iv.high)
+        v = np.array(vals)
+        if not np.isfinite(v).any() or np.nanmax(v) <= 0:
+            style.empty(ax, "no cost recorded (no pricing in the scenarios)")
+        else:
+            # Pick a unit people read: dollars per 1,000 successful requests.
+            scale = 1000.0
+            ok = np.isfinite(v)
+            ax.bar(
+                x[ok],
+                v[ok] * scale,
+                0.6,
+                color=[colors[lab] for lab, k in zip(labels, ok, strict=True) if k],
+            )
+            lo, hi = np.array(los), np.array(his)
+            e_ok = ok & np.isfinite(lo) & np.isfinite(hi)
+            ax.errorbar(
+                x[e_ok],
+                v[e_ok] * scale,
+                yerr=[(v - lo)[e_ok] * scale, (hi - v)[e_ok] * scale],
+                fmt="none",
+                ecolor="#1B2631",
+                capsize=4,
+            )
+            for i in np.flatnonzero(ok):
+                ax.text(
+                    i,
+                    (his[i] if math.isfinite(his[i]) else v[i]) * scale,
+                    style.fmt_usd(v[i] * scale),
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                    fontweight="bold",
+                )
+            ax.set_ylabel("USD per 1,000 successful requests")
+            ax.set_ylim(0, float(np.nanmax(np.where(e_ok, hi, v))) * scale * 1.2)
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels)
+        ax.grid(axis="x", visible=False)
+        style.title(ax, "Cost per successful request", "failed attempts and retries included")
+    return fig
+
+
+# -- html -----------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:'DejaVu Sans',Arial,sans-serif;margin:0;background:#f6f7f9;color:#1B2631}
+main{max-width:1180px;margin:0 auto;padding:28px 32px 60px;background:#fff}
+h1{font-size:26px;margin:0 0 4px} h2{font-size:18px;margin:34px 0 10px;
+border-bottom:2px solid #E5E5E5;padding-bottom:4px}
+.sub{color:#555;margin:0 0 18px}
+.findings{font-size:16px;line-height:1.55;background:#F4F8FB;border-left:5px solid #0072B2;
+padding:12px 20px;margin:14px 0}
+.findings li{margin:4px 0}
+img{max-width:100%;display:block;margin:10px 0}
+table{border-collapse:collapse;font-size:13px;width:100%}
+th,td{padding:5px 8px;border-bottom:1px solid #E5E5E5;text-align:right}
+th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
+th{background:#F4F6F7}
+tr.sig td{font-weight:bold}
+.muted{color:#7F7F7F;font-size:12px}
+.note{color:#8E44AD}
+"""
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _fmt_value(metric: str, v: float) -> str:
+    if not math.isfinite(v):
+        return "n/a"
+    if metric == "error_rate":
+        return style.fmt_pct(v, 2)
+    if metric == "cost_per_ok_request":
+        return style.fmt_usd(v)
+    return style.fmt_ms(v)
+
+
+def _ci_text(iv: cmp.Interval) -> str:
+    if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+        return "n/a"
+    return f"{_ratio_label(iv.low)} - {_ratio_label(iv.high)}"
+
+
+def _p_text(p: float) -> str:
+    if not math.isfinite(p):
+        return "n/a"
+    return "&lt; 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def render_html(c: cmp.Comparison, charts: dict[str, Path]) -> str:
+    e = html.escape
+    labels = [r.label for r in c.runs]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>loadkit compare: {e(' vs '.join(labels))}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        f"<h1>{e(' vs '.join(labels))}</h1>",
+        f"<p class='sub'>Each run against the baseline <b>{e(c.baseline.label)}</b>. "
+        f"{c.confidence:.0%} confidence intervals; differences called significant only after "
+        f"Holm's correction for the number of tests.</p>",
+        "<h2>Findings</h2><ul class='findings'>",
+        *[f"<li>{e(f)}</li>" for f in c.findings],
+        "</ul>",
+    ]
+    if "headline" in charts:
+        parts.append(_img(charts["headline"], "ratios to the baseline"))
+    parts.append(
+        "<h2>The runs</h2><table><tr><th>run</th><th>folder</th><th>requests</th>"
+        "<th>req/s</th><th>failed</th><th>p95 TTFT</th><th>p95 E2E</th>"
+        "<th>cost / successful request</th></tr>"
+    )
+    for r in c.runs:
+        ci = c.percentile_cis[r.label]
+        parts.append(
+            f"<tr><td>{e(r.label)}</td><td class='muted'>{e(Path(r.path).name)}</td>"
+            f"<td>{r.requests}</td><td>{r.requests_per_s:.2f}</td>"
+            f"<td>{style.fmt_pct(r.error_rate, 2)}</td>"
+            f"<td>{style.fmt_ms(ci['ttft_ms']['p95'].value)}</td>"
+            f"<td>{style.fmt_ms(ci['e2e_ms']['p95'].value)}</td>"
+            f"<td>{style.fmt_usd(r.cost_per_ok_request)}</td></tr>"
+        )
+    parts.append("</table>")
+    notes = [f"{r.label}: {n}" for r in c.runs for n in r.notes]
+    if notes:
+        parts.append("<p class='note'>" + "<br>".join(e(n) for n in notes) + "</p>")
+    for key, title in (
+        ("cdf", "Latency distributions"),
+        ("percentiles", "Percentiles with confidence intervals"),
+        ("failures", "Failures"),
+        ("cost", "Cost"),
+    ):
+        if key in charts:
+            parts.append(f"<h2>{title}</h2>" + _img(charts[key], title))
+    parts.append(
+        "<h2>Deltas and tests</h2><table><tr><th>metric</th><th>run</th>"
+        f"<th>{e(c.baseline.label)}</th><th>value</th><th>ratio</th><th>95% CI</th>"
+        "<th>test</th><th>p</th><th>p (Holm)</th><th>significant</th></tr>"
+    )
+    for row in c.rows:
+        cls = " class='sig'" if row.significant else ""
+        parts.append(
+            f"<tr{cls}><td>{e(cmp.metric_label(row.metric))}</td><td>{e(row.label)}</td>"
+            f"<td>{_fmt_value(row.metric, row.baseline_value)}</td>"
+            f"<td>{_fmt_value(row.metric, row.value)}</td>"
+            f"<td>{_ratio_label(row.ratio.value)}</td><td>{_ci_text(row.ratio)}</td>"
+            f"<td class='muted'>{e(row.test.name)}</td><td>{_p_text(row.test.p_value)}</td>"
+            f"<td>{_p_text(row.p_adjusted)}</td><td>{'yes' if row.significant else 'no'}</td>"
+            "</tr>"
+        )
+    parts.append("</table>")
+    parts.append(
+        "<p class='muted'>Latency: successful attempts (TTFT from send; ITL is each "
+        "request's mean gap; E2E to the last byte). Percentile CIs: bootstrap of each run "
+        "(order-statistic draws, exact for resampling). Latency rows: Mann-Whitney U test on "
+        "the whole distribution, and significant only when the percentile's own ratio CI "
+        "excludes 1x. Error rate: share of logical requests whose last attempt failed, "
+        "two-proportion z-test. Cost per successful request: all attempts' cost over "
+        "successful requests, ratio estimator with delta-method variance.</p>"
+    )
+    parts.append("</main></body></html>")
+    return "\n".join(parts)
+
+
+def write_compare(
+    folders: Sequence[Path],
+    labels: Sequence[str] | None,
+    out_dir: Path,
+    seed: int = 0,
+) -> cmp.Comparison:
+    """Read the runs, compare, write charts/*.png, compare.json and compare.html."""
+    from loadkit.results.run_folder import write_json
+
+    if len(folders) < 2:
+        raise UserError("compare needs at least two run folders")
+    if labels is not None and len(labels) != len(folders):
+        raise UserError(f"--labels: {len(labels)} labels for {len(folders)} runs")
+    names = list(labels) if labels is not None else default_labels(folders)
+    if len(set(names)) != len(names):
+        raise UserError(f"--labels must be unique, got {', '.join(names)}")
+    runs = [read_run(Path(f), lab) for f, lab in zip(folders, names, strict=True)]
+    c = cmp.compare_runs(runs, seed=seed)
+    out = Path(out_dir)
+    try:
+        (out / "charts").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create it ({exc.strerror})") from None
+    charts: dict[str, Path] = {}
+    for key, make in (
+        ("headline", headline_chart),
+        ("cdf", cdf_chart),
+        ("percentiles", percentile_chart),
+        ("failures", failures_chart),
+        ("cost", cost_chart),
+    ):
+        charts[key] = style.save(make(c), out / "charts" / f"compare_{key}.png")
+    write_json(out / "compare.json", cmp.comparison_json(c))
+    (out / "compare.html").write_text(render_html(c, charts), encoding="utf-8")
+    return c
+
+
+def _pos(x: float) -> bool:
+    return math.isfinite(x) and x > 0

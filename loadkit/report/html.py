@@ -1,0 +1,281 @@
+"""report.html: one self-contained file (CSS inline, charts as base64 PNG) that opens
+offline in any browser. Every value from the run is HTML-escaped."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from loadkit.report import style as S
+
+_CSS = """
+body{font-family:-apple-system,'Segoe UI',Roboto,'DejaVu Sans',Arial,sans-serif;margin:0;
+color:#1B2631;background:#F7F8FA}
+main{max-width:1120px;margin:0 auto;padding:24px 28px 60px;background:#fff}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid
+#E5E5E5;padding-bottom:4px}.sub{color:#555;font-size:13px;margin-bottom:16px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 12px;width:100%}
+th,td{padding:5px 8px;border-bottom:1px solid #EEE;text-align:left;vertical-align:top}
+th{background:#F2F4F7;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.badge{display:inline-block;padding:2px 8px;border-radius:10px;color:#fff;font-weight:600;
+font-size:12px;white-space:nowrap}
+.go{background:GO_C}.no-go{background:NOGO_C}.not-tested,.info{background:NA_C}
+.verdict{font-size:20px;padding:12px 16px;border-radius:6px;color:#fff;margin:12px 0}
+.kpis{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}.kpi{flex:1 1 150px;border:1px solid
+#E5E5E5;border-radius:6px;padding:8px 12px}.kpi b{display:block;font-size:20px}
+.kpi span{color:#555;font-size:12px}img{max-width:100%;display:block;margin:8px 0 4px}
+.cap{color:#555;font-size:13px;margin:0 0 18px}.warn{background:#FDEDEC;border-left:4px solid
+NOGO_C;padding:8px 12px;margin:8px 0;font-size:13px}footer{color:#777;font-size:12px;
+margin-top:32px}
+"""
+
+
+def _css() -> str:
+    return (
+        _CSS.replace("NOGO_C", S.NOGO_COLOR).replace("GO_C", S.GO_COLOR).replace("NA_C", S.NA_COLOR)
+    )
+
+
+def _e(v: Any) -> str:
+    return escape(str(v))
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{_e(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge {status.replace(" ", "-")}">{_e(status.upper())}</span>'
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[int]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for r in rows:
+        cells = []
+        for i, v in enumerate(r):
+            cls = ' class="n"' if i in numeric else ""
+            cells.append(f"<td{cls}>{v}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _p(d: Mapping[str, Any] | None, k: str) -> str:
+    return S.fmt_ms((d or {}).get(k))
+
+
+def render(
+    doc: Mapping[str, Any],
+    charts: Sequence[tuple[Path, str, str]],
+    notes: Sequence[str],
+    title: str,
+) -> str:
+    """The page; `charts` are (png, heading, caption)."""
+    v = doc["verdict"]
+    overall = v["overall"]
+    color = S.GO_COLOR if overall == "go" else S.NOGO_COLOR
+    head = (
+        f"{'GO' if overall == 'go' else 'NO-GO'}: "
+        + (
+            f"{len(v['failing'])} check(s) failed: {', '.join(v['failing'])}"
+            if v["failing"]
+            else "every tested check passed"
+        )
+        + (f" ({len(v['not_tested'])} not tested)" if v["not_tested"] else "")
+    )
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{_e(title)}</title><style>{_css()}</style></head><body><main>",
+        f"<h1>{_e(title)}</h1>",
+        '<div class="sub">'
+        + _e(
+            f"run {doc.get('run_id') or '?'} - started {doc.get('started_at') or '?'} - "
+            f"{doc['duration_s']:.1f} s of traffic - stop: {doc.get('stop_reason') or 'n/a'}"
+        )
+        + "</div>",
+    ]
+    parts += [f'<div class="warn">{_e(n)}</div>' for n in notes]
+    parts.append(f'<div class="verdict" style="background:{color}">{_e(head)}</div>')
+    parts.append(_kpis(doc))
+    parts.append("<h2>Readiness review</h2>")
+    parts.append(
+        _table(
+            ["area", "check", "verdict", "evidence"],
+            [
+                (_e(i["area"]), _e(i["check"]), _badge(i["status"]), _e(i["evidence"]))
+                for i in v["items"]
+            ],
+            set(),
+        )
+    )
+    parts.append("<h2>SLOs and goodput</h2>" + _slo_table(doc))
+    for png, heading, caption in charts:
+        parts.append(f"<h2>{_e(heading)}</h2>{_img(png)}<p class='cap'>{_e(caption)}</p>")
+        if png.stem == "failures" and doc.get("faults"):
+            parts.append(_fault_table(doc["faults"]))
+        if png.stem == "cost":
+            parts.append(_cost_table(doc["cost"]))
+        if png.stem in ("by_region", "by_workload"):
+            by = png.stem.split("_", 1)[1]
+            parts.append(_breakdown_table(doc["breakdown"][by], by))
+    parts.append(
+        "<footer>Definitions: TTFT is first content-bearing chunk minus send time (open loop: "
+        "from the intended send time); ITL the gaps between content chunks (mean per request); "
+        "E2E last byte minus send time; a request's user-visible latency spans all its attempts. "
+        "Goodput: requests per second that succeeded and met every SLO. Cost per successful "
+        "request includes failed attempts and retries. Generated by loadkit report.</footer>"
+    )
+    parts.append("</main></body></html>")
+    return "\n".join(parts)
+
+
+def _kpis(doc: Mapping[str, Any]) -> str:
+    g = doc.get("goodput") or {}
+    c = doc.get("cost") or {}
+    ttft_key = "ttft_from_intended_ms" if doc.get("open_loop") else "ttft_ms"
+    items = [
+        (f"{doc['requests']:,}", f"requests ({doc['requests_per_s']:.2f}/s)"),
+        (S.fmt_pct(doc["error_rate"], 2), "requests failed after retries"),
+        (f"{g.get('goodput_per_s', 0):.2f}/s", f"goodput ({S.fmt_pct(g.get('good_share'))})"),
+        (_p(doc.get(ttft_key), "p95"), "p95 time to first token"),
+        (_p(doc.get("e2e_ms"), "p95"), "p95 end-to-end"),
+        (f"{doc['output_tokens_per_s']:.0f}", "output tokens/s"),
+        (S.fmt_usd(c.get("per_ok_request_usd")), "per successful request"),
+    ]
+    return (
+        '<div class="kpis">'
+        + "".join(f'<div class="kpi"><b>{_e(a)}</b><span>{_e(b)}</span></div>' for a, b in items)
+        + "</div>"
+    )
+
+
+def _slo_table(doc: Mapping[str, Any]) -> str:
+    rows = []
+    for c in (doc.get("slo") or {}).get("checks", []):
+        if c["metric"] == "error_rate":
+            val, lim = S.fmt_pct(c["value"], 2), S.fmt_pct(c["limit"], 2)
+        else:
+            val, lim = S.fmt_ms(c["value"]), S.fmt_ms(c["limit"])
+        rows.append((_e(c["metric"]), val, lim, _badge("go" if c["ok"] else "no-go")))
+    g = doc.get("goodput") or {}
+    out = (
+        _table(["SLO", "measured", "limit", ""], rows, {1, 2})
+        if rows
+        else ("<p>The scenario sets no SLO.</p>")
+    )
+    lim = g.get("limits_ms") or {}
+    set_lims = ", ".join(f"{k} <= {S.fmt_ms(v)}" for k, v in lim.items() if v is not None)
+    out += (
+        f"<p>Goodput: <b>{g.get('goodput_per_s', 0):.3f} requests/s</b> "
+        f"({g.get('good_requests', 0):,} requests, {S.fmt_pct(g.get('good_share'))} of all) "
+        f"succeeded with every per-request limit met ({_e(set_lims or 'no latency limits')}; "
+        "the loosest limit the SLO sets for each metric).</p>"
+    )
+    return out
+
+
+def _fault_table(faults: Sequence[Mapping[str, Any]]) -> str:
+    rows = []
+    for f in faults:
+        rec = f"{f['recovery_s']:.1f} s" if f["recovered"] else _e(f["recovery_note"])
+        rows.append(
+            (
+                _e(f["fault_id"]),
+                _e(f["kind"]),
+                _e(f["region"] or "all"),
+                f"{f['start_s']:.0f}-{f['end_s']:.0f} s",
+                S.fmt_pct(f["error_rate"], 2),
+                S.fmt_ms(f["ttft_p95_ms"]),
+                f"{f['failed_attempts_injected']:,} / {f['failed_attempts_organic']:,}",
+                f"{f['failover_requests']:,}",
+                rec,
+            )
+        )
+    return _table(
+        [
+            "fault",
+            "kind",
+            "region",
+            "window",
+            "error rate",
+            "p95 TTFT",
+            "failed: injected / organic",
+            "failovers",
+            "recovery",
+        ],
+        rows,
+        {4, 5, 7},
+    )
+
+
+def _cost_table(c: Mapping[str, Any]) -> str:
+    rows = [
+        ("total spend", S.fmt_usd(c.get("total_usd"))),
+        ("per request", S.fmt_usd(c.get("per_request_usd"))),
+        ("per successful request", S.fmt_usd(c.get("per_ok_request_usd"))),
+        (
+            "spent on failed attempts",
+            f"{S.fmt_usd(c.get('wasted_usd'))} ({S.fmt_pct(c.get('wasted_share'))})",
+        ),
+        (
+            "spent on retries",
+            f"{S.fmt_usd(c.get('retry_usd'))} ({S.fmt_pct(c.get('retry_share'))})",
+        ),
+    ]
+    if c.get("budget_usd") is not None:
+        rows.append(("budget (per run)", S.fmt_usd(c["budget_usd"])))
+    if c.get("planned_run_cost_usd") is not None:
+        rows.append(("planned cost of this run", S.fmt_usd(c["planned_run_cost_usd"])))
+    p = c.get("monthly_projection")
+    if p:
+        rows.append(
+            (
+                f"monthly at the scenario's peak ({p['peak_requests_per_s']:.2f} req/s)",
+                S.fmt_usd(p["monthly_usd_at_peak"]),
+            )
+        )
+        if "monthly_usd_at_mean" in p:
+            rows.append(
+                (
+                    f"monthly at the scenario's mean ({p['mean_requests_per_s']:.2f} req/s)",
+                    S.fmt_usd(p["monthly_usd_at_mean"]),
+                )
+            )
+    return _table(["cost", "USD"], [(_e(a), _e(b)) for a, b in rows], {1})
+
+
+def _breakdown_table(rows: Sequence[Mapping[str, Any]], by: str) -> str:
+    out = []
+    for r in rows:
+        out.append(
+            (
+                _e(r[by]),
+                f"{r['requests']:,}",
+                S.fmt_pct(r["error_rate"], 2),
+                _p(r["ttft_ms"], "p50"),
+                _p(r["ttft_ms"], "p95"),
+                _p(r["e2e_ms"], "p95"),
+                f"{r['goodput_per_s']:.3f}",
+                S.fmt_usd(r["cost_usd_per_ok_request"]),
+                f"{r['failover_requests']:,}",
+            )
+        )
+    return _table(
+        [
+            by,
+            "requests",
+            "failed",
+            "p50 TTFT",
+            "p95 TTFT",
+            "p95 E2E",
+            "goodput/s",
+            "per successful request",
+            "failovers",
+        ],
+        out,
+        set(range(1, 9)),
+    )
