@@ -83,6 +83,16 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from loadkit.report.build import build_report, report_line
+
+    result = build_report(args.run_dir, window_s=args.window)
+    for note in result.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    print(report_line(result))
+    return 1 if result.damaged else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loadkit",
@@ -169,6 +179,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trace.add_argument("--json", action="store_true", help="one JSON object per file")
     trace.set_defaults(func=_cmd_trace)
+
+    report = sub.add_parser(
+        "report",
+        help="write charts and report.html for a run folder",
+        description="Analyse a run folder's records: extend summary.json, draw charts/*.png "
+        "and write a self-contained report.html with the readiness verdict. Exit code 1 when "
+        "requests.csv was damaged (the report covers the rows that could be read).",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="run folder (holds requests.csv)")
+    report.add_argument(
+        "--window",
+        type=_duration_arg,
+        metavar="D",
+        help="chart window width (e.g. 10s, 1m; default: about 60 windows over the run)",
+    )
+    report.set_defaults(func=_cmd_report)
     return parser
 
 
