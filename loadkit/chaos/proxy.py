@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import struct
 import time
@@ -81,6 +82,14 @@ def _url(host: str, port: int) -> str:
 def _alive(request: web.Request) -> bool:
     t = request.transport
     return t is not None and not t.is_closing()
+
+
+def _model_of(body: bytes) -> str:
+    if body[:1] != b"{":
+        return ""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        return str(json.loads(body).get("model", ""))
+    return ""
 
 
 def _reset(transport: asyncio.BaseTransport | None) -> None:
@@ -263,12 +272,7 @@ class ChaosProxy:
         return await self._proxy(request, listener, name or self.default_region)
 
     def _request_info(self, request: web.Request, region: str, body: bytes) -> RequestInfo:
-        model = ""
-        if self.faults.needs_model and body[:1] == b"{":
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                import json
-
-                model = str(json.loads(body).get("model", ""))
+        model = _model_of(body) if self.faults.needs_model else ""
         digest = ""
         if self.faults.needs_key:
             auth = request.headers.get("authorization", "")
@@ -341,7 +345,7 @@ class ChaosProxy:
         kind = spec.kind if spec is not None else ""
         extra_headers: dict[str, str] = {}
         if spec is not None:
-            early = await self._before_content(request, info, spec)
+            early = await self._before_content(request, info, spec, body)
             if early is not None:
                 return early
             if kind in ("latency", "brownout"):
@@ -371,7 +375,7 @@ class ChaosProxy:
             await up_cm.__aexit__(None, None, None)
 
     async def _before_content(
-        self, request: web.Request, info: RequestInfo, spec: FaultSpec
+        self, request: web.Request, info: RequestInfo, spec: FaultSpec, body: bytes
     ) -> web.StreamResponse | None:
         """Apply a fault that acts before the upstream is called; None = go on and forward."""
         p = spec.params
@@ -379,12 +383,12 @@ class ChaosProxy:
         if kind == "brownout":
             self._hit(spec)
             if self.rng.random() < float(p["error_rate"]):
-                return self._error(spec, int(p.get("status", 503)), None, info)
+                return self._error(spec, int(p.get("status", 503)), None, body)
             await asyncio.sleep(float(p.get("added_latency_ms", 0.0)) / 1000.0)
             return None
         if kind == "http_error":
             self._hit(spec)
-            return self._error(spec, int(p["status"]), p.get("retry_after_ms"), info)
+            return self._error(spec, int(p["status"]), p.get("retry_after_ms"), body)
         if kind == "latency":
             self._hit(spec)
             delay_ms = float(p["fixed_ms"])
@@ -412,11 +416,12 @@ class ChaosProxy:
         return None
 
     def _error(
-        self, spec: FaultSpec, status: int, retry_after_ms: Any, info: RequestInfo
+        self, spec: FaultSpec, status: int, retry_after_ms: Any, body: bytes
     ) -> web.Response:
         ra = float(retry_after_ms) if retry_after_ms is not None else None
-        body, headers = responses.error_response(status, spec.id, ra, info.model)
-        return web.Response(body=body, status=status, headers=headers)
+        model = _model_of(body) if status == 429 else ""
+        out, headers = responses.error_response(status, spec.id, ra, model)
+        return web.Response(body=out, status=status, headers=headers)
 
     async def _hold(self, request: web.Request, cap_s: float = HANG_CAP_S) -> None:
         """Keep the connection open, sending nothing, until the client leaves (or the cap)."""
