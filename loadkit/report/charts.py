@@ -131,7 +131,7 @@ def latency_vs_load(a: RunAnalysis, slo: Any) -> Any:
                 label=f"{p} per window",
             )
             xs, ys = _binned(load[ok], a.series[f"{key}_{p}"][ok])
-            if xs.size > 1:
+            if xs.size > 1 and _varies(load[ok]):
                 ax.plot(xs, ys, color=st["color"], linewidth=st["linewidth"])
         S.slo_line(ax, _slo_pct(slo, field, "p95"), "SLO p95")
         ax.set_xlabel(xl)
@@ -141,6 +141,12 @@ def latency_vs_load(a: RunAnalysis, slo: Any) -> Any:
         ax.set_title(name, loc="left")
     axes[0].legend(loc="upper left")
     return fig
+
+
+def _varies(x: np.ndarray) -> bool:
+    """A trend against load means something only when the load changed (ramp, steps)."""
+    top = float(np.max(x)) if x.size else 0.0
+    return top > 0 and float(np.ptp(x)) > 0.3 * top
 
 
 def _binned(x: np.ndarray, y: np.ndarray, bins: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -293,7 +299,7 @@ def throughput(a: RunAnalysis) -> Any:
     ax2.spines["right"].set_visible(True)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper left", ncols=3)
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=5)
     S.title(ax, "Throughput, goodput and concurrency")
     _xlabel(ax, a)
     return fig
@@ -314,9 +320,9 @@ def cost(a: RunAnalysis) -> Any:
             linewidth=1,
             label=f"run: {S.fmt_usd(c['per_ok_request_usd'])}",
         )
-        ax.legend(loc="upper left")
+        ax.legend(loc="lower right")
         _faults(ax, a, label_them=False)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, float(np.nanmax(per)) * 1000 * 1.2)
     else:
         S.empty(ax, "no prices or no successes")
     ax.set_ylabel("USD per 1,000 successful requests")
@@ -327,7 +333,7 @@ def cost(a: RunAnalysis) -> Any:
     ok = np.isfinite(per)
     if ok.any() and c["priced"]:
         ax.scatter(load[ok], per[ok] * 1000, s=14, color="#0072B2", alpha=0.7)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, float(np.nanmax(per)) * 1000 * 1.2)
         ax.set_xlim(left=0)
     else:
         S.empty(ax)
@@ -354,12 +360,20 @@ def cost(a: RunAnalysis) -> Any:
         left = 0.0
         for name, v, col in parts:
             share = v / total
-            ax.barh([0], [share * 100], left=left, color=col, label=f"{name}: {share:.1%}")
+            ax.barh(
+                [0.6],
+                [share * 100],
+                left=left,
+                height=0.5,
+                color=col,
+                label=f"{name}: {share:.1%} ({S.fmt_usd(v)})",
+            )
             left += share * 100
         ax.set_xlim(0, 100)
+        ax.set_ylim(-1.1, 1.0)
         ax.set_yticks([])
         ax.set_xlabel("% of spend")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncols=1)
+        ax.legend(loc="lower left", ncols=1)
         ax.grid(False)
     else:
         S.empty(ax, "no prices for this model")
@@ -368,6 +382,12 @@ def cost(a: RunAnalysis) -> Any:
 
 
 def breakdown_chart(a: RunAnalysis, by: str, colors: dict[str, str]) -> Any:
+    lim = a.limits
+    limits = [
+        lim.ttft_p95_ms,
+        None if lim.error_rate is None else 100 * lim.error_rate,
+        None,
+    ]
     rows = a.extra["breakdown"][by]
     fig, axes = S.figure("wide", 1, 3)
     names = [r[by] for r in rows]
@@ -386,7 +406,7 @@ def breakdown_chart(a: RunAnalysis, by: str, colors: dict[str, str]) -> Any:
             "{:.3f}",
         ),
     ]
-    for ax, (name, get, fmt) in zip(axes, panels, strict=True):
+    for ax, (name, get, fmt), limit in zip(axes, panels, limits, strict=True):
         vals = [get(r) for r in rows]
         v = np.array([np.nan if x is None else x for x in vals], dtype=float)
         ax.barh(y, np.nan_to_num(v), color=cols)
@@ -402,8 +422,19 @@ def breakdown_chart(a: RunAnalysis, by: str, colors: dict[str, str]) -> Any:
         ax.invert_yaxis()
         ax.set_title(name, loc="left", fontsize=10)
         ax.grid(axis="y", visible=False)
-        hi = np.nanmax(v) if _has(v) else 0
+        hi = max(np.nanmax(v) if _has(v) else 0, limit or 0)
         ax.set_xlim(0, hi * 1.25 if hi > 0 else 1)
+        if limit is not None:
+            ax.axvline(limit, **S.SLO_LINE)
+            ax.text(
+                limit,
+                1.0,
+                " SLO",
+                transform=ax.get_xaxis_transform(),
+                fontsize=8,
+                color=S.SLO_LINE["color"],
+                va="bottom",
+            )
     fig.suptitle(
         f"By {by}: latency as users felt it, failures, cost", x=0.01, ha="left", fontweight="bold"
     )
