@@ -255,6 +255,15 @@ def _ratio_estimate(cost: np.ndarray, ok: np.ndarray) -> tuple[float, float]:
     return r, float(resid.var(ddof=1)) / (n * float(o.mean()) ** 2)
 
 
+def cost_per_ok_ci(run: RunSample, confidence: float = CONFIDENCE) -> Interval:
+    """One run's cost per successful request with its CI (ratio estimator, delta method)."""
+    r, var = _ratio_estimate(run.cost_req, run.ok_req)
+    if not (math.isfinite(r) and math.isfinite(var)):
+        return Interval(r, math.nan, math.nan)
+    half = _z(confidence) * math.sqrt(var)
+    return Interval(r, r - half, r + half)
+
+
 def cost_ratio_ci(
     cost_a: np.ndarray,
     ok_a: np.ndarray,

@@ -110,9 +110,15 @@ def headline_chart(c: cmp.Comparison) -> Any:
         for j, lab in enumerate(others):
             for i, m in enumerate(metrics):
                 row = rows.get((lab, m))
-                if row is None or not _pos(row.ratio.value):
+                if row is None:
                     continue
                 y = i + (j - (len(others) - 1) / 2) * band
+                pair = f"{_fmt_value(m, row.value)} vs {_fmt_value(m, row.baseline_value)}"
+                if not _pos(row.ratio.value):
+                    none = row.value == 0 and row.baseline_value == 0
+                    note = "none in either run" if none else f"{pair}  (no ratio)"
+                    ax.text(1.02, y, _mpl(note), va="center", fontsize=9)
+                    continue
                 v = row.ratio.value
                 vals.append(v)
                 sig = row.significant
@@ -139,11 +145,11 @@ def headline_chart(c: cmp.Comparison) -> Any:
                         linewidth=1.2,
                     )
                     vals += [lo, hi]
-                text = _ratio_label(v) + ("" if sig else "  (not significant)")
+                text = f"{_ratio_label(v)}   {pair}" + ("" if sig else "  (not significant)")
                 ax.text(
                     max(v, hi if _pos(hi) else v) * 1.04,
                     y,
-                    text,
+                    _mpl(text),
                     va="center",
                     ha="left",
                     fontsize=9,
@@ -154,7 +160,7 @@ def headline_chart(c: cmp.Comparison) -> Any:
         ax.set_xscale("log")
         if vals:
             lo_v, hi_v = min([*vals, 1.0]), max([*vals, 1.0])
-            ax.set_xlim(lo_v / 1.25, hi_v * 1.9)
+            ax.set_xlim(lo_v / 1.25, hi_v * 3.2)
         _ratio_ticks(ax)
         ax.set_yticks(range(len(metrics)))
         ax.set_yticklabels([cmp.metric_label(m) for m in metrics])
@@ -164,7 +170,7 @@ def headline_chart(c: cmp.Comparison) -> Any:
         names = ", ".join(others)
         style.title(
             ax,
-            f"{names} against {c.baseline.label}",
+            f"How {names} compare{'s' if len(others) == 1 else ''} with {c.baseline.label}",
             "right of the line: higher (worse) than the baseline; hatched: not significant",
         )
         if len(others) > 1:
@@ -193,12 +199,14 @@ def cdf_chart(c: cmp.Comparison) -> Any:
         axes = fig.subplots(1, 3)
         for ax, (metric, name) in zip(axes, cmp.LATENCY_METRICS, strict=True):
             drawn = False
+            spans: list[np.ndarray] = []
             for run in c.runs:
                 x, f = ecdf(run.latency[metric])
                 x, f = x[x > 0], f[x > 0]
                 if x.size == 0:
                     continue
                 drawn = True
+                spans.append(x)
                 ax.plot(x, f, color=colors[run.label], linewidth=1.8, label=run.label)
                 p95 = c.percentile_cis[run.label][metric]["p95"].value
                 if math.isfinite(p95) and p95 > 0:
@@ -206,7 +214,10 @@ def cdf_chart(c: cmp.Comparison) -> Any:
             if not drawn:
                 style.empty(ax)
                 continue
-            ax.set_xscale("log")
+            lo_x = min(float(np.min(x)) for x in spans)
+            hi_x = max(float(np.max(x)) for x in spans)
+            log = hi_x / max(lo_x, 1e-9) > 5
+            _ms_axis(ax, log)
             ax.axhline(0.95, color="#7F7F7F", linewidth=0.8, linestyle=":")
             ax.text(
                 1.0,
@@ -218,11 +229,30 @@ def cdf_chart(c: cmp.Comparison) -> Any:
                 va="center",
             )
             ax.set_ylim(0, 1.0)
-            ax.set_xlabel(style.label(name, "ms, log scale"))
+            ax.set_xlabel(f"{name} (log scale)" if log else name)
             ax.set_ylabel("share of successful requests")
             style.title(ax, f"{name} distribution", "further right = slower")
-        axes[0].legend(loc="upper left")
+        axes[0].legend(loc="lower right")
     return fig
+
+
+def _ms_axis(ax: Any, log: bool) -> None:
+    """A latency x axis labelled '200 ms', '1 s', '5 s' (log: 1-2-5 ticks, no minor labels)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short_ms(v)))
+
+
+def _short_ms(v: float) -> str:
+    if v >= 1000:
+        return f"{v / 1000:g} s"
+    return f"{v:g} ms" if v >= 1 else f"{v:.2g} ms"
 
 
 def percentile_chart(c: cmp.Comparison) -> Any:
@@ -292,6 +322,17 @@ def failures_chart(c: cmp.Comparison) -> Any:
                 va="bottom",
                 fontsize=8,
             )
+        ax.set_xlim(-0.6, len(labels) - 0.4)
+        if not outcomes:
+            ax.text(
+                0.5,
+                0.55,
+                "no failed attempt in any run",
+                transform=ax.transAxes,
+                ha="center",
+                color=style.GO_COLOR,
+                fontsize=11,
+            )
         ax.set_xticks(x)
         ax.set_xticklabels(labels)
         ax.set_ylabel(style.label("failed attempts", "% of attempts"))
@@ -343,7 +384,7 @@ def cost_chart(c: cmp.Comparison) -> Any:
                 ax.text(
                     i,
                     (his[i] if math.isfinite(his[i]) else v[i]) * scale,
-                    style.fmt_usd(v[i] * scale),
+                    _mpl(style.fmt_usd(v[i] * scale)),
                     ha="center",
                     va="bottom",
                     fontsize=9,
@@ -516,6 +557,11 @@ def write_compare(
     write_json(out / "compare.json", cmp.comparison_json(c))
     (out / "compare.html").write_text(render_html(c, charts), encoding="utf-8")
     return c
+
+
+def _mpl(text: str) -> str:
+    """Text for matplotlib: a dollar sign is literal, not the start of mathtext."""
+    return text.replace("$", r"\$")
 
 
 def _pos(x: float) -> bool:
