@@ -421,6 +421,11 @@ def run(opts: RunOptions, out: IO[str] | None = None) -> int:
     scenario = load_scenario(opts.scenario)
     if opts.processes < 1:
         raise UserError(f"--processes must be at least 1, got {opts.processes}")
+    if opts.users is not None and type(scenario.load).__name__ != "ClosedLoad":
+        raise UserError(
+            "--users sets the peak of a closed-loop scenario (load: type: closed); this one "
+            "sets arrival rates: change them in the scenario instead"
+        )
     try:
         scale = time_scale(scenario.duration_s, opts.duration_s)
     except ValueError as exc:
