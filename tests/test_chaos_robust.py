@@ -27,14 +27,13 @@ def _fds(pid: int) -> int:
 
 def _running(mock_url: str) -> float:
     text = http_request("GET", mock_url + "/metrics").text
-    return sum(
-        float(m.group(1))
-        for m in re.finditer(r"^vllm:num_requests_running\{[^}]*\} (\S+)", text, re.M)
-    )
+    found = re.findall(r"^vllm:num_requests_running\{[^}]*\} (\S+)", text, re.M)
+    assert found, "the mock's running gauge is missing"
+    return sum(float(v) for v in found)
 
 
 def _open_and_leave(url: str, header: str = "") -> None:
-    """Start a long stream, read its first bytes, then vanish (half the time with a RST)."""
+    """Start a long stream, read its first bytes, then vanish."""
     host, port = url.removeprefix("http://").split(":")
     s = socket.create_connection((host, int(port)))
     extra = f"x-loadkit-chaos: {header}\r\n" if header else ""
