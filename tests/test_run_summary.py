@@ -145,3 +145,10 @@ def test_run_dir_and_prepare(tmp_path) -> None:
         prepare(p)
     assert default_run_dir(tmp_path, "my scenario!", now).name.endswith("-2")
     assert safe_url("https://u:pw@h.example:8443/v1") == "https://h.example:8443/v1"
+
+
+def test_unpriced_run_says_so() -> None:
+    rows = [_row("a", 1, "ok", 0.0, 10.0, cost=NAN), _row("b", 1, "ok", 5.0, 10.0, cost=NAN)]
+    s = summarize(_cols(rows), 1.0)
+    assert s["cost_usd_total"] is None and s["cost_usd_per_request"] is None
+    assert "cost n/a" in format_table(s)

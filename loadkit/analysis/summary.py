@@ -120,8 +120,9 @@ def summarize(
     n_ok = int(np.count_nonzero(logical["outcome"] == "ok"))
     comp = np.asarray(cols["completion_tokens"], dtype=np.float64)
     prompt = np.asarray(cols["prompt_tokens"], dtype=np.float64)
-    cost = np.nan_to_num(_f(cols, "cost_usd"), nan=0.0)
-    total_cost = float(cost.sum())
+    raw_cost = _f(cols, "cost_usd")
+    priced = bool(np.isfinite(raw_cost).any())  # no pricing: every cost cell is empty
+    total_cost = float(np.nan_to_num(raw_cost, nan=0.0).sum())
     dur = max(float(duration_s), 1e-9)
     by_outcome = {
         str(k): int(v) for k, v in zip(*np.unique(outcome, return_counts=True), strict=True)
@@ -153,9 +154,9 @@ def summarize(
         "e2e_ms": _pcts(e2e[ok]),
         "request_latency_ms": _pcts(logical["latency_ms"][logical["outcome"] == "ok"]),
         "open_loop": open_loop,
-        "cost_usd_total": round(total_cost, 8),
-        "cost_usd_per_request": round(total_cost / n_req, 10) if n_req else None,
-        "cost_usd_per_ok_request": round(total_cost / n_ok, 10) if n_ok else None,
+        "cost_usd_total": round(total_cost, 8) if priced else None,
+        "cost_usd_per_request": round(total_cost / n_req, 10) if n_req and priced else None,
+        "cost_usd_per_ok_request": round(total_cost / n_ok, 10) if n_ok and priced else None,
     }
     if open_loop:
         out["sched_lag_ms"] = _pcts(lag)
@@ -254,11 +255,14 @@ def format_table(summary: Mapping[str, Any]) -> str:
     )
     per = summary.get("cost_usd_per_request")
     per_ok = summary.get("cost_usd_per_ok_request")
-    lines.append(
-        f"cost ${summary['cost_usd_total']:.6f} total, "
-        + (f"${per:.8f} per request" if per is not None else "n/a per request")
-        + (f", ${per_ok:.8f} per successful request" if per_ok is not None else "")
-    )
+    if summary.get("cost_usd_total") is None:
+        lines.append("cost n/a (no pricing for this scenario's model)")
+    else:
+        lines.append(
+            f"cost ${summary['cost_usd_total']:.6f} total, "
+            + (f"${per:.8f} per request" if per is not None else "n/a per request")
+            + (f", ${per_ok:.8f} per successful request" if per_ok is not None else "")
+        )
     if summary.get("tokens_estimated_share"):
         lines.append(
             f"({100 * summary['tokens_estimated_share']:.0f}% of attempts' tokens estimated)"
