@@ -93,6 +93,52 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 1 if result.damaged else 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from loadkit.report.compare import write_compare
+
+    labels = args.labels if args.labels else None
+    c = write_compare([Path(p) for p in args.runs], labels, Path(args.out), seed=args.seed)
+    for line in c.findings:
+        print(f"- {line}")
+    print(f"report: {Path(args.out) / 'compare.html'}")
+    return 0
+
+
+def _levels_arg(text: str) -> tuple[float, ...]:
+    try:
+        levels = tuple(float(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 8,16,32, got {text!r}") from None
+    if not levels or any(x <= 0 for x in levels):
+        raise argparse.ArgumentTypeError(f"levels must be positive numbers, got {text!r}")
+    return levels
+
+
+def _cmd_capacity(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from loadkit.capacity import CapacityOptions, run_capacity
+
+    opts = CapacityOptions(
+        scenario=Path(args.scenario),
+        out=Path(args.out),
+        step_duration_s=args.step_duration,
+        levels=args.levels,
+        start=args.start,
+        factor=args.factor,
+        max_steps=args.max_steps,
+        bisect=args.bisect,
+        warmup_s=args.warmup,
+        peak=args.peak,
+        yes=args.yes,
+        processes=args.processes,
+    )
+    run_capacity(opts)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loadkit",
@@ -195,6 +241,70 @@ def build_parser() -> argparse.ArgumentParser:
         help="chart window width (e.g. 10s, 1m; default: about 60 windows over the run)",
     )
     report.set_defaults(func=_cmd_report)
+
+    compare = sub.add_parser(
+        "compare",
+        help="compare runs (pilot vs production, a phased roll-out) with confidence intervals",
+        description="Compare run folders against the first: CDFs, percentiles with bootstrap "
+        "CIs, failures, cost per request, a table of deltas with significance tests and "
+        "plain-language findings. Writes compare.html (self-contained), charts/*.png and "
+        "compare.json.",
+    )
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders; first = baseline")
+    compare.add_argument("--labels", nargs="+", metavar="NAME", help="a name per run")
+    compare.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    compare.set_defaults(func=_cmd_compare)
+
+    capacity = sub.add_parser(
+        "capacity",
+        help="step the load until an SLO breaks; report capacity, knee and headroom",
+        description="Run the scenario at increasing load (users for closed loop, sessions/s "
+        "for open loop), one short `loadkit run` per step, until a step breaks an SLO. "
+        "Reports the highest load that met every SLO, the knee chart, the cost per request "
+        "there and the headroom against the scenario's planned peak.",
+    )
+    capacity.add_argument("scenario", help="scenario YAML file")
+    capacity.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    capacity.add_argument(
+        "--step-duration",
+        type=_duration_arg,
+        default=30.0,
+        metavar="D",
+        help="how long each load level runs (default 30s)",
+    )
+    capacity.add_argument(
+        "--warmup",
+        type=_duration_arg,
+        metavar="D",
+        help="ignored start of each step (default 25%%)",
+    )
+    capacity.add_argument(
+        "--levels",
+        type=_levels_arg,
+        metavar="L1,L2,..",
+        help="loads to try (default: the scenario's step phases, else --start doubling)",
+    )
+    capacity.add_argument("--start", type=float, metavar="N", help="first load of the series")
+    capacity.add_argument("--factor", type=float, default=2.0, help="load multiplier per step")
+    capacity.add_argument("--max-steps", type=int, default=8, metavar="N", help="default 8")
+    capacity.add_argument(
+        "--bisect",
+        type=int,
+        default=0,
+        metavar="N",
+        help="extra steps between the last good and the first bad load (default 0)",
+    )
+    capacity.add_argument(
+        "--peak", type=float, metavar="N", help="planned peak load (default: the scenario's)"
+    )
+    capacity.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="load-generator processes"
+    )
+    capacity.add_argument(
+        "--yes", action="store_true", help="send paid traffic to a remote target without a budget"
+    )
+    capacity.set_defaults(func=_cmd_capacity)
     return parser
 
 
