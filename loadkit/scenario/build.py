@@ -17,6 +17,7 @@ from loadkit.scenario.fields import Field, Mapping, hint
 from loadkit.scenario.model import (
     FAULT_KINDS,
     SDK_RETRY_STATUSES,
+    Abort,
     Budget,
     ClientPolicy,
     ClosedLoad,
@@ -60,6 +61,7 @@ TOP_KEYS = (
     "client",
     "faults",
     "slo",
+    "abort",
     "pricing",
     "budget",
 )
@@ -90,6 +92,7 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
     client = _client(top.get("client"), region_names)
     faults = _faults(top.get("faults"), duration_s, region_names, [w.name for w in workloads])
     slo = _slo(top.get("slo"))
+    abort = _abort(top.get("abort"))
     pricing = _pricing(top.get("pricing"), target, region_names)
     budget = _budget(top.get("budget"))
     return Scenario(
@@ -107,6 +110,7 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
         pricing=pricing,
         budget=budget,
         source_path=source_path,
+        abort=abort,
     )
 
 
@@ -982,6 +986,21 @@ def _slo(field: Field | None) -> Slo:
         e2e_ms=m.opt("e2e", _thresholds, {}),
         error_rate=m.opt("error_rate", Field.fraction, None),
     )
+
+
+def _abort(field: Field | None) -> Abort | None:
+    if field is None:
+        return None
+    m = field.mapping(("error_rate", "ttft", "window", "min_requests"))
+    abort = Abort(
+        error_rate=m.opt("error_rate", Field.fraction, None),
+        ttft_ms=m.opt("ttft", _thresholds, {}),
+        window_s=m.opt("window", lambda f: f.duration(positive=True), 30.0),
+        min_requests=m.opt("min_requests", lambda f: f.integer(low=1, high=10_000_000), 20),
+    )
+    if abort.error_rate is None and not abort.ttft_ms:
+        field.fail("an abort needs `error_rate` and/or `ttft: {p95: 10s}`")
+    return abort
 
 
 def _thresholds(field: Field) -> dict[str, float]:

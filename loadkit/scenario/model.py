@@ -217,6 +217,20 @@ class Slo:
 
 
 @dataclass(frozen=True)
+class Abort:
+    """A drill's safety net: stop the run when the last `window_s` breaks a limit.
+
+    `error_rate` is the share of failed attempts; `ttft_ms` maps percentiles to limits
+    (`{"p95": 10000.0}`); a window with fewer than `min_requests` attempts never aborts.
+    """
+
+    error_rate: float | None = None
+    ttft_ms: Mapping[str, float] = field(default_factory=dict)
+    window_s: float = 30.0
+    min_requests: int = 20
+
+
+@dataclass(frozen=True)
 class Pricing:
     model: str
     price: Price
@@ -250,6 +264,7 @@ class Scenario:
     pricing: Pricing | None
     budget: Budget
     source_path: Path | None = None
+    abort: Abort | None = None  # stop conditions of a drill (None: run to the end)
 
     def region(self, name: str) -> Region:
         for region in self.regions:
