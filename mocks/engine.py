@@ -2,11 +2,15 @@
 
 Latency comes from this model rather than from a sleep per request, so load has real effects:
 requests wait for one of `max_num_seqs` slots in a bounded FIFO queue; prefill takes an
-overhead plus a time per uncached prompt token; then ONE decode task per region advances
-every running sequence by one token per step, and a step lasts longer the more sequences
-run. Steps are scheduled on absolute deadlines of the event-loop clock (the clock asyncio's
-timers use) so pacing does not drift, and tokens of streaming requests are written straight
-to their transports from pre-encoded chunk parts: no task wake-up or drain per token.
+overhead plus a time per uncached prompt token; then ONE decode task per region emits every
+running sequence's tokens, one per decode step, and a step lasts longer the more sequences
+run (so inter-token latency rises with load and throughput saturates).
+
+Each sequence keeps its own step phase (continuous batching: a sequence joins when its
+prefill ends), on absolute deadlines of the event-loop clock (the clock asyncio's timers
+use) so pacing does not drift. The loop ticks on a fine timing wheel and writes the tokens
+due at each tick straight to their transports from pre-encoded chunk parts: no task
+wake-up or drain per token, and the writes of a step are spread over it instead of one burst.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from mocks.words import TOKEN_BYTES, TOKEN_MASK
 
 WAITING, PREFILL, READY, DECODING, FINISHED, ABORTED = range(6)
 SLOW_CLIENT_BYTES = 1 << 20  # a stream whose unsent buffer passes this is closed
+TICK_S = 0.001  # timing-wheel resolution: a token leaves within one tick of its deadline
+MAX_TOKENS_PER_TICK = 64  # steps shorter than a tick send several tokens in one write
 
 
 class QueueFull(Exception):
@@ -48,10 +54,10 @@ class Sequence:
         "first_bytes",
         "head",
         "n_out",
+        "next_t",
         "on_final",
         "prefill_s",
         "prompt_tokens",
-        "slot",
         "state",
         "t_admit",
         "t_arrival",
@@ -78,7 +84,7 @@ class Sequence:
         self.word0 = word0
         self.transport = transport
         self.emitted = 0
-        self.slot = -1  # index in the engine's decode slots while decoding
+        self.next_t = 0.0  # loop time of this sequence's next token
         self.state = WAITING
         self.t_arrival = 0.0
         self.t_admit = 0.0
@@ -112,19 +118,15 @@ class Engine:
         self.metrics = metrics
         self._rng = np.random.default_rng(seed_seq)
         self.waiting: deque[Sequence] = deque()
-        # Decode slots in a fixed order: a sequence keeps its index for life and a new one
-        # takes the lowest free index, so each stream's place in a step's burst of writes
-        # (and so its pacing) stays steady while others come and go.
-        self.decoding: list[Sequence | None] = []
-        self._free: list[int] = []  # heap of free indices in `decoding`
+        # Timing wheel: absolute tick number -> sequences due then; a heap of pending ticks.
+        self._wheel: dict[int, list[Sequence]] = {}
+        self._ticks: list[int] = []
         self.n_decoding = 0
-        self._active = False  # the decode loop is on its step grid
-        self._next_t = 0.0  # deadline of the next decode step
         self.n_running = 0  # slots in use: prefill, ready or decoding
         self._inflight: set[Sequence] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[bool] | None = None
         self._sweeper: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -210,13 +212,14 @@ class Engine:
     def retry_estimate_s(self) -> float:
         """When a slot is likely to free up: the shortest remaining generation, at least 50 ms."""
         step = self.step_seconds(max(1, self.n_decoding))
-        remaining = min((s.n_out - s.emitted for s in self.decoding if s is not None), default=1)
+        due = (s for bucket in self._wheel.values() for s in bucket)
+        remaining = min((s.n_out - s.emitted for s in due), default=1)
         return max(0.05, remaining * step)
 
     # ------------------------------------------------------------ prefill -> decode
 
     def _prefill_done(self, seq: Sequence) -> None:
-        """Prefill ended; as in a batching engine the first token leaves with the next step."""
+        """Prefill ended: the first token is ready; headers go out, then the loop writes it."""
         seq.timer = None
         if seq.state != PREFILL:
             return
@@ -224,27 +227,28 @@ class Engine:
             self._finish(seq, ABORTED)
             return
         seq.state = READY
-        now = seq.t_first
-        if self._active and self._next_t > now:
-            seq.t_first = self._next_t
         self.metrics.prompt_tokens += seq.prompt_tokens
         _resolve(seq.first, True)
 
     def begin_decode(self, seq: Sequence) -> None:
-        """The API is ready (headers sent); the loop writes `first_bytes` at the next step."""
+        """The API is ready (headers sent); the loop writes `first_bytes` at the next tick."""
         if seq.state != READY:
             return
         seq.state = DECODING
         seq.emitted = 0
-        if self._free:
-            seq.slot = heapq.heappop(self._free)
-            self.decoding[seq.slot] = seq
-        else:
-            seq.slot = len(self.decoding)
-            self.decoding.append(seq)
+        seq.next_t = self._loop.time() if self._loop is not None else 0.0
         self.n_decoding += 1
-        if not self._active:
-            self._wake.set()
+        self._schedule(seq, int(seq.next_t / TICK_S) + 1)
+
+    def _schedule(self, seq: Sequence, tick: int) -> None:
+        bucket = self._wheel.get(tick)
+        if bucket is None:
+            self._wheel[tick] = [seq]
+            heapq.heappush(self._ticks, tick)
+            if self._ticks[0] == tick:
+                _resolve(self._waiter, True)  # sooner than what the loop sleeps for
+        else:
+            bucket.append(seq)
 
     def finish_prefill_only(self, seq: Sequence) -> None:
         """Embeddings and other prefill-only work end at the first 'token'."""
@@ -275,8 +279,8 @@ class Engine:
             if seq.transport is not None:
                 seq.transport.abort()
             self._finish(seq, ABORTED)
-        self.decoding = []
-        self._free = []
+        self._wheel.clear()
+        self._ticks.clear()
         self.n_decoding = 0
 
     def _finish(self, seq: Sequence, state: int) -> None:
@@ -310,89 +314,96 @@ class Engine:
     async def _run(self) -> None:
         loop = self._loop
         assert loop is not None
-        next_t = loop.time()
+        ticks = self._ticks
         while True:
-            if not self.n_decoding:
-                self._active = False
-                self._wake.clear()
-                await self._wake.wait()
-                # a new grid starts now: the joiners' first tokens go out at once
-                next_t = self._next_t = loop.time()
-                self._active = True
-                self._step(0.0)
+            if not ticks or ticks[0] * TICK_S > loop.time():
+                # sleep to the next due tick; `_schedule` wakes us for a sooner one
+                self._waiter = waiter = loop.create_future()
+                timer = loop.call_at(ticks[0] * TICK_S, _resolve, waiter, True) if ticks else None
+                await waiter
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
                 continue
-            step = self.step_seconds(self.n_decoding)
-            sigma = self.profile.jitter.step_sigma
-            if sigma > 0.0:
-                step *= math.exp(sigma * float(self._rng.standard_normal()))
-            next_t += step
-            self._next_t = next_t
-            delay = next_t - loop.time()
-            if delay > 0.0:
-                await asyncio.sleep(delay)
-            else:
-                if delay < -0.2:  # fell far behind (overload): restart the grid, no burst
-                    next_t = loop.time()
-                await asyncio.sleep(0)
-            self.metrics.step_lateness.observe(loop.time() - next_t)
-            self._step(step)
+            now = loop.time()
+            self.metrics.step_lateness.observe(now - ticks[0] * TICK_S)
+            current = int(now / TICK_S)
+            while ticks and ticks[0] <= current:
+                self._tick(self._wheel.pop(heapq.heappop(ticks)), now, current)
 
-    def _step(self, step: float) -> None:
-        """One decode step: a token for every running sequence, in slot order."""
-        finished: list[Sequence] = []
+    def _tick(self, due: list[Sequence], now: float, current: int) -> None:
+        """Emit the tokens due at this tick and reschedule each sequence one step later."""
         tokens = TOKEN_BYTES
         mask = TOKEN_MASK
-        joined = 0
-        for seq in self.decoding:
-            if seq is None:
-                continue
+        step = self.step_seconds(max(1, self.n_decoding))
+        sigma = self.profile.jitter.step_sigma
+        if sigma > 0.0:
+            step *= math.exp(sigma * float(self._rng.standard_normal()))
+        finished: list[Sequence] = []
+        wheel = self._wheel
+        n_tokens = 0
+        for seq in due:
             tr = seq.transport
             if seq.state != DECODING or tr is None or tr.is_closing():
+                seq.n_out = -1  # marks "client gone" (or released)
                 finished.append(seq)
-                seq.n_out = -1  # marks "client gone"
                 continue
-            i = seq.emitted
-            if i == 0:  # joined since the last step: its first token (role chunk included)
+            if seq.emitted == 0:  # joined since the last tick: its first token (+ role chunk)
                 if seq.first_bytes is not None:
                     tr.write(seq.first_bytes)
                     seq.first_bytes = None
+                self.metrics.ttft.observe(now - seq.t_arrival)
                 seq.emitted = 1
-                joined += 1
-                self._first_token(seq)
                 if seq.n_out <= 1:
                     finished.append(seq)
-                continue
-            head = seq.head
-            if i + 1 >= seq.n_out:
-                if head is not None and seq.on_final is not None:
-                    tr.write(seq.on_final(seq))
-                seq.emitted = i + 1
-                finished.append(seq)
-                continue
-            if head is not None:
-                tr.write(head + tokens[(seq.word0 + i) & mask] + seq.tail)
-                if not i & 15 and tr.get_write_buffer_size() > SLOW_CLIENT_BYTES:
-                    tr.abort()
-                    finished.append(seq)
-                    seq.n_out = -1
                     continue
-            seq.emitted = i + 1
-        if step > 0.0:
-            self.metrics.itl.observe(step, self.n_decoding - joined)
-        if finished:
-            slots = self.decoding
-            for seq in finished:  # the list keeps its high-water length; holes are reused
-                slots[seq.slot] = None
-                heapq.heappush(self._free, seq.slot)
-                seq.slot = -1
-                self.n_decoding -= 1
-            for seq in finished:
-                self._finish(seq, ABORTED if seq.n_out < 0 else FINISHED)
-
-    def _first_token(self, seq: Sequence) -> None:
-        loop = self._loop
-        if loop is not None:
-            self.metrics.ttft.observe(loop.time() - seq.t_arrival)
+                seq.next_t = now + step
+            else:
+                head = seq.head
+                parts: list[bytes] = []
+                n = 0
+                while True:  # once, unless the next token is already due (step < tick)
+                    i = seq.emitted
+                    if i + 1 >= seq.n_out:  # the last token, with finish/usage/[DONE]
+                        if head is not None and seq.on_final is not None:
+                            parts.append(seq.on_final(seq))
+                        seq.emitted = i + 1
+                        n += 1
+                        break
+                    if head is not None:
+                        parts.append(head + tokens[(seq.word0 + i) & mask] + seq.tail)
+                    seq.emitted = i + 1
+                    n += 1
+                    seq.next_t += step
+                    if seq.next_t > now or n >= MAX_TOKENS_PER_TICK:
+                        break
+                n_tokens += n
+                if parts:
+                    tr.write(parts[0] if len(parts) == 1 else b"".join(parts))
+                if seq.emitted >= seq.n_out:
+                    finished.append(seq)
+                    continue
+                if head is not None and tr.get_write_buffer_size() > SLOW_CLIENT_BYTES:
+                    tr.abort()
+                    seq.n_out = -1
+                    finished.append(seq)
+                    continue
+                if seq.next_t < now - step:  # far behind (overload): no catch-up burst
+                    seq.next_t = now + step
+            tick = int(seq.next_t / TICK_S)
+            if tick <= current:
+                tick = current + 1
+            bucket = wheel.get(tick)
+            if bucket is None:
+                wheel[tick] = [seq]
+                heapq.heappush(self._ticks, tick)
+            else:
+                bucket.append(seq)
+        if n_tokens:
+            self.metrics.itl.observe(step, n_tokens)
+        for seq in finished:
+            self.n_decoding -= 1
+            self._finish(seq, ABORTED if seq.n_out < 0 else FINISHED)
 
 
 def _resolve(fut: asyncio.Future[bool] | None, value: bool) -> None:
