@@ -96,10 +96,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from loadkit.report.compare import write_compare
+    from loadkit.report.compare import Subset, write_compare
 
     labels = args.labels if args.labels else None
-    c = write_compare([Path(p) for p in args.runs], labels, Path(args.out), seed=args.seed)
+    subset = Subset(tuple(args.workload or ()), tuple(args.region or ()))
+    runs = [Path(p) for p in args.runs]
+    c = write_compare(runs, labels, Path(args.out), seed=args.seed, subset=subset)
     for line in c.findings:
         print(f"- {line}")
     print(f"report: {Path(args.out) / 'compare.html'}")
@@ -254,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--labels", nargs="+", metavar="NAME", help="a name per run")
     compare.add_argument("--out", required=True, metavar="DIR", help="output folder")
     compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    compare.add_argument(
+        "--workload", action="append", metavar="NAME", help="only this workload (repeatable)"
+    )
+    compare.add_argument(
+        "--region", action="append", metavar="NAME", help="only this region (repeatable)"
+    )
     compare.set_defaults(func=_cmd_compare)
 
     capacity = sub.add_parser(

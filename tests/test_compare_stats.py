@@ -138,6 +138,9 @@ def _cols(ttft: np.ndarray, outcome: np.ndarray, cost: float) -> dict[str, np.nd
         "e2e_ms": ttft + 1000.0,
         "outcome": outcome,
         "cost_usd": np.full(n, cost),
+        "region": np.array(["na"] * n, dtype=object),
+        "workload": np.array(["chat"] * n, dtype=object),
+        "fault": np.array([""] * n, dtype=object),
     }
 
 

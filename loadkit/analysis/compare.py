@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from loadkit.analysis.requests import logical
+from loadkit.analysis.slo import Limits
 from loadkit.analysis.stats import percentiles
-from loadkit.analysis.summary import logical_requests
 
 CONFIDENCE = 0.95
 N_BOOT = 4000
@@ -42,6 +43,11 @@ LATENCY_METRICS: tuple[tuple[str, str], ...] = (
     ("e2e_ms", "E2E latency"),
 )
 COMPARE_PCTS: tuple[float, ...] = (50.0, 95.0, 99.0)
+OTHER_METRICS: dict[str, str] = {
+    "error_rate": "error rate",
+    "slo_miss_rate": "requests missing the SLO",
+    "cost_per_ok_request": "cost per successful request",
+}
 
 
 # -- bootstrap of a percentile ------------------------------------------------------------
@@ -331,7 +337,7 @@ class RunSample:
 
     label: str
     path: str
-    latency: Mapping[str, np.ndarray]  # metric -> values of successful attempts (ms)
+    latency: Mapping[str, np.ndarray]  # metric -> values of successful requests (ms)
     requests: int  # logical requests
     failed: int  # logical requests whose last attempt failed
     outcomes: Mapping[str, int]  # attempt outcome -> count
@@ -340,7 +346,12 @@ class RunSample:
     ok_req: np.ndarray  # whether each logical request succeeded
     cost_total: float
     duration_s: float
+    good: int | None = None  # requests that succeeded and met every per-request SLO limit
     notes: tuple[str, ...] = ()
+
+    @property
+    def good_share(self) -> float:
+        return self.good / self.requests if self.good is not None and self.requests else math.nan
 
     @property
     def error_rate(self) -> float:
@@ -357,34 +368,48 @@ class RunSample:
 
 
 def run_sample(
-    cols: Mapping[str, np.ndarray], label: str, path: str = "", notes: Sequence[str] = ()
+    cols: Mapping[str, np.ndarray],
+    label: str,
+    path: str = "",
+    notes: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> RunSample:
-    """Comparable samples of one run: latencies of ok attempts, request outcomes, cost."""
+    """Comparable samples of one run, per logical request (what the user felt).
+
+    Latency of the requests that succeeded: TTFT and E2E from the first attempt's intended
+    (else sent) time, so retries, backoff and open-loop schedule lag count; ITL is the
+    final attempt's mean gap. `limits` (per-request SLO limits) make the good share: the
+    requests that succeeded and met every limit.
+    """
+    from loadkit.analysis.slo import good_mask
     from loadkit.analysis.summary import active_span_s
 
-    outcome = np.asarray(cols["outcome"]).astype(str)
-    ok = outcome == "ok"
+    lr = logical(cols)
+    ok = np.asarray(lr.ok, dtype=bool)
     latency = {
-        "ttft_ms": np.asarray(cols["ttft_ms"], dtype=np.float64)[ok],
-        "itl_ms": np.asarray(cols["itl_mean_ms"], dtype=np.float64)[ok],
-        "e2e_ms": np.asarray(cols["e2e_ms"], dtype=np.float64)[ok],
+        "ttft_ms": np.asarray(lr.ttft_ms, dtype=np.float64)[ok],
+        "itl_ms": np.asarray(lr.itl_mean_ms, dtype=np.float64)[ok],
+        "e2e_ms": np.asarray(lr.latency_ms, dtype=np.float64)[ok],
     }
-    logical = logical_requests(cols)
-    req_ok = logical["outcome"] == "ok"
+    outcome = np.asarray(cols["outcome"]).astype(str)
     names, counts = np.unique(outcome, return_counts=True)
     cost = np.nan_to_num(np.asarray(cols["cost_usd"], dtype=np.float64), nan=0.0)
+    good = None
+    if limits is not None and limits.any:
+        good = int(np.count_nonzero(good_mask(lr, limits)))
     return RunSample(
         label=label,
         path=path,
         latency=latency,
-        requests=int(logical["outcome"].size),
-        failed=int(np.count_nonzero(~req_ok)),
+        requests=lr.n,
+        failed=int(np.count_nonzero(~ok)),
         outcomes={str(k): int(v) for k, v in zip(names, counts, strict=True)},
         attempts=int(outcome.size),
-        cost_req=np.nan_to_num(logical["cost_usd"], nan=0.0),
-        ok_req=req_ok,
+        cost_req=np.nan_to_num(np.asarray(lr.cost_usd, dtype=np.float64), nan=0.0),
+        ok_req=ok,
         cost_total=float(cost.sum()),
         duration_s=active_span_s(cols),
+        good=good,
         notes=tuple(notes),
     )
 
@@ -429,6 +454,7 @@ class Comparison:
     percentile_cis: Mapping[str, Mapping[str, Mapping[str, Interval]]]  # run -> metric -> pNN
     findings: tuple[str, ...] = field(default=())
     confidence: float = CONFIDENCE
+    subset: str = ""  # e.g. "workload chat": only those records were compared
 
     @property
     def baseline(self) -> RunSample:
@@ -441,6 +467,7 @@ def compare_runs(
     n_boot: int = N_BOOT,
     confidence: float = CONFIDENCE,
     alpha: float = ALPHA,
+    subset: str = "",
 ) -> Comparison:
     """Compare each run with the first: latency percentiles, error rate, cost per request."""
     if len(runs) < 2:
@@ -484,6 +511,20 @@ def compare_runs(
                 test=two_proportion_z(base.failed, base.requests, run.failed, run.requests),
             )
         )
+        if base.good is not None and run.good is not None:
+            # Requests that failed or missed a per-request SLO limit (the complement of
+            # goodput's good requests): higher is worse, like every other row.
+            bad_a, bad_b = base.requests - base.good, run.requests - run.good
+            rows.append(
+                Row(
+                    metric="slo_miss_rate",
+                    label=run.label,
+                    baseline_value=1.0 - base.good_share,
+                    value=1.0 - run.good_share,
+                    ratio=rate_ratio_ci(bad_a, base.requests, bad_b, run.requests),
+                    test=two_proportion_z(bad_a, base.requests, bad_b, run.requests),
+                )
+            )
         cost_ratio, cost_test = cost_ratio_ci(
             base.cost_req, base.ok_req, run.cost_req, run.ok_req, confidence
         )
@@ -499,7 +540,7 @@ def compare_runs(
         )
     rows = _adjust(rows, alpha)
     findings = tuple(findings_text(runs, rows, confidence))
-    return Comparison(tuple(runs), tuple(rows), cis, findings, confidence)
+    return Comparison(tuple(runs), tuple(rows), cis, findings, confidence, subset)
 
 
 def _adjust(rows: list[Row], alpha: float) -> list[Row]:
@@ -549,9 +590,7 @@ def metric_label(metric: str) -> str:
     base, _, pct = metric.partition(".")
     if base in names:
         return f"{pct} {names[base]}"
-    return {"error_rate": "error rate", "cost_per_ok_request": "cost per successful request"}.get(
-        metric, metric
-    )
+    return OTHER_METRICS.get(metric, metric)
 
 
 def _times(x: float) -> str:
@@ -568,10 +607,15 @@ def finding(row: Row, baseline_label: str, confidence: float) -> str:
     """One sentence: 'p95 TTFT is 4.1x higher in production than in pilot, 95% CI 3.6-4.7x'."""
     what = metric_label(row.metric)
     r = row.ratio.value
-    if row.metric == "error_rate":
+    if row.metric in ("error_rate", "slo_miss_rate"):
         a, b = 100 * row.baseline_value, 100 * row.value
+        lead = (
+            "The error rate is"
+            if row.metric == "error_rate"
+            else "The share of requests that failed or missed an SLO is"
+        )
         return (
-            f"The error rate is {b:.2f}% in {row.label} against {a:.2f}% in {baseline_label}"
+            f"{lead} {b:.2f}% in {row.label} against {a:.2f}% in {baseline_label}"
             + (f" ({_times(r)}{_fmt_ratio_ci(row.ratio, confidence)})" if math.isfinite(r) else "")
             + f"; {_p(row.p_adjusted)}."
         )
@@ -630,9 +674,7 @@ def findings_text(runs: Sequence[RunSample], rows: Sequence[Row], confidence: fl
             if head is not None:
                 said.append(head)
         said.sort(key=lambda r: -abs(math.log(r.ratio.value)) if _pos(r.ratio.value) else 0.0)
-        said += [
-            r for r in mine if r.metric in ("error_rate", "cost_per_ok_request") and r.significant
-        ]
+        said += [r for r in mine if r.metric in OTHER_METRICS and r.significant]
         out += [finding(r, base, confidence) for r in said]
         differ = {_family(r.metric) for r in said}
         quiet = [f for f in dict.fromkeys(_family(r.metric) for r in mine) if f not in differ]
@@ -665,6 +707,7 @@ def comparison_json(cmp: Comparison) -> dict[str, Any]:
     return {
         "confidence": cmp.confidence,
         "baseline": cmp.baseline.label,
+        "subset": cmp.subset or None,
         "method": {
             "percentile_ci": "bootstrap (order-statistic Beta draws), percentile interval",
             "latency_test": "Mann-Whitney U, two-sided, normal approximation",
@@ -681,6 +724,8 @@ def comparison_json(cmp: Comparison) -> dict[str, Any]:
                 "failed_requests": r.failed,
                 "attempts": r.attempts,
                 "error_rate": _r(r.error_rate, 6),
+                "good_requests": r.good,
+                "good_share": _r(r.good_share, 6),
                 "outcomes": dict(r.outcomes),
                 "requests_per_s": _r(r.requests_per_s, 4),
                 "duration_s": _r(r.duration_s, 3),

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from loadkit.analysis import compare as cmp
+from loadkit.analysis.slo import Limits
 from loadkit.analysis.stats import ecdf
 from loadkit.errors import UserError
 from loadkit.report import style
@@ -30,6 +31,7 @@ HEADLINE_METRICS: tuple[str, ...] = (
     "itl_ms.p95",
     "e2e_ms.p95",
     "error_rate",
+    "slo_miss_rate",
     "cost_per_ok_request",
 )
 
@@ -40,7 +42,26 @@ class RunInput:
     path: Path
 
 
-def read_run(folder: Path, label: str) -> cmp.RunSample:
+@dataclass(frozen=True)
+class Subset:
+    """Compare like with like: only these workloads / regions (empty: all)."""
+
+    workloads: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        bits = []
+        if self.workloads:
+            bits.append("workload " + ", ".join(self.workloads))
+        if self.regions:
+            bits.append("region " + ", ".join(self.regions))
+        return "; ".join(bits)
+
+
+def read_run(
+    folder: Path, label: str, limits: Limits | None = None, subset: Subset | None = None
+) -> cmp.RunSample:
     """One run folder's records as a comparable sample; a damaged file is read as far as it
     can be, with a note."""
     from loadkit.results.reader import read_records
@@ -57,9 +78,31 @@ def read_run(folder: Path, label: str) -> cmp.RunSample:
         except ImportError:
             raise exc from None
         recs = salvage(csv_path, str(exc))
-    if recs.n == 0:
-        raise UserError(f"{csv_path}: no records to compare")
-    return cmp.run_sample(recs.columns, label, str(path), recs.notes)
+    cols = recs.columns
+    if subset is not None:
+        keep = np.ones(recs.n, dtype=bool)
+        if subset.workloads:
+            keep &= np.isin(np.asarray(cols["workload"]).astype(str), subset.workloads)
+        if subset.regions:
+            keep &= np.isin(np.asarray(cols["region"]).astype(str), subset.regions)
+        cols = {k: v[keep] for k, v in cols.items()}
+    if len(cols["outcome"]) == 0:
+        where = f" for {subset.text}" if subset is not None and subset.text else ""
+        raise UserError(f"{csv_path}: no records to compare{where}")
+    return cmp.run_sample(cols, label, str(path), recs.notes, limits)
+
+
+def baseline_limits(folder: Path) -> tuple[Limits | None, str | None]:
+    """Per-request SLO limits from the baseline run's scenario (one bar for every run)."""
+    from loadkit.analysis.slo import limits_from
+    from loadkit.report.facts import load_scenario_of
+    from loadkit.results.run_folder import RunFolder
+
+    scenario, why = load_scenario_of(RunFolder(Path(folder)))
+    if scenario is None:
+        return None, why
+    lim = limits_from(scenario.slo)
+    return (lim, None) if lim.any else (None, "the baseline scenario sets no SLO")
 
 
 def default_labels(folders: Sequence[Path]) -> list[str]:
@@ -429,7 +472,7 @@ def _img(path: Path, alt: str) -> str:
 def _fmt_value(metric: str, v: float) -> str:
     if not math.isfinite(v):
         return "n/a"
-    if metric == "error_rate":
+    if metric in ("error_rate", "slo_miss_rate"):
         return style.fmt_pct(v, 2)
     if metric == "cost_per_ok_request":
         return style.fmt_usd(v)
@@ -448,7 +491,18 @@ def _p_text(p: float) -> str:
     return "&lt; 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def render_html(c: cmp.Comparison, charts: dict[str, Path]) -> str:
+def limits_text(lim: Limits | None) -> str:
+    if lim is None:
+        return ""
+    bits = [
+        f"{name} <= {style.fmt_ms(v)}"
+        for name, v in (("TTFT", lim.ttft_ms), ("ITL", lim.itl_ms), ("E2E", lim.e2e_ms))
+        if v is not None
+    ]
+    return ", ".join(bits) + " and no error"
+
+
+def render_html(c: cmp.Comparison, charts: dict[str, Path], slo_text: str = "") -> str:
     e = html.escape
     labels = [r.label for r in c.runs]
     parts = [
@@ -458,7 +512,10 @@ def render_html(c: cmp.Comparison, charts: dict[str, Path]) -> str:
         f"<h1>{e(' vs '.join(labels))}</h1>",
         f"<p class='sub'>Each run against the baseline <b>{e(c.baseline.label)}</b>. "
         f"{c.confidence:.0%} confidence intervals; differences called significant only after "
-        f"Holm's correction for the number of tests.</p>",
+        f"Holm's correction for the number of tests."
+        + (f" Only {e(c.subset)}." if c.subset else "")
+        + (f" SLO per request (from the baseline's scenario): {e(slo_text)}." if slo_text else "")
+        + "</p>",
         "<h2>Findings</h2><ul class='findings'>",
         *[f"<li>{e(f)}</li>" for f in c.findings],
         "</ul>",
@@ -527,6 +584,7 @@ def write_compare(
     labels: Sequence[str] | None,
     out_dir: Path,
     seed: int = 0,
+    subset: Subset | None = None,
 ) -> cmp.Comparison:
     """Read the runs, compare, write charts/*.png, compare.json and compare.html."""
     from loadkit.results.run_folder import write_json
@@ -538,8 +596,9 @@ def write_compare(
     names = list(labels) if labels is not None else default_labels(folders)
     if len(set(names)) != len(names):
         raise UserError(f"--labels must be unique, got {', '.join(names)}")
-    runs = [read_run(Path(f), lab) for f, lab in zip(folders, names, strict=True)]
-    c = cmp.compare_runs(runs, seed=seed)
+    limits, _why = baseline_limits(Path(folders[0]))
+    runs = [read_run(Path(f), lab, limits, subset) for f, lab in zip(folders, names, strict=True)]
+    c = cmp.compare_runs(runs, seed=seed, subset=subset.text if subset else "")
     out = Path(out_dir)
     try:
         (out / "charts").mkdir(parents=True, exist_ok=True)
@@ -555,7 +614,8 @@ def write_compare(
     ):
         charts[key] = style.save(make(c), out / "charts" / f"compare_{key}.png")
     write_json(out / "compare.json", cmp.comparison_json(c))
-    (out / "compare.html").write_text(render_html(c, charts), encoding="utf-8")
+    page = render_html(c, charts, limits_text(limits))
+    (out / "compare.html").write_text(page, encoding="utf-8")
     return c
 
 
