@@ -1,7 +1,12 @@
 """Read requests.csv into numpy column arrays, fast enough for millions of rows.
 
-numpy's C text reader splits the lines (honouring quotes: error texts may hold commas)
-in chunks of a few tens of MB; each column is then converted in one vectorised call.
+The fast path works on the raw bytes of a chunk: the positions of commas and newlines
+give every field's span, each column is gathered into a fixed-width bytes array and
+converted in one vectorised call (`astype`), and text columns become object arrays that
+share one `str` per distinct value (a million rows of `region` hold a handful of strings,
+not a million). Lines holding a quote (an error text with a comma) go through the csv
+module. A chunk the fast path cannot take (a bad line, a stray carriage return) goes
+through numpy's C text reader, which also names the bad line, file:line:column.
 A last line without its newline is what a killed writer can leave behind: it is
 dropped and reported in `Records.truncated` rather than failing the whole run. Anything
 else malformed is a `UserError` naming file:line and the column.
@@ -20,7 +25,7 @@ import numpy as np
 from loadkit.errors import UserError
 from loadkit.results.schema import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS
 
-_CHUNK_BYTES = 32 << 20
+_CHUNK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,120 @@ def _parse_chunk(path: Path, text: str, first_line: int) -> dict[str, np.ndarray
     return out
 
 
+_COMMA, _NL, _CR, _QUOTE = 44, 10, 13, 34
+
+
+def _gather(
+    padded: np.ndarray, starts: np.ndarray, lengths: np.ndarray, min_width: int = 1
+) -> np.ndarray:
+    """The byte spans [start, start+length) as one fixed-width bytes array.
+
+    `padded` is the chunk followed by at least the widest field's worth of spare bytes, so a
+    strided window view can copy each span's row in one fancy-indexing call.
+    """
+    width = max(int(lengths.max()) if lengths.size else 0, min_width)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width)
+    mat = windows[starts]
+    mat[np.arange(width) >= lengths[:, None]] = 0
+    return mat.view(f"S{width}").ravel()
+
+
+def _fast_chunk(piece: bytes) -> dict[str, np.ndarray] | None:
+    """Columns of a chunk of whole lines (text columns as bytes arrays), or None to fall back."""
+    ncol = len(COLUMNS)
+    buf = np.frombuffer(piece, dtype=np.uint8)
+    nl = np.flatnonzero(buf == _NL)
+    if nl.size == 0 or nl[-1] != buf.size - 1 or (buf == _CR).any():
+        return None
+    line_start = np.empty(nl.size, dtype=np.int64)
+    line_start[0] = 0
+    line_start[1:] = nl[:-1] + 1
+    if (nl == line_start).any():  # a blank line: leave it to the careful path
+        return None
+    if not (buf < 128).all():
+        try:
+            piece.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    comma = np.flatnonzero(buf == _COMMA)
+    quoted = np.zeros(nl.size, dtype=bool)
+    quote_pos = np.flatnonzero(buf == _QUOTE)
+    if quote_pos.size:
+        quoted[np.searchsorted(nl, quote_pos)] = True
+        comma = comma[~quoted[np.searchsorted(nl, comma)]]
+    plain = np.flatnonzero(~quoted)
+    if comma.size != plain.size * (ncol - 1):
+        return None
+    grid = comma.reshape(plain.size, ncol - 1)
+    # sorted commas, the right total, and each row's first and last inside its line:
+    # then every line holds exactly ncol - 1 of them
+    if (grid[:, 0] < line_start[plain]).any() or (grid[:, -1] > nl[plain]).any():
+        return None
+    ends = np.empty((plain.size, ncol), dtype=np.int64)
+    ends[:, :-1] = grid
+    ends[:, -1] = nl[plain]
+    starts = np.empty_like(ends)
+    starts[:, 0] = line_start[plain]
+    starts[:, 1:] = ends[:, :-1] + 1
+    lengths = ends - starts
+    padded = np.concatenate([buf, np.zeros(int(lengths.max()) + 4, dtype=np.uint8)])
+    rows: list[list[str]] = []
+    if quote_pos.size:
+        for i in np.flatnonzero(quoted).tolist():
+            line = piece[line_start[i] : nl[i]].decode("utf-8")
+            try:
+                row = next(csv.reader([line], strict=True))
+            except csv.Error:
+                return None
+            if len(row) != ncol:
+                return None
+            rows.append(row)
+    out: dict[str, np.ndarray] = {}
+    for j, name in enumerate(COLUMNS):
+        is_num = name in FLOAT_COLUMNS or name in INT_COLUMNS
+        cells = _gather(padded, starts[:, j], lengths[:, j], 3 if is_num else 1)
+        if is_num:
+            if name in INT_COLUMNS:
+                if (lengths[:, j] == 0).any():
+                    return None
+                dtype: type = np.int64
+            else:
+                cells[lengths[:, j] == 0] = b"nan"
+                dtype = np.float64
+            try:
+                values = cells.astype(dtype)
+            except ValueError:
+                return None
+        else:
+            values = cells
+        if rows:
+            extra = [r[j] for r in rows]
+            if is_num:
+                try:
+                    q = np.array(
+                        [int(x) if dtype is np.int64 else float(x or "nan") for x in extra],
+                        dtype=dtype,
+                    )
+                except ValueError:
+                    return None
+            else:
+                q = np.array([x.encode("utf-8") for x in extra], dtype=bytes)
+            full = np.empty(nl.size, dtype=np.result_type(values.dtype, q.dtype))
+            full[plain] = values
+            full[quoted] = q
+            values = full
+        out[name] = values
+    return out
+
+
+def _text(column: np.ndarray) -> np.ndarray:
+    """A bytes column as an object array of str, one shared str per distinct value."""
+    uniques, inverse = np.unique(column, return_inverse=True)
+    decoded = np.empty(uniques.size, dtype=object)
+    decoded[:] = [u.decode("utf-8") for u in uniques.tolist()]
+    return decoded[inverse.ravel()]
+
+
 def _body_and_tail(raw: bytes) -> tuple[bytes, bytes]:
     """Split off a last line that has no newline (a writer killed mid-line)."""
     if not raw or raw.endswith(b"\n"):
@@ -143,22 +262,36 @@ def read_records(path: str | os.PathLike[str]) -> Records:
     while pos < len(body):
         end = body.find(b"\n", min(pos + _CHUNK_BYTES, len(body) - 1)) + 1 or len(body)
         piece = body[pos:end]
-        try:
-            text = piece.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad_line = line + piece[: exc.start].count(b"\n")
-            raise UserError(f"{p}:{bad_line}: not UTF-8 text") from None
-        if text.strip():
-            chunks.append(_parse_chunk(p, text, line))
+        fast = _fast_chunk(piece)
+        if fast is not None:
+            chunks.append(fast)
+        else:
+            try:
+                text = piece.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad_line = line + piece[: exc.start].count(b"\n")
+                raise UserError(f"{p}:{bad_line}: not UTF-8 text") from None
+            if text.strip():
+                chunks.append(_parse_chunk(p, text, line))
         line += piece.count(b"\n")
         pos = end
     if not chunks:
         return _empty(p, truncated=bool(tail), notes=notes)
-    columns = (
-        chunks[0]
-        if len(chunks) == 1
-        else {name: np.concatenate([c[name] for c in chunks]) for name in COLUMNS}
-    )
+    columns = {}
+    for name in COLUMNS:
+        parts = [c[name] for c in chunks]
+        if name in FLOAT_COLUMNS or name in INT_COLUMNS:
+            columns[name] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        else:
+            raw_parts = [x for x in parts if x.dtype.kind == "S"]
+            if len(raw_parts) == len(parts):
+                columns[name] = _text(np.concatenate(parts) if len(parts) > 1 else parts[0])
+            else:  # some chunks took the careful path (object arrays already)
+                columns[name] = np.concatenate(
+                    [_text(x) if x.dtype.kind == "S" else x for x in parts]
+                )
+        for c in chunks:
+            c.pop(name, None)  # free each chunk's column once it is merged
     n = len(columns["attempt"])
     return Records(p, columns, n=n, truncated=bool(tail), notes=tuple(notes))
 
