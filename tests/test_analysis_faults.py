@@ -1,0 +1,103 @@
+"""Fault impact and recovery time on records with a known recovery."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from loadkit.analysis.faults import FaultWindow, analyse_faults, from_journal
+from loadkit.analysis.requests import logical
+from loadkit.analysis.run import RunFacts, analyse
+from loadkit.analysis.slo import limits_from
+from loadkit.results.faults_schema import FaultEvent
+from loadkit.scenario.model import Slo
+from tests.analysis_support import columns, failed
+
+SLO = Slo(ttft_ms={"p95": 1000.0}, error_rate=0.01)
+
+
+def _run(slow_until_s: float, end_s: float = 60.0) -> list[dict]:
+    """A request every 100 ms; 10-20 s: injected failures; 20 s-`slow_until_s`: TTFT 2 s."""
+    rows = []
+    for i, t in enumerate(np.arange(0.0, end_s * 1000, 100.0)):
+        rid = f"r{i:04d}"
+        if 10_000 <= t < 20_000:
+            rows.append(failed(request_id=rid, t_sent=t, fault="outage"))
+        elif 20_000 <= t < slow_until_s * 1000:
+            rows.append(dict(request_id=rid, t_sent=t, ttft_ms=2000.0, e2e_ms=2500.0))
+        else:
+            rows.append(dict(request_id=rid, t_sent=t))
+    return rows
+
+
+def _faults(rows, windows, slo=SLO, bin_s=1.0):
+    cols = columns(rows)
+    lr = logical(cols)
+    ok = np.asarray(cols["outcome"]) == "ok"
+    end = float(np.max(cols["t_sent"] + cols["e2e_ms"]))
+    return analyse_faults(
+        lr, np.asarray(cols["fault"]), ok, cols["t_sent"], windows, limits_from(slo), end, bin_s
+    )
+
+
+WINDOW = FaultWindow("outage", "region_outage", 10_000.0, 20_000.0, "na")
+
+
+def test_recovery_time_is_when_errors_and_p95_ttft_are_back_within_slo():
+    (f,) = _faults(_run(slow_until_s=25.0), [WINDOW])
+    assert f["recovered"] and f["recovery_s"] == pytest.approx(5.0)
+    assert f["requests"] == 100 and f["error_rate"] == 1.0
+    assert f["failed_attempts_injected"] == 100 and f["failed_attempts_organic"] == 0
+    assert f["recovery_basis"] == "SLO"
+
+
+def test_recovery_is_immediate_when_the_service_was_fine_right_after():
+    (f,) = _faults(_run(slow_until_s=20.0), [WINDOW])
+    assert f["recovered"] and f["recovery_s"] == 0.0
+
+
+def test_not_recovered_when_latency_stays_above_the_slo():
+    (f,) = _faults(_run(slow_until_s=999.0), [WINDOW])
+    assert not f["recovered"] and f["recovery_s"] is None
+    assert "not back within limits" in f["recovery_note"]
+
+
+def test_a_fault_still_active_at_the_end_has_no_recovery():
+    (f,) = _faults(_run(slow_until_s=25.0), [FaultWindow("outage", "x", 10_000.0, math.inf)])
+    assert f["active_at_end"] and not f["recovered"]
+    assert "still active" in f["recovery_note"]
+
+
+def test_without_slo_recovery_is_judged_against_the_pre_fault_level():
+    (f,) = _faults(_run(slow_until_s=30.0), [WINDOW], slo=None)
+    # before the fault: 0% errors, p95 TTFT 100 ms -> limits 1% and 150 ms
+    assert f["recovery_limits"] == {"error_rate": 0.01, "ttft_p95_ms": 150.0}
+    assert f["recovered"] and f["recovery_s"] == pytest.approx(10.0)
+
+
+def test_windows_from_the_fault_journal():
+    events = [
+        FaultEvent(1000.0, "start", "a", "http_error", "na"),
+        FaultEvent(2000.0, "start", "b", "latency"),
+        FaultEvent(3000.0, "end", "a", "http_error", "na"),
+        FaultEvent(5000.0, "clear"),
+    ]
+    ws = from_journal(events)
+    assert [(w.fault_id, w.start_ms, w.end_ms, w.region) for w in ws] == [
+        ("a", 1000.0, 3000.0, "na"),
+        ("b", 2000.0, 5000.0, ""),
+    ]
+
+
+def test_analyse_reports_recovery_and_the_verdict_uses_it():
+    a = analyse(columns(_run(slow_until_s=25.0)), RunFacts(slo=SLO, faults=(WINDOW,)))
+    doc = a.to_json()
+    (f,) = doc["faults"]
+    assert f["recovered"]
+    # the run's bins are half its window; a 60 s run has 1 s windows, so 0.5 s... at least 1 s
+    assert f["recovery_s"] == pytest.approx(5.0, abs=1.0)
+    items = {i["check"]: i for i in doc["verdict"]["items"]}
+    assert items["recovery from outage (region_outage)"]["status"] == "go"
+    assert "after the window ended" in items["recovery from outage (region_outage)"]["evidence"]
