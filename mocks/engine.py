@@ -51,7 +51,6 @@ class Sequence:
         "done",
         "emitted",
         "first",
-        "first_bytes",
         "head",
         "n_out",
         "next_t",
@@ -89,7 +88,6 @@ class Sequence:
         self.t_arrival = 0.0
         self.t_admit = 0.0
         self.t_first = 0.0  # loop time the first token is scheduled for (a decode step)
-        self.first_bytes: bytes | None = None  # streaming: role + first token, HTTP-framed
         self.head: bytes | None = None  # streaming: bytes before each token, set by the API
         self.tail = b""
         self.on_final: Callable[[Sequence], bytes] | None = None
@@ -231,14 +229,20 @@ class Engine:
         _resolve(seq.first, True)
 
     def begin_decode(self, seq: Sequence) -> None:
-        """The API is ready (headers sent); the loop writes `first_bytes` at the next tick."""
+        """The first token is out (the API wrote it with the headers); the loop does the rest."""
         if seq.state != READY:
             return
+        loop = self._loop
+        now = loop.time() if loop is not None else 0.0
+        self.metrics.ttft.observe(now - seq.t_arrival)
+        seq.emitted = 1
+        if seq.n_out <= 1:
+            self._finish(seq, FINISHED)
+            return
         seq.state = DECODING
-        seq.emitted = 0
-        seq.next_t = self._loop.time() if self._loop is not None else 0.0
+        seq.next_t = now + self.step_seconds(self.n_decoding + 1)
         self.n_decoding += 1
-        self._schedule(seq, int(seq.next_t / TICK_S) + 1)
+        self._schedule(seq, int(seq.next_t / TICK_S))
 
     def _schedule(self, seq: Sequence, tick: int) -> None:
         bucket = self._wheel.get(tick)
@@ -348,48 +352,37 @@ class Engine:
                 seq.n_out = -1  # marks "client gone" (or released)
                 finished.append(seq)
                 continue
-            if seq.emitted == 0:  # joined since the last tick: its first token (+ role chunk)
-                if seq.first_bytes is not None:
-                    tr.write(seq.first_bytes)
-                    seq.first_bytes = None
-                self.metrics.ttft.observe(now - seq.t_arrival)
-                seq.emitted = 1
-                if seq.n_out <= 1:
-                    finished.append(seq)
-                    continue
-                seq.next_t = now + step
-            else:
-                head = seq.head
-                parts: list[bytes] = []
-                n = 0
-                while True:  # once, unless the next token is already due (step < tick)
-                    i = seq.emitted
-                    if i + 1 >= seq.n_out:  # the last token, with finish/usage/[DONE]
-                        if head is not None and seq.on_final is not None:
-                            parts.append(seq.on_final(seq))
-                        seq.emitted = i + 1
-                        n += 1
-                        break
-                    if head is not None:
-                        parts.append(head + tokens[(seq.word0 + i) & mask] + seq.tail)
+            head = seq.head
+            parts: list[bytes] = []
+            n = 0
+            while True:  # once, unless the next token is already due (step < tick)
+                i = seq.emitted
+                if i + 1 >= seq.n_out:  # the last token, with finish/usage/[DONE]
+                    if head is not None and seq.on_final is not None:
+                        parts.append(seq.on_final(seq))
                     seq.emitted = i + 1
                     n += 1
-                    seq.next_t += step
-                    if seq.next_t > now or n >= MAX_TOKENS_PER_TICK:
-                        break
-                n_tokens += n
-                if parts:
-                    tr.write(parts[0] if len(parts) == 1 else b"".join(parts))
-                if seq.emitted >= seq.n_out:
-                    finished.append(seq)
-                    continue
-                if head is not None and tr.get_write_buffer_size() > SLOW_CLIENT_BYTES:
-                    tr.abort()
-                    seq.n_out = -1
-                    finished.append(seq)
-                    continue
-                if seq.next_t < now - step:  # far behind (overload): no catch-up burst
-                    seq.next_t = now + step
+                    break
+                if head is not None:
+                    parts.append(head + tokens[(seq.word0 + i) & mask] + seq.tail)
+                seq.emitted = i + 1
+                n += 1
+                seq.next_t += step
+                if seq.next_t > now or n >= MAX_TOKENS_PER_TICK:
+                    break
+            n_tokens += n
+            if parts:
+                tr.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            if seq.emitted >= seq.n_out:
+                finished.append(seq)
+                continue
+            if head is not None and tr.get_write_buffer_size() > SLOW_CLIENT_BYTES:
+                tr.abort()
+                seq.n_out = -1
+                finished.append(seq)
+                continue
+            if seq.next_t < now - step:  # far behind (overload): no catch-up burst
+                seq.next_t = now + step
             tick = int(seq.next_t / TICK_S)
             if tick <= current:
                 tick = current + 1

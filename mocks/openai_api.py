@@ -699,9 +699,8 @@ class OpenAIApi:
             return _http_chunk(fmt.token_frame(token) + end)
 
         seq.on_final = on_final
-        seq.first_bytes = _http_chunk(first)
         try:
-            await resp.write(b"")  # sends the headers now; the first token leaves with a step
+            await resp.write(first)  # the headers and the first token, in one segment
         except ConnectionError:
             return resp
         region.engine.begin_decode(seq)
