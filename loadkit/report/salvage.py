@@ -41,7 +41,10 @@ def salvage(path: Path, first_error: str) -> Records:
             parsed: list[object] = []
             for name, kind, cell in zip(COLUMNS, kinds, row, strict=True):
                 if kind is float:
-                    parsed.append(float(cell) if cell else np.nan)
+                    try:
+                        parsed.append(float(cell) if cell else np.nan)
+                    except ValueError:
+                        raise ValueError(f"{name}: expected a number, got {cell!r}") from None
                 elif kind is int:
                     try:
                         parsed.append(int(cell))
