@@ -36,6 +36,9 @@ from loadkit.analysis.stats import percentiles
 CONFIDENCE = 0.95
 N_BOOT = 4000
 ALPHA = 0.05
+# A latency or cost difference smaller than this is reported as practically the same, even
+# when a large run makes it statistically significant.
+MIN_EFFECT = 0.10
 # Metrics compared between runs: key -> (label for people, record column or derived name).
 LATENCY_METRICS: tuple[tuple[str, str], ...] = (
     ("ttft_ms", "TTFT"),
@@ -673,23 +676,35 @@ def findings_text(runs: Sequence[RunSample], rows: Sequence[Row], confidence: fl
                 head = max(sig, key=lambda r: abs(math.log(r.ratio.value)))
             if head is not None:
                 said.append(head)
+        small = [r for r in said if _pos(r.ratio.value) and _negligible(r.ratio.value)]
+        said = [r for r in said if r not in small]
         said.sort(key=lambda r: -abs(math.log(r.ratio.value)) if _pos(r.ratio.value) else 0.0)
         said += [r for r in mine if r.metric in OTHER_METRICS and r.significant]
         out += [finding(r, base, confidence) for r in said]
-        differ = {_family(r.metric) for r in said}
+        if small:
+            names = ", ".join(dict.fromkeys(_family(r.metric) for r in small))
+            out.append(
+                f"{_cap(names)}: {run.label} differs from {base} by less than "
+                f"{MIN_EFFECT:.0%} (statistically detectable, practically the same)."
+            )
+        differ = {_family(r.metric) for r in said + small}
         quiet = [f for f in dict.fromkeys(_family(r.metric) for r in mine) if f not in differ]
         if quiet:
             out.append(
                 f"No significant difference between {run.label} and {base} in: "
                 f"{', '.join(quiet)} (Holm-adjusted p >= {ALPHA:g} or CI includes 1x)."
             )
-        small = [r for r in (runs[0], run) if min(len(v) for v in r.latency.values()) < 30]
-        for r in small:
+        thin = [r for r in (runs[0], run) if min(len(v) for v in r.latency.values()) < 30]
+        for r in thin:
             out.append(
                 f"{r.label} has fewer than 30 successful requests: its percentile CIs are wide; "
                 f"run it longer for a firmer answer."
             )
     return out
+
+
+def _negligible(ratio: float) -> bool:
+    return 1.0 / (1.0 + MIN_EFFECT) < ratio < 1.0 + MIN_EFFECT
 
 
 def _family(metric: str) -> str:

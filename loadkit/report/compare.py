@@ -158,8 +158,14 @@ def headline_chart(c: cmp.Comparison) -> Any:
                 y = i + (j - (len(others) - 1) / 2) * band
                 pair = f"{_fmt_value(m, row.value)} vs {_fmt_value(m, row.baseline_value)}"
                 if not _pos(row.ratio.value):
-                    none = row.value == 0 and row.baseline_value == 0
-                    note = "none in either run" if none else f"{pair}  (no ratio)"
+                    if row.value == 0 and row.baseline_value == 0:
+                        note = "none in either run"
+                    elif row.baseline_value == 0:
+                        note = f"{pair}  (none in {c.baseline.label}: no ratio)"
+                    else:
+                        note = f"{pair}  (no ratio)"
+                    if row.significant:
+                        note += "  significant"
                     ax.text(1.02, y, _mpl(note), va="center", fontsize=9)
                     continue
                 v = row.ratio.value

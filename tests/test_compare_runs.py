@@ -1,0 +1,197 @@
+"""`loadkit compare` end to end: real pilot and production runs (compressed) on the mock, and a
+phased series and edge cases on record files written here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loadkit.cli import main as cli_main
+from loadkit.results.schema import COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadkit.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+@pytest.fixture(scope="module")
+def pilot_and_production(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The shipped pilot and production scenarios, each compressed to 10 s on the mock."""
+    root = tmp_path_factory.mktemp("runs")
+    pilot, prod = root / "pilot", root / "production"
+    for path, scenario, users in (
+        (pilot, "scenarios/pilot.yaml", "20"),
+        (prod, "scenarios/production.yaml", "40"),
+    ):
+        proc = _cli("run", scenario, "--duration", "10s", "--users", users, "--out", str(path))
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return pilot, prod
+
+
+def test_compare_pilot_and_production(pilot_and_production: tuple[Path, Path], tmp_path: Path):
+    pilot, prod = pilot_and_production
+    out = tmp_path / "cmp"
+    proc = _cli(
+        "compare", str(pilot), str(prod), "--labels", "pilot", "production", "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "compare.json").read_text())
+    assert [r["label"] for r in doc["runs"]] == ["pilot", "production"]
+    assert doc["baseline"] == "pilot"
+    runs = {r["label"]: r for r in doc["runs"]}
+    assert runs["production"]["requests"] > runs["pilot"]["requests"] > 10
+    rows = {(d["metric"], d["run"]): d for d in doc["deltas"]}
+    # Production sends ~4x longer chat prompts, 2 kB RAG contexts and 3k-token documents
+    # from regions up to 229 ms away: its p95 TTFT is higher, and the test says so.
+    ttft = rows[("ttft_ms.p95", "production")]
+    assert ttft["ratio"]["value"] > 1.3 and ttft["ratio"]["low"] > 1.0
+    assert ttft["significant"] and ttft["p_adjusted"] < 0.05
+    # Same mock decode speed in both: ITL does not differ by much.
+    itl = rows[("itl_ms.p50", "production")]
+    assert 0.8 < itl["ratio"]["value"] < 1.25
+    # the baseline's SLO judged every request: the row exists with shares in [0, 1]
+    miss = rows[("slo_miss_rate", "production")]
+    assert 0.0 <= miss["value"] <= 1.0 and 0.0 <= miss["baseline"] <= 1.0
+    assert any(
+        "p95 TTFT is" in f and "higher in production than in pilot" in f for f in doc["findings"]
+    )
+    assert "p95 TTFT is" in proc.stdout
+    for name in ("headline", "cdf", "percentiles", "failures", "cost"):
+        assert (out / "charts" / f"compare_{name}.png").stat().st_size > 5_000
+    html = (out / "compare.html").read_text()
+    assert html.count("data:image/png;base64,") == 5
+    assert "pilot vs production" in html and "Deltas and tests" in html
+    # like with like: only the chat workload
+    out2 = tmp_path / "chat"
+    proc = _cli("compare", str(pilot), str(prod), "--workload", "chat", "--out", str(out2))
+    assert proc.returncode == 0, proc.stderr
+    doc2 = json.loads((out2 / "compare.json").read_text())
+    assert doc2["subset"] == "workload chat"
+    assert doc2["runs"][1]["requests"] < runs["production"]["requests"]
+
+
+def _write_run(folder: Path, ttft: np.ndarray, failed: int = 0, scenario: str = "") -> Path:
+    folder.mkdir(parents=True)
+    n = ttft.size
+    lines = [",".join(COLUMNS)]
+    for i in range(n):
+        bad = i < failed
+        row = {c: "" for c in COLUMNS}
+        row.update(
+            run_id="r",
+            request_id=f"q{i}",
+            attempt=1,
+            worker="w",
+            region="na",
+            workload="chat",
+            session_id=f"s{i}",
+            turn=1,
+            model="m",
+            endpoint="/v1/chat/completions",
+            t_sent=i * 50.0,
+            sched_lag_ms=0,
+            ttft_ms="" if bad else round(float(ttft[i]), 3),
+            e2e_ms=round(float(ttft[i]) + 800, 3),
+            itl_mean_ms="" if bad else 20,
+            status=500 if bad else 200,
+            outcome="http_error" if bad else "ok",
+            error="boom, with a comma" if bad else "",
+            prompt_tokens=100,
+            completion_tokens=0 if bad else 40,
+            cached_tokens=0,
+            tokens_source="server",
+            cost_usd=0.0002,
+        )
+        cells = [str(row[c]) for c in COLUMNS]
+        lines.append(",".join(f'"{c}"' if "," in c else c for c in cells))
+    (folder / "requests.csv").write_text("\n".join(lines) + "\n")
+    if scenario:
+        (folder / "scenario.yaml").write_text(scenario)
+    return folder
+
+
+SCENARIO = """
+name: base
+target: {mock: hosted-api, model: gpt-4o-mini}
+workloads: [{name: chat, kind: chat, prompt_tokens: 100, output_tokens: 40}]
+load: {type: closed, phases: [{kind: hold, users: 4, for: 1m}]}
+slo: {ttft: {p95: 1s}, error_rate: 1%}
+"""
+
+
+def test_phased_series(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(4)
+    runs = [
+        _write_run(tmp_path / "pilot", rng.lognormal(np.log(300), 0.3, 800), 0, SCENARIO),
+        _write_run(tmp_path / "one", rng.lognormal(np.log(330), 0.3, 900), 4),
+        _write_run(tmp_path / "all", rng.lognormal(np.log(900), 0.5, 1500), 60),
+    ]
+    out = tmp_path / "cmp"
+    rc = cli_main(
+        [
+            "compare",
+            *map(str, runs),
+            "--labels",
+            "pilot",
+            "one region",
+            "all regions",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    doc = json.loads((out / "compare.json").read_text())
+    rows = {(d["metric"], d["run"]): d for d in doc["deltas"]}
+    assert rows[("ttft_ms.p95", "all regions")]["significant"]
+    assert rows[("error_rate", "all regions")]["significant"]
+    # 0.4% vs 0% of errors on 900 requests: not enough evidence
+    assert not rows[("error_rate", "one region")]["significant"]
+    # SLO from the baseline's scenario: TTFT 1 s per request; 4% failed + slow ones missed it
+    miss = rows[("slo_miss_rate", "all regions")]
+    assert miss["value"] > 0.04 and miss["significant"]
+    text = "\n".join(doc["findings"])
+    assert "higher in all regions than in pilot" in text
+    assert "The error rate is 4.00% in all regions against 0.00% in pilot" in text
+    html = (out / "compare.html").read_text()
+    assert "TTFT &lt;= 1.00 s" in html or "TTFT <= 1.00 s" in html
+    assert "one region" in capsys.readouterr().out
+
+
+def test_compare_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _write_run(tmp_path / "a", np.full(5, 100.0))
+    assert cli_main(["compare", str(run), "--out", str(tmp_path / "o")]) == 2
+    assert "at least two run folders" in capsys.readouterr().err
+    rc = cli_main(["compare", str(run), str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "not a run folder" in capsys.readouterr().err
+    rc = cli_main(["compare", str(run), str(run), "--labels", "x", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--labels: 1 labels for 2 runs" in capsys.readouterr().err
+    rc = cli_main(
+        ["compare", str(run), str(run), "--workload", "rag", "--out", str(tmp_path / "o")]
+    )
+    assert rc == 2 and "no records to compare for workload rag" in capsys.readouterr().err
+
+
+def test_compare_reads_a_truncated_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    a = _write_run(tmp_path / "a", rng.lognormal(5, 0.3, 200))
+    b = _write_run(tmp_path / "b", rng.lognormal(5.5, 0.3, 200))
+    raw = (b / "requests.csv").read_bytes()
+    (b / "requests.csv").write_bytes(raw[:-40])  # a writer killed mid-line
+    out = tmp_path / "o"
+    assert cli_main(["compare", str(a), str(b), "--out", str(out)]) == 0
+    doc = json.loads((out / "compare.json").read_text())
+    assert doc["runs"][1]["requests"] == 199
+    assert any("incomplete last line" in n for n in doc["runs"][1]["notes"])
