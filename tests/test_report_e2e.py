@@ -1,0 +1,76 @@
+"""End to end from real runs against the mock: `loadkit run`, then `loadkit report RUN_DIR`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loadkit.results.reader import read_records
+from tests.run_helpers import REPO, run_cli, scenario
+
+QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
+
+
+def _report(run_dir):
+    proc = run_cli("report", str(run_dir), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"report: {run_dir / 'report.html'}" in proc.stdout
+    assert "readiness: " in proc.stdout
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_quickstart_run_then_report(tmp_path) -> None:
+    out = tmp_path / "qs"
+    proc = run_cli("run", str(QUICKSTART), "--duration", "10s", "--out", str(out), timeout=150)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    before = json.loads((out / "summary.json").read_text())
+    doc = _report(out)
+    # what `loadkit run` wrote is kept; the report's analysis is added beside it
+    for key in ("scenario", "stop_reason", "started_at", "run_id", "elapsed_s"):
+        assert doc[key] == before[key], key
+    assert doc["requests"] == before["requests"] and doc["ttft_ms"] == before["ttft_ms"]
+    rec = read_records(out / "requests.csv")
+    assert doc["goodput"]["good_requests"] <= before["requests_ok"] <= len(rec)
+    assert doc["cost"]["total_usd"] == pytest.approx(float(rec["cost_usd"].sum()), rel=1e-6)
+    assert doc["cost"]["priced"] and doc["cost"]["per_ok_request_usd"] > 0
+    assert doc["cost"]["monthly_projection"]["monthly_usd_at_peak"] > 0
+    assert [r["region"] for r in doc["breakdown"]["region"]] == ["local"]
+    html = (out / "report.html").read_text()
+    assert "quickstart" in html and html.count("data:image/png;base64,") == 8
+    assert sorted(p.name for p in (out / "charts").glob("*.png")) == sorted(
+        f"{c}.png"
+        for c in (
+            "latency_over_time",
+            "latency_vs_load",
+            "latency_cdf",
+            "failures",
+            "throughput",
+            "cost",
+            "by_region",
+            "by_workload",
+        )
+    )
+    checks = {i["check"]: i["status"] for i in doc["verdict"]["items"]}
+    assert checks["recovery after failures"] == "not tested"  # the quickstart injects nothing
+    assert checks["region local"] in ("go", "no-go")
+
+
+def test_open_loop_two_region_run_reports_lag_and_regions(tmp_path) -> None:
+    path = scenario(
+        tmp_path,
+        name="two-regions",
+        regions=[{"name": "na", "share": "70%"}, {"name": "eu", "share": "30%"}],
+        load={"type": "open", "phases": [{"rate": "15/s", "for": "3s"}]},
+        slo={"ttft": {"p95": "2s"}, "error_rate": "5%"},
+    )
+    out = tmp_path / "run"
+    proc = run_cli("run", str(path), "--out", str(out), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = _report(out)
+    assert doc["open_loop"] is True
+    assert (out / "charts" / "schedule_lag.png").stat().st_size > 10_000
+    assert [r["region"] for r in doc["breakdown"]["region"]] == ["eu", "na"]
+    assert sum(r["requests"] for r in doc["breakdown"]["region"]) == doc["requests"]
+    regions = [i["check"] for i in doc["verdict"]["items"] if i["area"] == "customer impact"]
+    assert regions == ["region eu", "region na"]
