@@ -412,8 +412,23 @@ def _signal(proc: subprocess.Popen[str], sig: int) -> None:
 # -- the whole run --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """What one run produced: for callers that run scenarios programmatically (capacity)."""
+
+    exit_code: int
+    folder: Path
+    stop_reason: str
+    summary: dict[str, Any] | None  # summary.json's content; None if nothing was recorded
+
+
 def run(opts: RunOptions, out: IO[str] | None = None) -> int:
     """`loadkit run`; returns the process exit code (UserError for a user's mistake)."""
+    return run_scenario(opts, out).exit_code
+
+
+def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
+    """The whole run (see the module docstring); raises UserError for a user's mistake."""
     from loadkit.scenario import load_scenario
     from loadkit.traffic.shape import time_scale
 
@@ -496,7 +511,9 @@ def run(opts: RunOptions, out: IO[str] | None = None) -> int:
             locust_command(opts, folder, host), env, folder, out
         )
         wall_s = time.monotonic() - t0
-    return finish(folder, scenario, opts, rc, interrupted, progress.events, started, wall_s, out)
+    return finish(
+        folder, scenario, opts, rc, interrupted, progress.events, started, wall_s, out, run_id
+    )
 
 
 def _cost_gate(
@@ -536,7 +553,8 @@ def finish(
     started: str,
     wall_s: float,
     out: IO[str],
-) -> int:
+    run_id: str = "",
+) -> RunResult:
     from loadkit.analysis.summary import format_table, summarize
     from loadkit.results.reader import read_records
 
@@ -551,11 +569,11 @@ def finish(
     if not folder.requests_csv.exists():
         out.write(f"no records were written; see {folder.locust_log}\n")
         _tail(folder.locust_log, out)
-        return 2 if locust_rc else 1
+        return RunResult(2 if locust_rc else 1, folder.path, reason, None)
     cols = read_records(folder.requests_csv)
     summary = summarize(cols, slo=scenario.slo)
     doc = {
-        "run_id": ended.get("run_id"),
+        "run_id": ended.get("run_id") or run_id,
         "scenario": scenario.name,
         "started_at": started,
         "ended_at": rf.utc_now_iso(),
@@ -572,12 +590,13 @@ def finish(
     out.flush()
     if locust_rc not in (0,) and not interrupted:
         _tail(folder.locust_log, out)
-        return 2 if summary["attempts"] == 0 else 1
-    breached = summary.get("slo", {}).get("breached", [])
-    if opts.fail_on_slo and breached:
-        out.write(f"SLO breached: {', '.join(breached)}\n")
-        return 1
-    return 130 if interrupted else 0
+        code = 2 if summary["attempts"] == 0 else 1
+    elif opts.fail_on_slo and summary.get("slo", {}).get("breached"):
+        out.write(f"SLO breached: {', '.join(summary['slo']['breached'])}\n")
+        code = 1
+    else:
+        code = 130 if interrupted else 0
+    return RunResult(code, folder.path, reason, doc)
 
 
 def _tail(path: Path, out: IO[str], n: int = 15) -> None:
