@@ -316,8 +316,9 @@ def conclude(
     all_passed = bool(ordered) and all(s.ok for s in ordered)
     thr = np.array([s.ok_requests_per_s for s in ordered], dtype=np.float64)
     p95 = np.array([_nan(s.ttft_p95_ms) for s in ordered], dtype=np.float64)
-    k_thr = find_knee(loads, thr, "concave", log_load=True)
-    k_lat = find_knee(loads, p95, "convex", log_load=True)
+    # A knee worth naming: throughput or p95 TTFT moves by at least half its lowest value.
+    k_thr = find_knee(loads, thr, "concave", log_load=True, min_rise=0.5)
+    k_lat = find_knee(loads, p95, "convex", log_load=True, min_rise=0.5)
     unit = "users" if kind == "users" else "sessions/s"
     return CapacityResult(
         scenario=scenario_name,
@@ -337,9 +338,9 @@ def headroom_text(cap: float | None, peak: float, unit: str, all_passed: bool) -
     """'the peak needs 2.3x the capacity you tested' or the headroom left above the peak."""
     if cap is None:
         return "no tested load met every SLO: start lower (--start or --levels)"
-    at_least = "at least " if all_passed else ""
     if not peak > 0:
-        return f"capacity {at_least}{cap:g} {unit}; the scenario names no peak (--peak)"
+        more = "at least " if all_passed else ""
+        return f"capacity {more}{cap:g} {unit}; the scenario names no peak (--peak)"
     ratio = peak / cap
     if ratio > 1.0:
         more = " (every step passed: test higher loads)" if all_passed else ""
@@ -347,9 +348,14 @@ def headroom_text(cap: float | None, peak: float, unit: str, all_passed: bool) -
             f"the planned peak ({peak:g} {unit}) needs {ratio:.1f}x the capacity you tested "
             f"({cap:g} {unit} met every SLO){more}"
         )
+    if all_passed:
+        return (
+            f"every tested load met every SLO, up to {cap:g} {unit} ({cap / peak:.1f}x the "
+            f"planned peak of {peak:g}); test higher loads to find the limit"
+        )
     return (
-        f"{at_least}{cap / peak:.1f}x the planned peak ({peak:g} {unit}) met every SLO: "
-        f"headroom {at_least}{cap / peak - 1:.0%}"
+        f"{cap:g} {unit} met every SLO: {cap / peak:.1f}x the planned peak of {peak:g} "
+        f"(headroom {cap / peak - 1:.0%})"
     )
 
 

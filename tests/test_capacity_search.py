@@ -142,7 +142,10 @@ def test_search_when_everything_passes_or_nothing_does() -> None:
     steps = capmod.search([1, 2, 4], _fake(100, []))
     r = capmod.conclude("fake", "users", steps, peak=2.0, slo={})
     assert r.all_passed and r.capacity == 4
-    assert r.headroom.startswith("at least 2.0x the planned peak")
+    assert r.headroom.startswith("every tested load met every SLO, up to 4 users (2.0x")
+    steps = capmod.search([1, 2, 4, 8], _fake(5, []))
+    r = capmod.conclude("fake", "users", steps, peak=2.0, slo={})
+    assert r.headroom == "4 users met every SLO: 2.0x the planned peak of 2 (headroom 100%)"
     steps = capmod.search([5, 10], _fake(1, []), bisect=3)
     r = capmod.conclude("fake", "users", steps, peak=2.0, slo={})
     assert r.capacity == 1  # bisection below the first level: 2 bad, 1 good

@@ -41,6 +41,15 @@ def test_straight_line_has_no_knee() -> None:
     assert saturation(loads, 3 * loads) is None
 
 
+def test_small_wiggles_are_not_a_knee() -> None:
+    loads = np.array([32, 128, 256], dtype=float)
+    p95 = np.array([222.0, 228.0, 265.0])  # measured on a service far from saturation
+    assert find_knee(loads, p95, "convex", log_load=True) is not None  # Kneedle alone
+    assert find_knee(loads, p95, "convex", log_load=True, min_rise=0.5) is None
+    p95[-1] = 700.0
+    assert find_knee(loads, p95, "convex", log_load=True, min_rise=0.5).load == 128
+
+
 def test_slo_limit() -> None:
     loads = np.array([8, 4, 16, 32], dtype=float)  # any order
     assert slo_limit(loads, np.array([True, True, False, True])) == 8

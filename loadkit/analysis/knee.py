@@ -38,12 +38,15 @@ def find_knee(
     shape: Shape,
     log_load: bool = False,
     min_strength: float = 0.05,
+    min_rise: float = 0.0,
 ) -> Knee | None:
     """Kneedle on an increasing load axis; None when the curve has no clear knee.
 
     concave: saturating throughput (rises, then flattens); convex: latency that stays flat,
     then climbs. `strength` is the largest normalised distance from the chord; a curve
-    closer than `min_strength` to a straight line has no knee.
+    closer than `min_strength` to a straight line has no knee, and so has one whose values
+    span less than `min_rise` times their smallest (Kneedle rescales any wiggle to [0, 1]:
+    222, 228, 265 ms is not a knee worth naming).
     """
     x = np.asarray(load, dtype=np.float64)
     y = np.asarray(value, dtype=np.float64)
@@ -60,6 +63,8 @@ def find_knee(
     span_x = xs[-1] - xs[0]
     span_y = float(y.max() - y.min())
     if span_x <= 0 or span_y <= 0:
+        return None
+    if min_rise > 0 and not span_y >= min_rise * max(abs(float(y.min())), 1e-12):
         return None
     xn = (xs - xs[0]) / span_x
     yn = (y - y.min()) / span_y
