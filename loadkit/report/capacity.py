@@ -64,7 +64,7 @@ def knee_chart(r: CapacityResult) -> Any:
                 s=52,
                 marker="X",
                 zorder=3,
-                label="an SLO breached",
+                label="an SLO breached" if (~ok).any() else None,
             )
             if limit is not None:
                 style.slo_line(ax, limit, f"SLO {style.fmt_ms(limit)}")
@@ -77,20 +77,27 @@ def knee_chart(r: CapacityResult) -> Any:
             if np.isfinite(top) and top > 0:
                 ax.set_ylim(0, top * 1.18)
         sub = _subtitle(r)
-        style.title(axes[0], f"Capacity of {r.scenario}: where the SLO breaks", sub)
+        if r.capacity is None:
+            head = f"Capacity of {r.scenario}: even the lowest load broke an SLO"
+        elif r.all_passed:
+            head = f"Capacity of {r.scenario}: no SLO broke up to {r.capacity:g} {r.unit}"
+        else:
+            head = f"Capacity of {r.scenario}: the SLO breaks above {r.capacity:g} {r.unit}"
+        style.title(axes[0], head, sub)
         tops = axes[0].get_ylim()[1]
+        same = r.capacity is not None and r.capacity == r.planned_peak
         if r.capacity is not None:
             axes[0].text(
                 r.capacity,
                 tops,
-                f" capacity {r.capacity:g} {r.unit}",
+                f" capacity {r.capacity:g} {r.unit}" + (" = planned peak" if same else ""),
                 fontsize=9,
                 color=style.GO_COLOR,
                 va="top",
                 ha="left",
                 fontweight="bold",
             )
-        if r.planned_peak > 0:
+        if r.planned_peak > 0 and not same:
             axes[0].text(
                 r.planned_peak,
                 tops * 0.86,
@@ -133,8 +140,18 @@ def knee_chart(r: CapacityResult) -> Any:
 def _subtitle(r: CapacityResult) -> str:
     cap = r.at_capacity()
     if r.capacity is None or cap is None:
-        return "no tested load met every SLO"
-    return f"{cap.ok_requests_per_s:.1f} successful req/s at capacity; {r.headroom}"
+        return "no tested load met every SLO: start lower"
+    head = f"{cap.ok_requests_per_s:.1f} successful req/s at capacity; "
+    if r.all_passed:
+        return head + "every step met every SLO: test higher loads to find the limit"
+    if r.planned_peak > r.capacity:
+        return head + (
+            f"the planned peak ({r.planned_peak:g}) needs "
+            f"{r.planned_peak / r.capacity:.1f}x this capacity"
+        )
+    if r.planned_peak > 0:
+        return head + f"{r.capacity / r.planned_peak:.1f}x the planned peak of {r.planned_peak:g}"
+    return head.rstrip("; ")
 
 
 _CSS = """
