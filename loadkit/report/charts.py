@@ -237,7 +237,12 @@ def failures_over_time(a: RunAnalysis, slo: Any) -> Any:
     _faults(ax, a)
     _recovery_marks(ax, a)
     ax.set_ylabel("% of attempts")
-    ax.set_ylim(bottom=0)
+    top = max(
+        [1.0]
+        + [float(np.nanmax(v)) * 100 * 1.15 for v in a.outcome_series.values() if _has(v)]
+        + ([100 * float(err) * 1.5] if err is not None else [])
+    )
+    ax.set_ylim(0, min(top, 105))
     ax.set_title(
         "Failed attempts by outcome (stacked) and requests failed after retries", loc="left"
     )
@@ -409,7 +414,8 @@ def breakdown_chart(a: RunAnalysis, by: str, colors: dict[str, str]) -> Any:
     for ax, (name, get, fmt), limit in zip(axes, panels, limits, strict=True):
         vals = [get(r) for r in rows]
         v = np.array([np.nan if x is None else x for x in vals], dtype=float)
-        ax.barh(y, np.nan_to_num(v), color=cols)
+        ax.set_axisbelow(True)
+        ax.barh(y, np.nan_to_num(v), color=cols, height=0.6)
         for i, val in enumerate(v):
             ax.text(
                 np.nan_to_num(val),
@@ -419,7 +425,7 @@ def breakdown_chart(a: RunAnalysis, by: str, colors: dict[str, str]) -> Any:
                 fontsize=8,
             )
         ax.set_yticks(y, names if ax is axes[0] else [""] * len(names))
-        ax.invert_yaxis()
+        ax.set_ylim(len(names) - 0.4, -0.6)  # first name on top
         ax.set_title(name, loc="left", fontsize=10)
         ax.grid(axis="y", visible=False)
         hi = max(np.nanmax(v) if _has(v) else 0, limit or 0)
@@ -447,8 +453,8 @@ def schedule_lag(a: RunAnalysis) -> Any:
     for p in ("p50", "p95", "p99"):
         ax.plot(x, a.series[f"lag_{p}"], label=p, **S.PCT_STYLE[p])
     ax.set_ylabel("ms late")
-    ax.set_ylim(bottom=0)
-    ax.legend(loc="upper left")
+    ax.set_ylim(0, max(float(np.nanmax(a.series["lag_p99"])) * 1.3, 1.0))
+    ax.legend(loc="upper left", ncols=3)
     S.title(
         ax,
         "Schedule lag (open loop)",
