@@ -71,6 +71,7 @@ def test_cost_per_success_waste_and_retry_shares():
     assert c["wasted_share"] == pytest.approx(0.0005 / 0.0025)
     assert c["retry_usd"] == pytest.approx(0.001)  # A's second attempt (C's cost nothing)
     assert c["retry_ok_usd"] == pytest.approx(0.001)
+    assert "monthly_usd_at_mean" not in monthly_projection(0.001, 10.0, 10.0)
     p = monthly_projection(0.001, peak_rps=10.0, mean_rps=2.0)
     assert p["monthly_usd_at_peak"] == pytest.approx(0.001 * 10 * 30 * 86400)
     assert p["monthly_usd_at_mean"] == pytest.approx(0.001 * 2 * 30 * 86400)

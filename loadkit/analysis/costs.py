@@ -34,6 +34,7 @@ def cost_breakdown(cols: Mapping[str, np.ndarray], lr: Logical) -> dict[str, Any
         "wasted_share": round(wasted / total, 6) if total > 0 else 0.0,
         "retry_usd": round(retries, 8),
         "retry_share": round(retries / total, 6) if total > 0 else 0.0,
+        "retry_ok_usd": round(float(cost[retry & ok].sum()), 8),
         "priced": bool(total > 0),
     }
 
@@ -49,7 +50,7 @@ def monthly_projection(
         "peak_requests_per_s": round(peak_rps, 4),
         "monthly_usd_at_peak": round(per_request_usd * peak_rps * SECONDS_PER_MONTH, 2),
     }
-    if mean_rps is not None:
+    if mean_rps is not None and abs(mean_rps - peak_rps) > 1e-9 * max(peak_rps, 1.0):
         out["mean_requests_per_s"] = round(mean_rps, 4)
         out["monthly_usd_at_mean"] = round(per_request_usd * mean_rps * SECONDS_PER_MONTH, 2)
     return out

@@ -138,6 +138,8 @@ def build_report(run_dir: str | Path, window_s: float | None = None) -> ReportRe
         notes.append("requests.csv holds no complete records: nothing to chart")
     a = analyse(records.columns, ff.facts)
     doc = _summary_doc(folder, records, a, notes)
+    if not doc.get("scenario") and ff.scenario is not None:
+        doc["scenario"] = ff.scenario.name
     charts_dir = folder.path / "charts"
     written: list[tuple[Path, str, str]] = []
     slo = ff.facts.slo

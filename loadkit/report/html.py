@@ -91,12 +91,7 @@ def render(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>{_css()}</style></head><body><main>",
         f"<h1>{_e(title)}</h1>",
-        '<div class="sub">'
-        + _e(
-            f"run {doc.get('run_id') or '?'} - started {doc.get('started_at') or '?'} - "
-            f"{doc['duration_s']:.1f} s of traffic - stop: {doc.get('stop_reason') or 'n/a'}"
-        )
-        + "</div>",
+        '<div class="sub">' + _e(_subtitle(doc)) + "</div>",
     ]
     parts += [f'<div class="warn">{_e(n)}</div>' for n in notes]
     parts.append(f'<div class="verdict" style="background:{color}">{_e(head)}</div>')
@@ -131,6 +126,17 @@ def render(
     )
     parts.append("</main></body></html>")
     return "\n".join(parts)
+
+
+def _subtitle(doc: Mapping[str, Any]) -> str:
+    parts = [f"run {doc['run_id']}" if doc.get("run_id") else None]
+    if doc.get("started_at"):
+        parts.append(f"started {doc['started_at']}")
+    parts.append(f"{doc['duration_s']:.1f} s of traffic")
+    parts.append("open loop" if doc.get("open_loop") else "closed loop")
+    if doc.get("stop_reason"):
+        parts.append(f"stopped: {doc['stop_reason']}")
+    return " - ".join(p for p in parts if p)
 
 
 def _kpis(doc: Mapping[str, Any]) -> str:
