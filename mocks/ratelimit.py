@@ -60,6 +60,9 @@ class Decision:
     requested: int = 0
 
 
+_UNLIMITED = Decision(True, {})
+
+
 class RateLimiter:
     """Buckets keyed by API key; `check` takes from both buckets or from neither."""
 
@@ -86,6 +89,8 @@ class RateLimiter:
 
     def check(self, key: str, tokens: int, now: float) -> Decision:
         lim = self.limits
+        if lim.rpm is None and lim.tpm is None:
+            return _UNLIMITED
         headers: dict[str, str] = {}
         req = tok = None
         if lim.rpm is not None:
