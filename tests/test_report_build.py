@@ -160,3 +160,18 @@ def test_a_folder_without_scenario_still_gets_a_report(synth_run, tmp_path):
     statuses = {i["check"]: i["status"] for i in result.summary["verdict"]["items"]}
     assert statuses["service level objectives"] == "not tested"
     assert statuses["recovery after failures"] == "not tested"  # no faults.csv
+
+
+def test_header_only_and_all_failed_runs_are_no_go_without_crashing(tmp_path):
+    from loadkit.results.schema import HEADER_LINE
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "requests.csv").write_text(HEADER_LINE)
+    result = build_report(empty)
+    assert result.verdict == "no-go" and result.summary["verdict"]["failing"] == ["requests"]
+    assert len(result.charts) == 8  # every chart says "no data" rather than failing
+    bad = write_run(tmp_path / "bad", SynthRun(requests=100, duration_s=20.0, organic_fail=1.0))
+    result = build_report(bad)
+    assert result.summary["requests_ok"] == 0 and result.verdict == "no-go"
+    assert "error rate" in result.summary["verdict"]["failing"]

@@ -191,6 +191,10 @@ def verdict(summary: Mapping[str, Any], extra: Mapping[str, Any], lim: Limits) -
                 f"({_pct(g['good_share'])} of requests)",
             ),
         )
+    if not summary.get("requests"):
+        items.insert(
+            0, _item("traffic", "requests", NO_GO, "no request completed: nothing was measured")
+        )
     failing = [i["check"] for i in items if i["status"] == NO_GO]
     untested = [i["check"] for i in items if i["status"] == NOT_TESTED]
     overall = NO_GO if failing else GO

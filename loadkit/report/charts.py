@@ -54,6 +54,12 @@ def _recovery_marks(ax: Any, a: RunAnalysis) -> None:
             first = False
 
 
+def _legend(ax: Any, **kw: Any) -> None:
+    """A legend only when something is labelled (an empty chart has none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
 def _slo_pct(slo: Any, field: str, pct: str) -> float | None:
     d = getattr(slo, field, None) or {}
     for k, v in dict(d).items():
@@ -91,7 +97,7 @@ def latency_over_time(a: RunAnalysis, slo: Any) -> Any:
         ax.set_ylabel("ms")
         ax.set_ylim(bottom=0)
         ax.set_title(name, loc="left")
-    axes[0].legend(loc="upper left", ncols=6)
+    _legend(axes[0], loc="upper left", ncols=6)
     _xlabel(axes[2], a)
     fig.suptitle(
         f"Latency over time ({a.windows.width_s:g} s windows, successful attempts)",
@@ -139,7 +145,7 @@ def latency_vs_load(a: RunAnalysis, slo: Any) -> Any:
         ax.set_ylim(bottom=0)
         ax.set_xlim(left=0)
         ax.set_title(name, loc="left")
-    axes[0].legend(loc="upper left")
+    _legend(axes[0], loc="upper left")
     return fig
 
 
@@ -195,7 +201,7 @@ def latency_cdf(a: RunAnalysis, slo: Any, region_colors: dict[str, str]) -> Any:
             ax.set_xscale("log")
         ax.set_title(name, loc="left")
     axes[0].set_ylabel("share of successful attempts at or below")
-    axes[0].legend(loc="lower right")
+    _legend(axes[0], loc="lower right")
     fig.suptitle(
         "Latency distributions (CDF; grey line at p95, red at the SLO)",
         x=0.01,
