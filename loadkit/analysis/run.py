@@ -8,7 +8,6 @@ and nothing else.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from loadkit.analysis.costs import cost_breakdown, monthly_projection
 from loadkit.analysis.faults import FaultWindow, analyse_faults
 from loadkit.analysis.requests import Logical, logical
 from loadkit.analysis.slo import Limits, good_mask, goodput, limits_from
-from loadkit.analysis.summary import active_span_s, summarize
+from loadkit.analysis.summary import summarize
 from loadkit.results.schema import OUTCOMES
 
 
@@ -34,6 +33,7 @@ class RunFacts:
     peak_requests_per_s: float | None = None  # the scenario's planned peak (uncompressed)
     mean_requests_per_s: float | None = None  # the scenario's planned mean
     budget_usd: float | None = None  # scenario budget.max_usd (per run)
+    budget_requests: int | None = None  # scenario budget.max_requests (per run)
     planned_cost_usd: float | None = None  # plan's estimate of this run's cost
     window_s: float | None = None  # chart window; chosen from the span when None
 
@@ -47,6 +47,7 @@ class RunAnalysis:
     outcome_series: dict[str, np.ndarray] = field(repr=False)
     logical: Logical = field(repr=False)
     attempt_cdf: dict[str, np.ndarray] = field(repr=False)
+    attempt_region: np.ndarray = field(repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -159,6 +160,8 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
         extra["cost"]["monthly_projection"] = proj
     if facts.budget_usd is not None:
         extra["cost"]["budget_usd"] = facts.budget_usd
+    if facts.budget_requests is not None:
+        extra["cost"]["budget_requests"] = facts.budget_requests
     if facts.planned_cost_usd is not None:
         extra["cost"]["planned_run_cost_usd"] = round(facts.planned_cost_usd, 6)
     cdf = {
@@ -169,12 +172,6 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
     from loadkit.analysis.verdict import verdict
 
     extra["verdict"] = verdict(summary, extra, lim)
-    return RunAnalysis(summary, lim, win, s, outcomes, lr, cdf, extra)
-
-
-def span_s(cols: Mapping[str, np.ndarray]) -> float:
-    return active_span_s(cols) if len(cols["t_sent"]) else 0.0
-
-
-def finite_or_none(v: float) -> float | None:
-    return float(v) if v is not None and math.isfinite(v) else None
+    return RunAnalysis(
+        summary, lim, win, s, outcomes, lr, cdf, np.asarray(cols["region"]).astype(str), extra
+    )

@@ -100,16 +100,29 @@ def _resilience_items(extra: Mapping[str, Any], lim: Limits) -> list[dict[str, s
     return items
 
 
-def _cost_items(extra: Mapping[str, Any]) -> list[dict[str, str]]:
+def _cost_items(extra: Mapping[str, Any], requests: int) -> list[dict[str, str]]:
     cost = extra.get("cost") or {}
+    items = []
+    cap = cost.get("budget_requests")
+    if cap is not None:
+        items.append(
+            _item(
+                "cost",
+                "requests against budget",
+                GO if requests <= cap else NO_GO,
+                f"{requests:,} requests of a budget of {cap:,} per run",
+            )
+        )
     if not cost.get("priced"):
-        return [_item("cost", "cost sustainability", NOT_TESTED, "no prices for this model")]
+        return [
+            *items,
+            _item("cost", "cost sustainability", NOT_TESTED, "no prices for this model"),
+        ]
     ev = (
         f"{_usd(cost['per_ok_request_usd'])} per successful request; "
         f"{_pct(cost['wasted_share'])} of spend on failed attempts, "
         f"{_pct(cost['retry_share'])} on retries"
     )
-    items = []
     budget = cost.get("budget_usd")
     if budget is None:
         items.append(_item("cost", "spend against budget", NOT_TESTED, ev + "; no budget set"))
@@ -176,7 +189,7 @@ def verdict(summary: Mapping[str, Any], extra: Mapping[str, Any], lim: Limits) -
     items = (
         _slo_items(summary)
         + _resilience_items(extra, lim)
-        + _cost_items(extra)
+        + _cost_items(extra, int(summary.get("requests") or 0))
         + _region_items(extra, lim)
     )
     g = extra.get("goodput") or {}

@@ -119,6 +119,7 @@ def folder_facts(folder: RunFolder, window_s: float | None = None) -> FolderFact
         peak_requests_per_s=peak,
         mean_requests_per_s=mean,
         budget_usd=scenario.budget.max_usd if scenario is not None else None,
+        budget_requests=scenario.budget.max_requests if scenario is not None else None,
         planned_cost_usd=planned,
         window_s=window_s,
     )
