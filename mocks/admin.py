@@ -7,6 +7,7 @@ validated before anything changes, so a bad request changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ def snapshot(server: MockServer) -> dict[str, Any]:
     return {
         "url": server.url,
         "seed": server.seed,
+        # leak checks for tests and drills: asyncio tasks and open client connections
+        "tasks": len(asyncio.all_tasks()),
+        "connections": server.open_connections(),
         "regions": {
             name: {
                 "url": r.url,

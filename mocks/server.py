@@ -131,6 +131,10 @@ class MockServer:
                 await self._open_region(region)
             region.down = False
 
+    def open_connections(self) -> int:
+        runners = [self._runner, *(r.runner for r in self.regions.values())]
+        return sum(len(r.server.connections) for r in runners if r is not None and r.server)
+
     async def stop(self) -> None:
         for region in self.regions.values():
             await region.engine.stop()

@@ -258,6 +258,7 @@ def test_thousand_streams_disconnect_mid_flight(start_mock: StartMock) -> None:
         }
     )
     fds_before = _fd_count(server.process.pid)
+    tasks_before = http_request("GET", server.url + "/admin/config").json()["tasks"]
     parts = urlsplit(server.url)
     body = json.dumps({"model": "gpt-4o-mini", "messages": MSGS, "stream": True}).encode()
     request = (
@@ -304,6 +305,9 @@ def test_thousand_streams_disconnect_mid_flight(start_mock: StartMock) -> None:
     c = openai.OpenAI(base_url=server.url + "/v1", api_key="sk", max_retries=0)
     resp = c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, max_tokens=3)
     assert resp.usage.completion_tokens == 3
+    state = http_request("GET", server.url + "/admin/config").json()
+    assert state["tasks"] <= tasks_before + 2  # no handler left behind
+    assert state["connections"] <= 2  # only our own admin/SDK connections
     fds_after = _fd_count(server.process.pid)
     if fds_before is not None and fds_after is not None:
         assert fds_after <= fds_before + 5
