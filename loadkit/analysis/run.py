@@ -73,7 +73,9 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
         t1 = float(np.nanmax(lr.end_ms))
     else:
         t0 = t1 = 0.0
-    win = W.make_windows(t0, t1, facts.window_s)
+    # about 60 windows, fewer for a small run so a window holds ~10 requests (never < 10)
+    target = int(min(60, max(10, lr.n // 10)))
+    win = W.make_windows(t0, t1, facts.window_s, target=target)
     open_loop = bool(summary.get("open_loop"))
     lag = np.nan_to_num(np.asarray(cols["sched_lag_ms"], dtype=np.float64), nan=0.0)
 
