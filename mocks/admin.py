@@ -26,7 +26,9 @@ FIXED_KEYS = ("port", "name")
 
 
 def _profile_dict(p: Profile) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(p)))
+    out = json.loads(json.dumps(dataclasses.asdict(p)))
+    out["api_keys"] = [f"***{k[-4:]}" if len(k) > 8 else "***" for k in p.api_keys]  # no secrets
+    return out
 
 
 def snapshot(server: MockServer) -> dict[str, Any]:

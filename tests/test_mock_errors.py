@@ -127,6 +127,8 @@ def test_api_key_required(start_mock: StartMock) -> None:
     assert "sk-wrong-key-0" not in info.value.message  # the key is masked
     good = openai.OpenAI(base_url=server.url + "/v1", api_key="sk-good-key-1", max_retries=0)
     assert good.chat.completions.create(model="gpt-4o-mini", messages=MSGS, max_tokens=1)
+    admin = get(server, "/admin/config").text
+    assert "sk-good-key-1" not in admin and "***ey-1" in admin  # keys are not shown back
 
 
 def test_oversized_body_is_413(start_mock: StartMock) -> None:
