@@ -69,6 +69,13 @@ def test_compare_pilot_and_production(pilot_and_production: tuple[Path, Path], t
         "p95 TTFT is" in f and "higher in production than in pilot" in f for f in doc["findings"]
     )
     assert "p95 TTFT is" in proc.stdout
+    # the new workloads are named, with the way to compare like with like
+    assert any(
+        "New workloads in production (not in pilot)" in f and "summarise" in f and "rag" in f
+        for f in doc["findings"]
+    )
+    wl = {w["workload"]: w for w in doc["workloads"]}
+    assert wl["chat"]["baseline_requests"] > 0 and wl["summarise"]["baseline_requests"] == 0
     for name in ("headline", "cdf", "percentiles", "failures", "cost"):
         assert (out / "charts" / f"compare_{name}.png").stat().st_size > 5_000
     html = (out / "compare.html").read_text()

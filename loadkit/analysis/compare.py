@@ -350,6 +350,8 @@ class RunSample:
     cost_total: float
     duration_s: float
     good: int | None = None  # requests that succeeded and met every per-request SLO limit
+    # workload -> {"ttft_ms": values, "e2e_ms": values, "requests": count}
+    by_workload: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     @property
@@ -394,6 +396,15 @@ def run_sample(
         "itl_ms": np.asarray(lr.itl_mean_ms, dtype=np.float64)[ok],
         "e2e_ms": np.asarray(lr.latency_ms, dtype=np.float64)[ok],
     }
+    workload = np.asarray(lr.workload).astype(str)
+    by_workload = {
+        str(w): {
+            "ttft_ms": latency["ttft_ms"][workload[ok] == w],
+            "e2e_ms": latency["e2e_ms"][workload[ok] == w],
+            "requests": int(np.count_nonzero(workload == w)),
+        }
+        for w in np.unique(workload)
+    }
     outcome = np.asarray(cols["outcome"]).astype(str)
     names, counts = np.unique(outcome, return_counts=True)
     cost = np.nan_to_num(np.asarray(cols["cost_usd"], dtype=np.float64), nan=0.0)
@@ -413,6 +424,7 @@ def run_sample(
         cost_total=float(cost.sum()),
         duration_s=active_span_s(cols),
         good=good,
+        by_workload=by_workload,
         notes=tuple(notes),
     )
 
@@ -458,6 +470,7 @@ class Comparison:
     findings: tuple[str, ...] = field(default=())
     confidence: float = CONFIDENCE
     subset: str = ""  # e.g. "workload chat": only those records were compared
+    workloads: tuple[WorkloadRow, ...] = ()
 
     @property
     def baseline(self) -> RunSample:
@@ -542,8 +555,9 @@ def compare_runs(
             )
         )
     rows = _adjust(rows, alpha)
-    findings = tuple(findings_text(runs, rows, confidence))
-    return Comparison(tuple(runs), tuple(rows), cis, findings, confidence, subset)
+    wl = tuple(workload_rows(runs, seed, n_boot))
+    findings = tuple(findings_text(runs, rows, confidence, wl))
+    return Comparison(tuple(runs), tuple(rows), cis, findings, confidence, subset, wl)
 
 
 def _adjust(rows: list[Row], alpha: float) -> list[Row]:
@@ -582,6 +596,114 @@ def _adjust(rows: list[Row], alpha: float) -> list[Row]:
 
 def _test_key(row: Row) -> tuple[str, str, str]:
     return (row.label, row.metric.split(".")[0], row.test.name)
+
+
+@dataclass(frozen=True)
+class WorkloadRow:
+    """One workload's p95 in a run against the baseline: where a mix change comes from."""
+
+    workload: str
+    label: str
+    requests: int
+    baseline_requests: int
+    share: float  # of the run's requests
+    baseline_share: float
+    ttft_p95: Interval  # ratio to the baseline (NaN when the baseline lacks the workload)
+    e2e_p95: Interval
+    ttft_p95_ms: float
+    e2e_p95_ms: float
+    baseline_ttft_p95_ms: float = math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "workload": self.workload,
+            "run": self.label,
+            "requests": self.requests,
+            "baseline_requests": self.baseline_requests,
+            "share": _r(self.share, 4),
+            "baseline_share": _r(self.baseline_share, 4),
+            "ttft_p95_ms": _r(self.ttft_p95_ms, 3),
+            "baseline_ttft_p95_ms": _r(self.baseline_ttft_p95_ms, 3),
+            "e2e_p95_ms": _r(self.e2e_p95_ms, 3),
+            "ttft_p95_ratio": self.ttft_p95.as_dict(4),
+            "e2e_p95_ratio": self.e2e_p95.as_dict(4),
+        }
+
+
+def workload_rows(
+    runs: Sequence[RunSample], seed: int = 0, n_boot: int = N_BOOT
+) -> list[WorkloadRow]:
+    """Per workload, each run's p95 TTFT and E2E against the baseline's same workload."""
+    rng = np.random.default_rng(seed + 1)
+    base = runs[0]
+    out = []
+    for run in runs[1:]:
+        for w in sorted(run.by_workload):
+            mine = run.by_workload[w]
+            theirs = base.by_workload.get(w)
+            p95 = {
+                m: float(percentiles(mine[m], (95.0,))[0]) if len(mine[m]) else math.nan
+                for m in ("ttft_ms", "e2e_ms")
+            }
+            nan = Interval(math.nan, math.nan, math.nan)
+            ratios = {
+                m: percentile_ratio_ci(theirs[m], mine[m], 95.0, rng, n_boot)
+                if theirs is not None
+                else nan
+                for m in ("ttft_ms", "e2e_ms")
+            }
+            out.append(
+                WorkloadRow(
+                    workload=w,
+                    label=run.label,
+                    requests=int(mine["requests"]),
+                    baseline_requests=int(theirs["requests"]) if theirs else 0,
+                    share=mine["requests"] / run.requests if run.requests else math.nan,
+                    baseline_share=(theirs["requests"] / base.requests) if theirs else 0.0,
+                    ttft_p95=ratios["ttft_ms"],
+                    e2e_p95=ratios["e2e_ms"],
+                    ttft_p95_ms=p95["ttft_ms"],
+                    e2e_p95_ms=p95["e2e_ms"],
+                    baseline_ttft_p95_ms=(
+                        float(percentiles(theirs["ttft_ms"], (95.0,))[0])
+                        if theirs is not None and len(theirs["ttft_ms"])
+                        else math.nan
+                    ),
+                )
+            )
+    return out
+
+
+def workload_findings(rows: Sequence[WorkloadRow], label: str, baseline: str) -> list[str]:
+    """For one run: each shared workload whose p95 TTFT moved, and the workloads it adds."""
+    mine = [r for r in rows if r.label == label]
+    out = []
+    for r in mine:
+        iv = r.ttft_p95
+        if not (r.baseline_requests and _pos(iv.value) and _pos(iv.low) and _pos(iv.high)):
+            continue
+        if (iv.low > 1.0 or iv.high < 1.0) and not _negligible(iv.value):
+            word = "higher" if iv.value > 1 else "lower"
+            size = iv.value if iv.value > 1 else 1 / iv.value
+            lo, hi = (iv.low, iv.high) if iv.value > 1 else (1 / iv.high, 1 / iv.low)
+            out.append(
+                f"The {r.workload} workload alone: p95 TTFT {_times(size)} {word} in {label} "
+                f"({_ms(r.ttft_p95_ms)} vs {_ms(r.baseline_ttft_p95_ms)}), "
+                f"95% CI {_times(lo)}-{_times(hi)}."
+            )
+    new = [r for r in mine if r.baseline_requests == 0 and r.requests > 0]
+    if new:
+        parts = [
+            f"{r.workload} ({r.share:.0%} of requests"
+            + (f", p95 TTFT {_ms(r.ttft_p95_ms)}" if math.isfinite(r.ttft_p95_ms) else "")
+            + ")"
+            for r in new
+        ]
+        out.append(
+            f"New workloads in {label} (not in {baseline}): {', '.join(parts)}; they shift "
+            f"the overall figures (compare like with like with --workload)."
+        )
+    return out
 
 
 # -- plain language -----------------------------------------------------------------------
@@ -661,7 +783,12 @@ def _p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def findings_text(runs: Sequence[RunSample], rows: Sequence[Row], confidence: float) -> list[str]:
+def findings_text(
+    runs: Sequence[RunSample],
+    rows: Sequence[Row],
+    confidence: float,
+    workloads: Sequence[WorkloadRow] = (),
+) -> list[str]:
     """Per run: one sentence per latency metric that differs (its p95 when that differs, else
     the percentile that moved most), then error rate and cost; then what did not differ."""
     base = runs[0].label
@@ -681,6 +808,7 @@ def findings_text(runs: Sequence[RunSample], rows: Sequence[Row], confidence: fl
         said.sort(key=lambda r: -abs(math.log(r.ratio.value)) if _pos(r.ratio.value) else 0.0)
         said += [r for r in mine if r.metric in OTHER_METRICS and r.significant]
         out += [finding(r, base, confidence) for r in said]
+        out += workload_findings(workloads, run.label, base)
         if small:
             names = ", ".join(dict.fromkeys(_family(r.metric) for r in small))
             out.append(
@@ -756,6 +884,7 @@ def comparison_json(cmp: Comparison) -> dict[str, Any]:
             for r in cmp.runs
         ],
         "deltas": [row.as_dict() for row in cmp.rows],
+        "workloads": [w.as_dict() for w in cmp.workloads],
         "findings": list(cmp.findings),
     }
 

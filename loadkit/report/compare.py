@@ -486,7 +486,7 @@ def _fmt_value(metric: str, v: float) -> str:
 
 
 def _ci_text(iv: cmp.Interval) -> str:
-    if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+    if not (math.isfinite(iv.value) and math.isfinite(iv.low) and math.isfinite(iv.high)):
         return "n/a"
     return f"{_ratio_label(iv.low)} - {_ratio_label(iv.high)}"
 
@@ -544,6 +544,25 @@ def render_html(c: cmp.Comparison, charts: dict[str, Path], slo_text: str = "") 
             f"<td>{style.fmt_usd(r.cost_per_ok_request)}</td></tr>"
         )
     parts.append("</table>")
+    if c.workloads:
+        parts.append(
+            "<h2>By workload</h2><p class='sub'>A different workload mix moves the overall "
+            "percentiles: here each workload's p95 against the same workload in "
+            f"{e(c.baseline.label)}.</p><table><tr><th>workload</th><th>run</th>"
+            f"<th>share ({e(c.baseline.label)} &rarr; run)</th><th>p95 TTFT</th><th>ratio</th>"
+            "<th>95% CI</th><th>p95 E2E</th><th>ratio</th><th>95% CI</th></tr>"
+        )
+        for w in c.workloads:
+            parts.append(
+                f"<tr><td>{e(w.workload)}</td><td>{e(w.label)}</td>"
+                f"<td>{style.fmt_pct(w.baseline_share, 0)} &rarr; {style.fmt_pct(w.share, 0)}"
+                f"</td><td>{style.fmt_ms(w.ttft_p95_ms)}</td>"
+                f"<td>{_ratio_label(w.ttft_p95.value) if w.baseline_requests else 'new'}</td>"
+                f"<td>{_ci_text(w.ttft_p95)}</td><td>{style.fmt_ms(w.e2e_p95_ms)}</td>"
+                f"<td>{_ratio_label(w.e2e_p95.value) if w.baseline_requests else 'new'}</td>"
+                f"<td>{_ci_text(w.e2e_p95)}</td></tr>"
+            )
+        parts.append("</table>")
     notes = [f"{r.label}: {n}" for r in c.runs for n in r.notes]
     if notes:
         parts.append("<p class='note'>" + "<br>".join(e(n) for n in notes) + "</p>")
