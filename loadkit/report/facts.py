@@ -112,6 +112,11 @@ def folder_facts(folder: RunFolder, window_s: float | None = None) -> FolderFact
     if scenario is not None:
         peak, mean, planned_full = planned_rates(scenario)
         scale = float(env.get("time_scale") or 1.0)
+        users = env.get("users_override")
+        phases = getattr(scenario.load, "phases", ())
+        top = max((float(getattr(p, "users", 0)) for p in phases), default=0.0)
+        if users and top > 0:  # `--users N` scaled the closed-loop peak
+            scale *= float(users) / top
         planned = planned_full * scale if planned_full is not None else None
     facts = RunFacts(
         slo=scenario.slo if scenario is not None else None,
