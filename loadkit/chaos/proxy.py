@@ -19,16 +19,16 @@ import json
 import socket
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import numpy as np
-from aiohttp import web
-from yarl import URL
+from aiohttp import ClientConnectionResetError, web
+from multidict import CIMultiDict
 
 from loadkit.chaos import responses, sse
+from loadkit.chaos import upstream as up
 from loadkit.chaos.faults import (
     MID_STREAM,
     FaultSet,
@@ -54,10 +54,12 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "x-loadkit-chaos"}
+_DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "expect", "x-loadkit-chaos"}
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
 HANG_CAP_S = 900.0  # a hang or stall ends by itself after this long (no leak if nobody reads)
 SHUTDOWN_TIMEOUT_S = 1.0
+HIGH_WATER = 1 << 20  # bytes buffered toward a slow client before the upstream is paused
+LOW_WATER = 256 << 10
 FAULT_HEADER = "x-loadkit-fault"
 
 
@@ -69,6 +71,10 @@ class RegionListener:
     url: str = ""
     runner: web.AppRunner | None = None
     inflight: set[asyncio.Transport] = field(default_factory=set)
+
+    @property
+    def origin(self) -> up.Origin:
+        return up.Origin.parse(self.upstream)
 
     @property
     def down(self) -> bool:
@@ -103,6 +109,94 @@ def _reset(transport: asyncio.BaseTransport | None) -> None:
     transport.abort()
 
 
+class RelaySink(up.Sink):
+    """Body bytes of one upstream response: buffered until the handler picks a mode, then
+    written straight to the client (`go_direct`) or queued for the fault code (`chunks`)."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.pieces: list[bytes] = []
+        self.queued = 0
+        self.finished = False
+        self.error: Exception | None = None
+        self.paused = False
+        self.direct: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def wait(self, timeout: float | None = None) -> None:
+        if self.finished or self.paused or self.pieces:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._waiter, timeout)
+        self._waiter = None
+
+    # upstream side (event loop callbacks)
+    def data(self, piece: bytes) -> None:
+        t = self.direct
+        if t is not None:
+            if t.is_closing():
+                if self.conn is not None:
+                    self.conn.abort()
+                self.finished = True
+                self._wake()
+                return
+            t.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+            if t.get_write_buffer_size() > HIGH_WATER and not self.paused:
+                self.paused = True
+                if self.conn is not None:
+                    self.conn.pause()
+                self._wake()
+            return
+        self.pieces.append(piece)
+        self.queued += len(piece)
+        if self.queued > HIGH_WATER and not self.paused and self.conn is not None:
+            self.paused = True
+            self.conn.pause()
+        self._wake()
+
+    def end(self, error: Exception | None) -> None:
+        self.finished = True
+        self.error = error
+        self._wake()
+
+    # handler side
+    def unpause(self) -> None:
+        if self.paused:
+            self.paused = False
+            if self.conn is not None:
+                self.conn.resume()
+
+    def go_direct(self, transport: asyncio.Transport) -> None:
+        pending, self.pieces, self.queued = self.pieces, [], 0
+        for piece in pending:
+            transport.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+        self.direct = transport
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Pieces as they come; raises the upstream's error after the last one."""
+        while True:
+            if self.pieces:
+                pending, self.pieces, self.queued = self.pieces, [], 0
+                self.unpause()
+                for piece in pending:
+                    yield piece
+                continue
+            if self.finished:
+                if self.error is not None:
+                    raise self.error
+                return
+            await self.wait()
+
+    async def read_all(self) -> bytes:
+        return b"".join([piece async for piece in self.chunks()])
+
+
 class ChaosProxy:
     """One proxy process: listeners, the active fault set, counters and a change journal."""
 
@@ -128,7 +222,8 @@ class ChaosProxy:
         self.header_hits: dict[str, int] = {}
         self.journal: list[dict[str, Any]] = []
         self._front: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self.origin = up.Origin.parse(self.upstream)
+        self.pool = up.Pool()
         self._lock = asyncio.Lock()
         self._t0 = time.perf_counter()
 
@@ -137,13 +232,6 @@ class ChaosProxy:
     async def start(self, port: int = 0) -> str:
         from loadkit.chaos.control import ControlApi
 
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
         app = self._app()
         ControlApi(self).add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._front_handler)
@@ -161,9 +249,7 @@ class ChaosProxy:
         if self._front is not None:
             await self._front.cleanup()
             self._front = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self.pool.close()
 
     def _app(self) -> web.Application:
         app = web.Application(handler_args={"max_field_size": 65536}, client_max_size=64 << 20)
@@ -350,29 +436,32 @@ class ChaosProxy:
                 return early
             if kind in ("latency", "brownout"):
                 extra_headers[FAULT_HEADER] = spec.id
-        upstream = listener.upstream if listener is not None else self.upstream
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
-        if kind in MID_STREAM:
-            headers["Accept-Encoding"] = "identity"  # frames must be readable
-        url = URL(upstream + request.raw_path, encoded=True)
-        assert self._session is not None
+        origin = listener.origin if listener is not None else self.origin
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
+        if kind in MID_STREAM:  # frames must be readable
+            headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
+            headers.append(("Accept-Encoding", "identity"))
         try:
-            up_cm = self._session.request(
-                request.method, url, headers=headers, data=body or None, allow_redirects=False
+            conn, head, sink = await up.send(
+                self.pool, origin, request.method, request.raw_path, headers, body, RelaySink
             )
-            up = await up_cm.__aenter__()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except up.UpstreamError as exc:
             self.upstream_errors += 1
-            msg = f"chaos proxy: upstream {upstream} failed: {type(exc).__name__}: {exc}"
+            msg = f"chaos proxy: upstream {origin.scheme}://{origin.host_header} failed: {exc}"
             return web.json_response(
                 {"error": {"message": msg, "type": "proxy_error", "param": None, "code": None}},
                 status=502,
                 headers=extra_headers,
             )
+        assert isinstance(sink, RelaySink)
+        sink.conn = conn
         try:
-            return await self._relay(request, up, spec, extra_headers)
+            return await self._relay(request, head, sink, spec, extra_headers)
         finally:
-            await up_cm.__aexit__(None, None, None)
+            if not sink.finished:
+                # We stopped reading early: this connection cannot be reused. (A finished
+                # response's connection may already serve another request: never touch it.)
+                conn.abort()
 
     async def _before_content(
         self, request: web.Request, info: RequestInfo, spec: FaultSpec, body: bytes
@@ -432,53 +521,82 @@ class ChaosProxy:
     async def _relay(
         self,
         request: web.Request,
-        up: aiohttp.ClientResponse,
+        head: up.Head,
+        sink: RelaySink,
         spec: FaultSpec | None,
         extra_headers: dict[str, str],
     ) -> web.StreamResponse:
-        headers = {k: v for k, v in up.headers.items() if k.lower() not in _DROP_RESPONSE}
-        is_sse = up.headers.get("content-type", "").startswith("text/event-stream")
+        headers: CIMultiDict[str] = CIMultiDict()
+        for k, v in head.headers:
+            if k.lower() not in _DROP_RESPONSE:
+                headers.add(k, v)
+        is_sse = head.get("content-type").startswith("text/event-stream")
         mid = spec is not None and spec.kind in MID_STREAM
-        if mid and is_sse and up.status == 200:
+        if mid and is_sse and head.status == 200:
             assert spec is not None
             self._hit(spec)
             extra_headers[FAULT_HEADER] = spec.id
         else:
             mid = False
-        headers.update(extra_headers)
+        for k, v in extra_headers.items():
+            headers[k] = v
         if not is_sse:
             try:
-                data = await up.read()
-            except (TimeoutError, aiohttp.ClientError, OSError):
+                data = await sink.read_all()
+            except up.UpstreamError:
                 self.upstream_errors += 1
                 _reset(request.transport)
                 return web.Response()
-            return web.Response(body=data, status=up.status, headers=headers)
-        resp = web.StreamResponse(status=up.status, headers=headers)
+            return web.Response(body=data, status=head.status, reason=head.reason, headers=headers)
+        resp = web.StreamResponse(status=head.status, reason=head.reason, headers=headers)
         self.active_streams += 1
         try:
             await resp.prepare(request)
             if mid:
                 assert spec is not None
-                await self._faulty_stream(request, resp, up, spec)
+                await self._faulty_stream(request, resp, sink, spec)
             else:
-                async for chunk in up.content.iter_any():
-                    await resp.write(chunk)
-                await resp.write_eof()
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            pass  # the client left; leaving the `async with` closes the upstream connection
-        except (TimeoutError, aiohttp.ClientError, OSError):
+                await self._pass_through(request, resp, sink)
+        except (ConnectionResetError, ClientConnectionResetError):
+            pass  # the client left; the upstream connection is aborted by the caller
+        except up.UpstreamError:
             self.upstream_errors += 1
             _reset(request.transport)  # the upstream broke mid-stream: so does the client's
         finally:
             self.active_streams -= 1
         return resp
 
+    async def _pass_through(
+        self, request: web.Request, resp: web.StreamResponse, sink: RelaySink
+    ) -> None:
+        """Body bytes go from the upstream socket to the client's in one callback each."""
+        transport = request.transport
+        writer = getattr(resp, "_payload_writer", None)
+        send_headers = getattr(writer, "send_headers", None)
+        if transport is None or send_headers is None:  # an aiohttp without the hook
+            async for piece in sink.chunks():
+                await resp.write(piece)
+            await resp.write_eof()
+            return
+        send_headers()
+        sink.go_direct(transport)  # type: ignore[arg-type]
+        while not sink.finished:
+            await sink.wait(1.0)
+            if transport.is_closing():
+                return
+            if sink.paused:
+                while transport.get_write_buffer_size() > LOW_WATER and not transport.is_closing():
+                    await asyncio.sleep(0.005)
+                sink.unpause()
+        if sink.error is not None:
+            raise sink.error
+        await resp.write_eof()
+
     async def _faulty_stream(
         self,
         request: web.Request,
         resp: web.StreamResponse,
-        up: aiohttp.ClientResponse,
+        sink: RelaySink,
         spec: FaultSpec,
     ) -> None:
         """Relay frame by frame, doing `spec` at its trigger point."""
@@ -487,13 +605,13 @@ class ChaosProxy:
         after_tokens = int(p.get("after_tokens", 0))
         after_s = float(p["after_ms"]) / 1000.0 if "after_ms" in p else None
         if kind == "slow_tokens":
-            await self._slow_stream(resp, up, float(p["factor"]))
+            await self._slow_stream(resp, sink, float(p["factor"]))
             return
         splitter = sse.FrameSplitter()
         tokens = 0
         fired = False
         t_start = time.perf_counter()
-        async for chunk in up.content.iter_any():
+        async for chunk in sink.chunks():
             out: list[bytes] = []
             for frame in splitter.feed(chunk):
                 what = sse.classify(frame)
@@ -540,9 +658,7 @@ class ChaosProxy:
             pass  # the answer was shorter than the trigger point: it passes whole
         await resp.write_eof()
 
-    async def _slow_stream(
-        self, resp: web.StreamResponse, up: aiohttp.ClientResponse, factor: float
-    ) -> None:
+    async def _slow_stream(self, resp: web.StreamResponse, sink: RelaySink, factor: float) -> None:
         """Stretch every gap between content frames by `factor` (the first frame is on time).
 
         A reader task timestamps frames as they arrive, so the schedule follows the
@@ -553,7 +669,7 @@ class ChaosProxy:
         async def reader() -> None:
             splitter = sse.FrameSplitter()
             try:
-                async for chunk in up.content.iter_any():
+                async for chunk in sink.chunks():
                     now = time.perf_counter()
                     for frame in splitter.feed(chunk):
                         queue.put_nowait((now, frame, sse.classify(frame)))
