@@ -166,7 +166,7 @@ def _slo_table(doc: Mapping[str, Any]) -> str:
             val, lim = S.fmt_pct(c["value"], 2), S.fmt_pct(c["limit"], 2)
         else:
             val, lim = S.fmt_ms(c["value"]), S.fmt_ms(c["limit"])
-        rows.append((_e(c["metric"]), val, lim, _badge("go" if c["ok"] else "no-go")))
+        rows.append((_e(_metric_name(c["metric"])), val, lim, _badge("go" if c["ok"] else "no-go")))
     g = doc.get("goodput") or {}
     out = (
         _table(["SLO", "measured", "limit", ""], rows, {1, 2})
@@ -182,6 +182,14 @@ def _slo_table(doc: Mapping[str, Any]) -> str:
         "the loosest limit the SLO sets for each metric).</p>"
     )
     return out
+
+
+def _metric_name(metric: str) -> str:
+    """`ttft_ms.p95` -> `p95 TTFT`."""
+    if "." not in metric:
+        return metric.replace("_", " ")
+    field, pct = metric.split(".", 1)
+    return f"{pct} {field.removesuffix('_ms').upper()}"
 
 
 def _fault_table(faults: Sequence[Mapping[str, Any]]) -> str:
