@@ -67,6 +67,7 @@ class StepResult:
     window_s: float
     requests: int
     ok_requests_per_s: float
+    goodput_per_s: float | None  # requests/s that succeeded and met every per-request limit
     output_tokens_per_s: float
     error_rate: float
     ttft_p95_ms: float | None
@@ -87,6 +88,7 @@ class StepResult:
             "window_s": round(self.window_s, 3),
             "requests": self.requests,
             "ok_requests_per_s": round(self.ok_requests_per_s, 4),
+            "goodput_per_s": self.goodput_per_s,
             "output_tokens_per_s": round(self.output_tokens_per_s, 2),
             "error_rate": round(self.error_rate, 6),
             "ttft_p95_ms": self.ttft_p95_ms,
@@ -206,6 +208,9 @@ def measure_step(
     run_dir: Path, slo: Any, level: float, index: int, warmup_s: float, end_s: float
 ) -> StepResult:
     """Judge a step's run folder on the records sent in [warmup_s, end_s)."""
+    from loadkit.analysis.requests import logical
+    from loadkit.analysis.slo import goodput as goodput_of
+    from loadkit.analysis.slo import limits_from
     from loadkit.analysis.summary import summarize
     from loadkit.results.reader import read_records
 
@@ -217,6 +222,8 @@ def measure_step(
     cols = {name: arr[keep] for name, arr in recs.columns.items()}
     window_s = max(end_s - warmup_s, 1e-9)
     summary = summarize(cols, duration_s=window_s, slo=slo)
+    lim = limits_from(slo)
+    goodput = goodput_of(logical(cols), lim, window_s)["goodput_per_s"] if lim.any else None
     slo_doc = summary.get("slo") or {"checks": [], "breached": []}
     breached = list(slo_doc["breached"])
     if summary["requests"] == 0:
@@ -232,6 +239,7 @@ def measure_step(
         window_s=window_s,
         requests=int(summary["requests"]),
         ok_requests_per_s=float(summary["ok_requests_per_s"]),
+        goodput_per_s=goodput,
         output_tokens_per_s=float(summary["output_tokens_per_s"]),
         error_rate=float(summary["error_rate"]),
         ttft_p95_ms=(summary.get("ttft_ms") or {}).get("p95"),
@@ -250,12 +258,14 @@ def search(
     run_step: Callable[[float, int], StepResult],
     bisect: int = 0,
     integer: bool = True,
+    done: list[StepResult] | None = None,
 ) -> list[StepResult]:
     """Run levels upwards until one breaks an SLO, then bisect `bisect` times below it.
 
-    Returns every step run, in the order run.
+    Returns every step run, in the order run (also appended to `done` as they finish, so
+    a caller keeps the finished steps when a later one is interrupted).
     """
-    done: list[StepResult] = []
+    done = [] if done is None else done
     good: float | None = None
     bad: float | None = None
     for level in levels:
@@ -432,17 +442,27 @@ def run_capacity(opts: CapacityOptions, out: IO[str] | None = None) -> CapacityR
         return _run_one(opts, scenario, kind, level, index, warmup, spawn, out_dir, out)
 
     t0 = time.perf_counter()
-    steps = search(levels, run_step, bisect=opts.bisect, integer=kind == "users")
+    steps: list[StepResult] = []
+    interrupted = False
+    try:
+        search(levels, run_step, bisect=opts.bisect, integer=kind == "users", done=steps)
+    except KeyboardInterrupt:
+        interrupted = True
+        out.write("\ninterrupted: reporting the steps that finished\n")
     slo_doc = _slo_doc(scenario.slo)
     result = conclude(scenario.name, kind, steps, peak, slo_doc)
-    doc = capacity_json(result, opts, warmup, time.perf_counter() - t0)
-    rf.write_json(out_dir / "capacity.json", doc)
-    from loadkit.report.capacity import write_capacity_report
+    if steps:
+        doc = capacity_json(result, opts, warmup, time.perf_counter() - t0)
+        doc["interrupted"] = interrupted
+        rf.write_json(out_dir / "capacity.json", doc)
+        from loadkit.report.capacity import write_capacity_report
 
-    write_capacity_report(result, out_dir)
-    out.write("\n" + format_result(result) + "\n")
-    out.write(f"report: {out_dir / 'capacity.html'}\n")
+        write_capacity_report(result, out_dir)
+        out.write("\n" + format_result(result) + "\n")
+        out.write(f"report: {out_dir / 'capacity.html'}\n")
     out.flush()
+    if interrupted:
+        raise KeyboardInterrupt
     return result
 
 

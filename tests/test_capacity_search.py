@@ -109,6 +109,7 @@ def _fake(capacity: float, calls: list[float]):
             window_s=4.0,
             requests=100,
             ok_requests_per_s=min(level, capacity) * 2.0,
+            goodput_per_s=min(level, capacity) * 2.0 if ok else 1.0,
             output_tokens_per_s=0.0,
             error_rate=0.0,
             ttft_p95_ms=100.0 if ok else 100.0 * level / capacity,
@@ -195,6 +196,7 @@ def test_measure_step_ignores_the_warmup(tmp_path: Path) -> None:
     res = capmod.measure_step(run_dir, slo, level=4, index=1, warmup_s=1.0, end_s=4.0)
     assert res.ok and res.requests == 30 and res.ttft_p95_ms == pytest.approx(100.0)
     assert res.ok_requests_per_s == pytest.approx(10.0)
+    assert res.goodput_per_s == pytest.approx(10.0)  # every steady request met 200 ms
     res = capmod.measure_step(run_dir, slo, level=4, index=1, warmup_s=0.0, end_s=4.0)
     assert not res.ok and res.breached == ("ttft_ms.p95",)
 

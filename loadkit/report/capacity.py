@@ -30,7 +30,7 @@ def knee_chart(r: CapacityResult) -> Any:
     series = [
         (
             "Throughput",
-            "successful requests/s",
+            "requests/s",
             np.array([s.ok_requests_per_s for s in steps]),
             None,
         ),
@@ -55,7 +55,26 @@ def knee_chart(r: CapacityResult) -> Any:
         axes = fig.subplots(3, 1, sharex=True)
         for i, (ax, (name, unit, y, limit)) in enumerate(zip(axes, series, strict=True)):
             color = style.PALETTE[0] if i == 0 else style.PCT_STYLE["p95"]["color"]
-            ax.plot(x, y, "-", color=color, linewidth=2.0, zorder=2)
+            ax.plot(
+                x,
+                y,
+                "-",
+                color=color,
+                linewidth=2.0,
+                zorder=2,
+                label="successful requests" if i == 0 else None,
+            )
+            good = np.array([np.nan if s.goodput_per_s is None else s.goodput_per_s for s in steps])
+            if i == 0 and np.isfinite(good).any():
+                ax.plot(
+                    x,
+                    good,
+                    "--",
+                    color=style.GO_COLOR,
+                    linewidth=1.6,
+                    zorder=2,
+                    label="goodput (met every per-request SLO)",
+                )
             ax.scatter(x[ok], y[ok], color=style.GO_COLOR, s=42, zorder=3, label="met every SLO")
             ax.scatter(
                 x[~ok],
@@ -114,7 +133,7 @@ def knee_chart(r: CapacityResult) -> Any:
                 axes[0].annotate(
                     "throughput knee",
                     (k, yk),
-                    xytext=(10, -22),
+                    xytext=(-30, -48),
                     textcoords="offset points",
                     fontsize=8,
                     color="#555555",
