@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from loadkit.errors import UserError
@@ -43,6 +43,22 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait(timeout)
         return self.process.returncode
+
+
+def term_with_parent() -> Callable[[], object] | None:
+    """A preexec_fn: SIGTERM the child when its parent dies (even by SIGKILL), so a server or
+    Locust never runs on as an orphan.
+
+    libc is looked up here, in the parent: the child runs only the prctl call (Linux; None
+    elsewhere).
+    """
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
 
 
 def _read_first_line(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -90,6 +106,7 @@ def start_server(
         text=True,
         env={**os.environ, **(env or {})},
         start_new_session=True,
+        preexec_fn=term_with_parent(),
     )
     url = _read_first_line(proc, timeout)
     if not url.startswith("http"):

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from loadkit.errors import UserError
 from loadkit.results import run_folder as rf
+from loadkit.servers import term_with_parent
 
 PROGRESS_PREFIX = "##loadkit "
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -333,7 +334,7 @@ def _run_locust(
             env=env,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, not Locust directly
             bufsize=1,
-            preexec_fn=_term_with_parent(),
+            preexec_fn=term_with_parent(),
         )
         pump = threading.Thread(target=_pump, args=(proc, log, progress), daemon=True)
         pump.start()
@@ -363,21 +364,6 @@ def _run_locust(
             pump.join(timeout=5)
     progress.newline()
     return rc, interrupted, progress
-
-
-def _term_with_parent() -> Any:
-    """A preexec_fn: SIGTERM the Locust child if `loadkit run` dies (even by SIGKILL), so it
-    still stops its users and closes requests.csv instead of running on as an orphan.
-
-    libc is looked up here, in the parent: the child runs only the prctl call (Linux).
-    """
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
 
 
 def _reap_group(pgid: int, grace_s: float = 3.0) -> None:
