@@ -202,3 +202,21 @@ def test_compare_reads_a_truncated_file(tmp_path: Path) -> None:
     doc = json.loads((out / "compare.json").read_text())
     assert doc["runs"][1]["requests"] == 199
     assert any("incomplete last line" in n for n in doc["runs"][1]["notes"])
+
+
+def test_a_run_without_successes_and_a_tiny_run(tmp_path: Path) -> None:
+    base = _write_run(tmp_path / "a", np.full(50, 300.0), 0, SCENARIO)
+    down = _write_run(tmp_path / "down", np.full(50, 300.0), 50)
+    tiny = _write_run(tmp_path / "tiny", np.full(3, 300.0), 0)
+    out = tmp_path / "o"
+    assert cli_main(["compare", str(base), str(down), str(tiny), "--out", str(out)]) == 0
+    doc = json.loads((out / "compare.json").read_text())
+    text = "\n".join(doc["findings"])
+    assert "down has no successful request: latency and cost" in text
+    assert "The error rate is 100.00% in down against 0.00% in a" in text
+    assert "No significant difference between down" not in text  # nothing to compare
+    # identical figures are not a finding, however small the variance
+    cost = [d for d in doc["deltas"] if d["run"] == "tiny" and d["metric"] == "cost_per_ok_request"]
+    assert cost[0]["significant"] is False
+    assert "tiny has fewer than 30 successful requests" in text
+    assert (out / "charts" / "compare_headline.png").exists()

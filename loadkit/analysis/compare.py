@@ -295,7 +295,8 @@ def cost_ratio_ci(
         z = (rb - ra) / se
         test = TestResult("ratio-estimator z", z, math.erfc(abs(z) / math.sqrt(2.0)), rb - ra)
     else:
-        test = TestResult("ratio-estimator z", 0.0, 1.0 if ra == rb else 0.0, rb - ra)
+        same = math.isclose(ra, rb, rel_tol=1e-9, abs_tol=1e-15)
+        test = TestResult("ratio-estimator z", 0.0, 1.0 if same else 0.0, rb - ra)
     if not (ra > 0 and rb > 0):
         return nan, test
     se_log = math.sqrt(va / ra**2 + vb / rb**2)
@@ -796,6 +797,12 @@ def findings_text(
     for run in runs[1:]:
         mine = [r for r in rows if r.label == run.label]
         said: list[Row] = []
+        no_ok = [r for r in (runs[0], run) if r.requests == r.failed]
+        for r in no_ok:
+            out.append(
+                f"{r.label} has no successful request: latency and cost per successful "
+                f"request cannot be compared."
+            )
         for metric, _ in LATENCY_METRICS:
             sig = [r for r in mine if r.metric.startswith(metric + ".") and r.significant]
             head = next((r for r in sig if r.metric.endswith(".p95")), None)
@@ -806,7 +813,15 @@ def findings_text(
         small = [r for r in said if _pos(r.ratio.value) and _negligible(r.ratio.value)]
         said = [r for r in said if r not in small]
         said.sort(key=lambda r: -abs(math.log(r.ratio.value)) if _pos(r.ratio.value) else 0.0)
-        said += [r for r in mine if r.metric in OTHER_METRICS and r.significant]
+        others = [r for r in mine if r.metric in OTHER_METRICS and r.significant]
+        small += [
+            r
+            for r in others
+            if r.metric == "cost_per_ok_request"
+            and _pos(r.ratio.value)
+            and _negligible(r.ratio.value)
+        ]
+        said += [r for r in others if r not in small]
         out += [finding(r, base, confidence) for r in said]
         out += workload_findings(workloads, run.label, base)
         if small:
@@ -816,13 +831,19 @@ def findings_text(
                 f"{MIN_EFFECT:.0%} (statistically detectable, practically the same)."
             )
         differ = {_family(r.metric) for r in said + small}
+        if no_ok:  # nothing to test on latency or cost: not "no difference" either
+            differ |= {name for _, name in LATENCY_METRICS} | {_family("cost_per_ok_request")}
         quiet = [f for f in dict.fromkeys(_family(r.metric) for r in mine) if f not in differ]
         if quiet:
             out.append(
                 f"No significant difference between {run.label} and {base} in: "
                 f"{', '.join(quiet)} (Holm-adjusted p >= {ALPHA:g} or CI includes 1x)."
             )
-        thin = [r for r in (runs[0], run) if min(len(v) for v in r.latency.values()) < 30]
+        thin = [
+            r
+            for r in (runs[0], run)
+            if 0 < min(len(v) for v in r.latency.values()) < 30 and r not in no_ok
+        ]
         for r in thin:
             out.append(
                 f"{r.label} has fewer than 30 successful requests: its percentile CIs are wide; "

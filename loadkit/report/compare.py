@@ -160,13 +160,27 @@ def headline_chart(c: cmp.Comparison) -> Any:
                 if not _pos(row.ratio.value):
                     if row.value == 0 and row.baseline_value == 0:
                         note = "none in either run"
+                    elif not math.isfinite(row.value):
+                        note = "no successful request" + ("" if len(others) > 1 else f" in {lab}")
+                    elif not math.isfinite(row.baseline_value):
+                        note = f"no successful request in {c.baseline.label}"
                     elif row.baseline_value == 0:
                         note = f"{pair}  (none in {c.baseline.label}: no ratio)"
                     else:
                         note = f"{pair}  (no ratio)"
                     if row.significant:
                         note += "  significant"
-                    ax.text(1.02, y, _mpl(note), va="center", fontsize=9)
+                    if len(others) > 1:
+                        note = f"{lab}: {note}"
+                    ax.text(
+                        1.02,
+                        y,
+                        _mpl(note),
+                        va="center",
+                        fontsize=9,
+                        color=colors[lab],
+                        fontweight="bold" if row.significant else "normal",
+                    )
                     continue
                 v = row.ratio.value
                 vals.append(v)
@@ -180,7 +194,6 @@ def headline_chart(c: cmp.Comparison) -> Any:
                     alpha=0.95 if sig else 0.35,
                     hatch=None if sig else "//",
                     edgecolor=colors[lab],
-                    label=lab if i == 0 else None,
                 )
                 lo, hi = row.ratio.low, row.ratio.high
                 if _pos(lo) and _pos(hi):
@@ -195,6 +208,8 @@ def headline_chart(c: cmp.Comparison) -> Any:
                     )
                     vals += [lo, hi]
                 text = f"{_ratio_label(v)}   {pair}" + ("" if sig else "  (not significant)")
+                if len(others) > 1:
+                    text = f"{lab}: {text}"
                 ax.text(
                     max(v, hi if _pos(hi) else v) * 1.04,
                     y,
@@ -223,7 +238,10 @@ def headline_chart(c: cmp.Comparison) -> Any:
             "right of the line: higher (worse) than the baseline; hatched: not significant",
         )
         if len(others) > 1:
-            ax.legend(loc="lower right")
+            from matplotlib.patches import Patch
+
+            handles = [Patch(color=colors[lab], label=lab) for lab in others]
+            ax.legend(handles=handles, loc="lower right")
     return fig
 
 
