@@ -115,7 +115,7 @@ def _write_run(folder: Path, ttft: np.ndarray, failed: int = 0, scenario: str = 
             itl_mean_ms="" if bad else 20,
             status=500 if bad else 200,
             outcome="http_error" if bad else "ok",
-            error="boom, with a comma" if bad else "",
+            error=("boom, with a comma" if i % 2 else "boom") if bad else "",
             prompt_tokens=100,
             completion_tokens=0 if bad else 40,
             cached_tokens=0,
