@@ -87,7 +87,7 @@ class Sequence:
         self.state = WAITING
         self.t_arrival = 0.0
         self.t_admit = 0.0
-        self.t_first = 0.0  # loop time the first token is scheduled for (a decode step)
+        self.t_first = 0.0  # loop time prefill ends: the first token is ready
         self.head: bytes | None = None  # streaming: bytes before each token, set by the API
         self.tail = b""
         self.on_final: Callable[[Sequence], bytes] | None = None
