@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from loadkit.chaos.faults import FaultSpec, FaultSpecError, fault_from_json
 from loadkit.errors import UserError
@@ -103,6 +104,15 @@ async def _serve(args: argparse.Namespace, regions: dict[str, str], specs: list[
     return 0
 
 
+def _run(coro: Any) -> int:
+    """uvloop when installed (about twice the events per CPU-second), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     try:
@@ -116,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"--region: {name!r} given twice")
             regions[name] = _check_url(url, f"--region {name}")
         specs = load_fault_file(args.faults) if args.faults else []
-        return asyncio.run(_serve(args, regions, specs))
+        return _run(_serve(args, regions, specs))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -137,21 +137,38 @@ class RelaySink(up.Sink):
         self._waiter = None
 
     # upstream side (event loop callbacks)
+    def raw(self, framed: bytes, size: int) -> None:
+        """A whole upstream chunk, framing included: the client speaks chunked too."""
+        t = self.direct
+        assert t is not None
+        if t.is_closing():
+            self._client_gone()
+            return
+        t.write(framed)
+        if not self.paused and t.get_write_buffer_size() > HIGH_WATER:
+            self._pause()
+
+    def _client_gone(self) -> None:
+        if self.conn is not None:
+            self.conn.abort()
+        self.finished = True
+        self._wake()
+
+    def _pause(self) -> None:
+        self.paused = True
+        if self.conn is not None:
+            self.conn.pause()
+        self._wake()
+
     def data(self, piece: bytes) -> None:
         t = self.direct
         if t is not None:
             if t.is_closing():
-                if self.conn is not None:
-                    self.conn.abort()
-                self.finished = True
-                self._wake()
+                self._client_gone()
                 return
             t.write(b"%x\r\n%b\r\n" % (len(piece), piece))
-            if t.get_write_buffer_size() > HIGH_WATER and not self.paused:
-                self.paused = True
-                if self.conn is not None:
-                    self.conn.pause()
-                self._wake()
+            if not self.paused and t.get_write_buffer_size() > HIGH_WATER:
+                self._pause()
             return
         self.pieces.append(piece)
         self.queued += len(piece)
@@ -177,6 +194,7 @@ class RelaySink(up.Sink):
         for piece in pending:
             transport.write(b"%x\r\n%b\r\n" % (len(piece), piece))
         self.direct = transport
+        self.raw_ok = True
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Pieces as they come; raises the upstream's error after the last one."""

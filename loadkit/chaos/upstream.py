@@ -41,7 +41,16 @@ class Head:
 
 
 class Sink:
-    """Where body bytes go; every method is called from the event loop, synchronously."""
+    """Where body bytes go; every method is called from the event loop, synchronously.
+
+    A sink with `raw_ok` takes whole chunks still in their chunked framing (`raw`), to
+    forward to a chunked client as they are.
+    """
+
+    raw_ok = False
+
+    def raw(self, framed: bytes, size: int) -> None:
+        raise NotImplementedError
 
     def data(self, piece: bytes) -> None:
         raise NotImplementedError
@@ -164,6 +173,22 @@ class _Conn(asyncio.Protocol):
             self._chunked(data)
 
     def _chunked(self, data: bytes) -> None:
+        if not self.buf and self.chunk_state == "size":
+            # Fast path: the read holds exactly one whole chunk (one SSE event, usually).
+            eol = data.find(b"\r\n")
+            if 0 < eol < 10:
+                try:
+                    size = int(data[:eol], 16)
+                except ValueError:
+                    size = -1
+                if size > 0 and len(data) == eol + size + 4 and data.endswith(b"\r\n"):
+                    sink = self.sink
+                    if sink is not None:
+                        if sink.raw_ok:
+                            sink.raw(data, size)
+                        else:
+                            sink.data(data[eol + 2 : eol + 2 + size])
+                    return
         buf = self.buf + data if self.buf else data
         self.buf = b""
         pos, n = 0, len(buf)
