@@ -174,3 +174,21 @@ def test_compare_needs_two_runs() -> None:
     a = _cols(rng.lognormal(5, 1, 10), np.array(["ok"] * 10, dtype=object), 0.0)
     with pytest.raises(ValueError):
         cmp.compare_runs([cmp.run_sample(a, "only")])
+
+
+def test_retries_that_saved_requests_are_a_finding() -> None:
+    rng = np.random.default_rng(5)
+    n = 500
+    a = _cols(rng.lognormal(5, 0.3, n), np.array(["ok"] * n, dtype=object), 0.001)
+    b = _cols(rng.lognormal(5, 0.3, n), np.array(["ok"] * n, dtype=object), 0.001)
+    # 100 of b's requests failed once with a 503, then succeeded on the retry
+    retry = {k: np.concatenate([v, v[:100]]) for k, v in b.items()}
+    retry["attempt"][:100] = 0
+    retry["outcome"][:100] = "http_error"
+    retry["ttft_ms"][:100] = np.nan
+    sample = cmp.run_sample(retry, "drill")
+    assert sample.requests == n and sample.failed == 0 and sample.attempts == n + 100
+    res = cmp.compare_runs([cmp.run_sample(a, "base"), sample])
+    text = " ".join(res.findings)
+    assert "In drill, 16.7% of attempts failed; retries and failover brought that down" in text
+    assert "0.00% of requests (100 extra attempts)" in text

@@ -679,7 +679,9 @@ def workload_findings(rows: Sequence[WorkloadRow], label: str, baseline: str) ->
     """For one run: each shared workload whose p95 TTFT moved, and the workloads it adds."""
     mine = [r for r in rows if r.label == label]
     out = []
-    for r in mine:
+    # One workload, the same in both runs: the overall rows already say it all.
+    alone = len(mine) == 1 and mine[0].share == 1.0 and mine[0].baseline_share == 1.0
+    for r in [] if alone else mine:
         iv = r.ttft_p95
         if not (r.baseline_requests and _pos(iv.value) and _pos(iv.low) and _pos(iv.high)):
             continue
@@ -824,6 +826,13 @@ def findings_text(
         said += [r for r in others if r not in small]
         out += [finding(r, base, confidence) for r in said]
         out += workload_findings(workloads, run.label, base)
+        att_fail = 1.0 - run.outcomes.get("ok", 0) / run.attempts if run.attempts else 0.0
+        if att_fail >= 0.01 and att_fail > 2 * run.error_rate:
+            out.append(
+                f"In {run.label}, {att_fail:.1%} of attempts failed; retries and failover "
+                f"brought that down to {run.error_rate:.2%} of requests "
+                f"({run.attempts - run.requests} extra attempts)."
+            )
         if small:
             names = ", ".join(dict.fromkeys(_family(r.metric) for r in small))
             out.append(
