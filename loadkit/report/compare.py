@@ -110,7 +110,8 @@ def default_labels(folders: Sequence[Path]) -> list[str]:
     labels = []
     for f in folders:
         name = None
-        summary = Path(f) / "summary.json"
+        f = Path(f).parent if Path(f).is_file() else Path(f)
+        summary = f / "summary.json"
         if summary.exists():
             try:
                 name = json.loads(summary.read_text()).get("scenario")
@@ -639,7 +640,8 @@ def write_compare(
     names = list(labels) if labels is not None else default_labels(folders)
     if len(set(names)) != len(names):
         raise UserError(f"--labels must be unique, got {', '.join(names)}")
-    limits, _why = baseline_limits(Path(folders[0]))
+    base_dir = Path(folders[0])
+    limits, _why = baseline_limits(base_dir.parent if base_dir.is_file() else base_dir)
     runs = [read_run(Path(f), lab, limits, subset) for f, lab in zip(folders, names, strict=True)]
     c = cmp.compare_runs(runs, seed=seed, subset=subset.text if subset else "")
     out = Path(out_dir)
