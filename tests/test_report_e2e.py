@@ -24,12 +24,17 @@ def test_quickstart_run_then_report(tmp_path) -> None:
     out = tmp_path / "qs"
     proc = run_cli("run", str(QUICKSTART), "--duration", "10s", "--out", str(out), timeout=150)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # `loadkit run` itself ends with the report
+    assert f"report: {out / 'report.html'}" in proc.stdout and "readiness: " in proc.stdout
+    assert (out / "report.html").is_file() and (out / "charts" / "cost.png").is_file()
     before = json.loads((out / "summary.json").read_text())
-    doc = _report(out)
+    assert "verdict" in before and "goodput" in before
+    doc = _report(out)  # and `loadkit report` again gives the same analysis
     # what `loadkit run` wrote is kept; the report's analysis is added beside it
     for key in ("scenario", "stop_reason", "started_at", "run_id", "elapsed_s"):
         assert doc[key] == before[key], key
     assert doc["requests"] == before["requests"] and doc["ttft_ms"] == before["ttft_ms"]
+    assert doc["verdict"] == before["verdict"] and doc["cost"] == before["cost"]
     rec = read_records(out / "requests.csv")
     assert doc["goodput"]["good_requests"] <= before["requests_ok"] <= len(rec)
     assert doc["cost"]["total_usd"] == pytest.approx(float(rec["cost_usd"].sum()), rel=1e-6)

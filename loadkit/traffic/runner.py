@@ -60,6 +60,7 @@ class RunOptions:
     yes: bool = False
     results_root: Path = Path("results")
     drain_s: float = DRAIN_S
+    report: bool = True  # charts/*.png and report.html at the end (loadkit.report)
 
 
 @dataclass(frozen=True)
@@ -572,6 +573,8 @@ def finish(
     rf.write_json(folder.summary_json, doc)
     out.write("\n" + format_table(summary) + "\n")
     out.write(f"stopped: {reason}\n" if reason != "completed" else "")
+    if opts.report:
+        _write_report(folder, out)
     out.write(f"run folder: {folder.path}\n")
     out.flush()
     if locust_rc not in (0,) and not interrupted:
@@ -583,6 +586,25 @@ def finish(
     else:
         code = 130 if interrupted else 0
     return RunResult(code, folder.path, reason, doc)
+
+
+def _write_report(folder: rf.RunFolder, out: IO[str]) -> None:
+    """charts/*.png and report.html; a failed report never costs the run its exit code."""
+    import traceback
+
+    from loadkit.report.build import build_report, report_line
+
+    out.flush()
+    try:
+        result = build_report(folder.path)
+    except UserError as exc:
+        out.write(f"report: not written ({exc})\n")
+        return
+    except Exception:  # a bug in the report: show it, keep the run's own result
+        traceback.print_exc()
+        out.write(f"report: failed; retry with: loadkit report {folder.path}\n")
+        return
+    out.write(report_line(result) + "\n")
 
 
 def _tail(path: Path, out: IO[str], n: int = 15) -> None:
