@@ -4,7 +4,8 @@ With closed-loop users and no think time, the user count is the concurrency the 
 Up to `max_num_seqs` every request gets a slot at once (TTFT = prefill + one decode step,
 about 45 ms here); one user more and each new request waits for a running one to finish,
 so its TTFT grows by a share of a whole answer (80 tokens x ~7 ms, over 500 ms). The p95
-TTFT SLO (150 ms) therefore breaks at max_num_seqs + 1: the capacity is max_num_seqs.
+TTFT SLO (300 ms: wide margins on both sides for a busy machine) breaks at
+max_num_seqs + 1, so the capacity is max_num_seqs.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def test_capacity_finds_max_num_seqs(tmp_path: Path) -> None:
                     "spawn_rate": "10/s",
                     "phases": [{"kind": "step", "users": 6, "for": "10s"}],
                 },
-                "slo": {"ttft": {"p95": "150ms"}, "error_rate": "1%"},
+                "slo": {"ttft": {"p95": "300ms"}, "error_rate": "1%"},
             },
             sort_keys=False,
         )
@@ -85,7 +86,7 @@ def test_capacity_finds_max_num_seqs(tmp_path: Path) -> None:
     assert doc["capacity"] == knee, proc.stdout
     assert doc["throughput_knee"] == knee
     below, at, above = doc["steps"]
-    assert at["ttft_p95_ms"] < 150 < above["ttft_p95_ms"]
+    assert at["ttft_p95_ms"] < 300 < above["ttft_p95_ms"]
     assert above["breached"] == ["ttft_ms.p95"]
     # throughput stops growing past the knee: half the users, half the rate
     assert at["ok_requests_per_s"] > 1.6 * below["ok_requests_per_s"]
