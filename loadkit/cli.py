@@ -105,6 +105,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for line in c.findings:
         print(f"- {line}")
     print(f"report: {Path(args.out) / 'compare.html'}")
+    if args.fail_on_regression is not None:
+        from loadkit.analysis.compare import metric_label, regressions
+
+        worse = regressions(c, args.fail_on_regression)
+        for row in worse:
+            print(f"regression: {metric_label(row.metric)} in {row.label}", file=sys.stderr)
+        return 1 if worse else 0
     return 0
 
 
@@ -261,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--region", action="append", metavar="NAME", help="only this region (repeatable)"
+    )
+    compare.add_argument(
+        "--fail-on-regression",
+        type=float,
+        metavar="FACTOR",
+        help="exit 1 when a p95 latency, the error rate, the SLO misses or the cost per "
+        "request is significantly worse than the baseline by more than FACTOR (e.g. 1.2)",
     )
     compare.set_defaults(func=_cmd_compare)
 

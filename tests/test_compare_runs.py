@@ -175,6 +175,12 @@ def test_phased_series(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     html = (out / "compare.html").read_text()
     assert "TTFT &lt;= 1.00 s" in html or "TTFT <= 1.00 s" in html
     assert "one region" in capsys.readouterr().out
+    # as a CI gate: one region is within 1.5x of the pilot, all regions is not
+    gate = ["--fail-on-regression", "1.5", "--out", str(tmp_path / "gate")]
+    assert cli_main(["compare", str(runs[0]), str(runs[1]), *gate]) == 0
+    assert cli_main(["compare", str(runs[0]), str(runs[2]), *gate]) == 1
+    err = capsys.readouterr().err
+    assert "regression: p95 TTFT in all" in err and "regression: error rate in all" in err
 
 
 def test_compare_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -709,6 +709,26 @@ def workload_findings(rows: Sequence[WorkloadRow], label: str, baseline: str) ->
     return out
 
 
+def regressions(cmp: Comparison, factor: float) -> list[Row]:
+    """Rows that got significantly worse by more than `factor` (a CI gate).
+
+    p95 latencies and cost per successful request: a significant ratio above `factor`;
+    error rate and requests missing the SLO: a significant rise and a ratio above `factor`
+    (or any significant rise from zero).
+    """
+    out = []
+    for row in cmp.rows:
+        if not row.significant:
+            continue
+        gate = row.metric.endswith(".p95") or row.metric in OTHER_METRICS
+        if not gate or not row.value > row.baseline_value:
+            continue
+        r = row.ratio.value
+        if (math.isfinite(r) and r > factor) or (row.baseline_value == 0 and row.value > 0):
+            out.append(row)
+    return out
+
+
 # -- plain language -----------------------------------------------------------------------
 
 
