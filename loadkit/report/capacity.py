@@ -189,7 +189,20 @@ th{background:#F4F6F7} td.ok{color:#1E8449;font-weight:bold} td.bad{color:#C0392
 """
 
 
-def render_html(r: CapacityResult, chart: Path) -> str:
+def _run_link(run_dir: Path, out_dir: Path | None) -> str:
+    """The step's folder name, linked to its report.html when `loadkit report` wrote one."""
+    name = html.escape(run_dir.name)
+    report = run_dir / "report.html"
+    if out_dir is None or not report.exists():
+        return name
+    try:
+        rel = report.resolve().relative_to(Path(out_dir).resolve())
+    except ValueError:
+        return name
+    return f"<a href='{html.escape(rel.as_posix())}'>{name}</a>"
+
+
+def render_html(r: CapacityResult, chart: Path, out_dir: Path | None = None) -> str:
     e = html.escape
     cap = r.at_capacity()
     answer = []
@@ -220,7 +233,7 @@ def render_html(r: CapacityResult, chart: Path) -> str:
             f"<td>{style.fmt_pct(s.error_rate, 2)}</td>"
             f"<td>{e(style.fmt_usd(s.cost_per_ok_request))}</td>"
             f"<td class='{'ok' if s.ok else 'bad'}'>{e(verdict)}</td>"
-            f"<td class='muted'>{e(Path(s.run_dir).name)}</td></tr>"
+            f"<td class='muted'>{_run_link(Path(s.run_dir), out_dir)}</td></tr>"
         )
     slo_bits = []
     for metric, name in (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("e2e_ms", "E2E")):
@@ -255,5 +268,5 @@ def render_html(r: CapacityResult, chart: Path) -> str:
 def write_capacity_report(r: CapacityResult, out_dir: Path) -> Path:
     chart = style.save(knee_chart(r), Path(out_dir) / "charts" / "knee.png")
     page = Path(out_dir) / "capacity.html"
-    page.write_text(render_html(r, chart), encoding="utf-8")
+    page.write_text(render_html(r, chart, Path(out_dir)), encoding="utf-8")
     return page
