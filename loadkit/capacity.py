@@ -457,13 +457,42 @@ def run_capacity(opts: CapacityOptions, out: IO[str] | None = None) -> CapacityR
         rf.write_json(out_dir / "capacity.json", doc)
         from loadkit.report.capacity import write_capacity_report
 
+        knee_page = _compare_at_the_knee(result, out_dir)
+        if knee_page is not None:
+            doc["knee_compare"] = str(knee_page.relative_to(out_dir))
+            rf.write_json(out_dir / "capacity.json", doc)
         write_capacity_report(result, out_dir)
         out.write("\n" + format_result(result) + "\n")
+        if knee_page is not None:
+            out.write(f"past the knee: {knee_page}\n")
         out.write(f"report: {out_dir / 'capacity.html'}\n")
     out.flush()
     if interrupted:
         raise KeyboardInterrupt
     return result
+
+
+def first_breach(r: CapacityResult) -> StepResult | None:
+    """The lowest load above the capacity that broke an SLO."""
+    above = [s for s in r.steps if not s.ok and (r.capacity is None or s.level > r.capacity)]
+    return min(above, key=lambda s: s.level) if above else None
+
+
+def _compare_at_the_knee(r: CapacityResult, out_dir: Path) -> Path | None:
+    """`loadkit compare` of the capacity step against the first step that broke an SLO:
+    what changed past the knee, with CIs (None when there is no such pair)."""
+    from loadkit.report.compare import write_compare
+
+    good, bad = r.at_capacity(), first_breach(r)
+    if good is None or bad is None:
+        return None
+    where = out_dir / "knee-compare"
+    labels = [f"{good.level:g} {r.unit}", f"{bad.level:g} {r.unit}"]
+    try:
+        write_compare([Path(good.run_dir), Path(bad.run_dir)], labels, where)
+    except (UserError, ValueError):
+        return None
+    return where / "compare.html"
 
 
 def _run_one(

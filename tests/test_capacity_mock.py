@@ -99,3 +99,8 @@ def test_capacity_finds_max_num_seqs(tmp_path: Path) -> None:
         assert (Path(s["run_dir"]) / "summary.json").exists()
     assert (out / "charts" / "knee.png").stat().st_size > 10_000
     assert "data:image/png;base64," in (out / "capacity.html").read_text()
+    # the capacity step against the first breach, compared with CIs
+    assert doc["knee_compare"] == "knee-compare/compare.html"
+    knee_doc = json.loads((out / "knee-compare" / "compare.json").read_text())
+    ttft = next(d for d in knee_doc["deltas"] if d["metric"] == "ttft_ms.p95")
+    assert ttft["significant"] and ttft["ratio"]["low"] > 2

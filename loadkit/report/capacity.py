@@ -222,6 +222,12 @@ def render_html(r: CapacityResult, chart: Path, out_dir: Path | None = None) -> 
         answer.append(f"Throughput stops growing with load near {r.throughput_knee:g} {e(r.unit)}.")
     if r.latency_knee is not None:
         answer.append(f"p95 TTFT turns upward near {r.latency_knee:g} {e(r.unit)}.")
+    if out_dir is not None and (Path(out_dir) / "knee-compare" / "compare.html").exists():
+        answer.append(
+            "What changed past the knee, with confidence intervals: "
+            "<a href='knee-compare/compare.html'>the capacity step against the first "
+            "step that broke an SLO</a>."
+        )
     data = base64.b64encode(chart.read_bytes()).decode("ascii")
     rows = []
     for s in r.steps:
