@@ -181,6 +181,9 @@ def step_yaml(
         f"# loadkit capacity step: {level:g} {'users' if kind == 'users' else 'sessions/s'}"
         f" for {duration_s:g}s; everything else from {Path(parent).name}",
         f"extends: {_yaml_str(rel)}",
+        # Capacity is measured without injected faults: their windows belong to the
+        # parent's timeline, not to a step of a few seconds (run the drill for resilience).
+        "faults: []",
         "load:",
         "  daily: null",
     ]

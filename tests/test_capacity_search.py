@@ -53,7 +53,7 @@ def test_trace_scenario_is_refused() -> None:
         capmod.load_kind(sc)
 
 
-@pytest.mark.parametrize("parent", ["production.yaml", "capacity.yaml"])
+@pytest.mark.parametrize("parent", ["production.yaml", "capacity.yaml", "outage-drill.yaml"])
 def test_step_scenario_extends_the_parent_with_one_level(tmp_path: Path, parent: str) -> None:
     step_file = tmp_path / "logs" / "step-01.yaml"
     step_file.parent.mkdir()
@@ -67,6 +67,7 @@ def test_step_scenario_extends_the_parent_with_one_level(tmp_path: Path, parent:
     assert sc.load.daily is None  # a step holds one level: no daily swing
     assert sc.load.spawn_rate == 12  # every user within about a second
     assert sc.slo == base.slo and sc.target == base.target and sc.regions == base.regions
+    assert sc.faults == ()  # fault windows belong to the parent's timeline
 
 
 def test_open_loop_step_scenario(tmp_path: Path) -> None:
