@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from loadkit.analysis.faults import FaultWindow, analyse_faults, from_journal
+from loadkit.analysis.faults import FaultWindow, analyse_faults, from_journal, injected_mask
 from loadkit.analysis.requests import logical
 from loadkit.analysis.run import RunFacts, analyse
 from loadkit.analysis.slo import limits_from
@@ -38,7 +38,14 @@ def _faults(rows, windows, slo=SLO, bin_s=1.0):
     ok = np.asarray(cols["outcome"]) == "ok"
     end = float(np.max(cols["t_sent"] + cols["e2e_ms"]))
     return analyse_faults(
-        lr, np.asarray(cols["fault"]), ok, cols["t_sent"], windows, limits_from(slo), end, bin_s
+        lr,
+        np.asarray(cols["fault"]) != "",
+        ok,
+        cols["t_sent"],
+        windows,
+        limits_from(slo),
+        end,
+        bin_s,
     )
 
 
@@ -101,3 +108,29 @@ def test_analyse_reports_recovery_and_the_verdict_uses_it():
     items = {i["check"]: i for i in doc["verdict"]["items"]}
     assert items["recovery from outage (region_outage)"]["status"] == "go"
     assert "after the window ended" in items["recovery from outage (region_outage)"]["evidence"]
+
+
+def test_untagged_failures_of_a_connection_level_fault_count_as_injected():
+    # a refused connection has no response to carry the tag: inferred from window and region
+    rows = [
+        failed(request_id="a", t_sent=500.0, outcome="connect_error", region="na"),
+        failed(request_id="b", t_sent=1500.0, outcome="connect_error", region="na"),
+        failed(request_id="c", t_sent=1500.0, outcome="connect_error", region="eu"),
+        failed(request_id="d", t_sent=1600.0, fault="storm"),
+        dict(request_id="e", t_sent=1700.0, region="na"),
+    ]
+    cols = columns(rows)
+    ok = np.asarray(cols["outcome"]) == "ok"
+    outage = FaultWindow("na-down", "region_outage", 1000.0, 2000.0, "na")
+    latency = FaultWindow("slow", "latency", 0.0, 2000.0, "")
+    mask, inferred = injected_mask(
+        np.asarray(cols["fault"]), ok, cols["t_sent"], np.asarray(cols["region"]), [outage, latency]
+    )
+    assert mask.tolist() == [False, True, False, True, False] and inferred == 1
+    doc = analyse(cols, RunFacts(faults=(outage,))).to_json()
+    assert doc["failures"] == {
+        "failed_attempts": 4,
+        "injected": 2,
+        "injected_untagged": 1,
+        "organic": 2,
+    }

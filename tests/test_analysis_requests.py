@@ -96,7 +96,12 @@ def test_analyse_series_and_summary_keys_are_consistent():
     for key in ("requests", "ttft_ms", "error_rate", "outcomes", "slo"):  # summarize()'s keys
         assert key in doc
     assert doc["requests"] == 3 and doc["requests_ok"] == 2
-    assert doc["failures"] == {"failed_attempts": 3, "injected": 1, "organic": 2}
+    assert doc["failures"] == {
+        "failed_attempts": 3,
+        "injected": 1,
+        "injected_untagged": 0,
+        "organic": 2,
+    }
     assert doc["failover"] == {"requests": 1, "ok": 1}
     assert int(a.series["attempts_per_s"].sum() * a.windows.width_s) == 5
     assert doc["verdict"]["overall"] == "no-go"  # a third of the requests failed

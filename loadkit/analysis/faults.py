@@ -42,6 +42,35 @@ def from_journal(events: Iterable[Any]) -> list[FaultWindow]:
     ]
 
 
+# Faults that act on the connection leave no response to carry the fault tag: a failure
+# in their window and region is theirs although its record has no tag.
+UNTAGGED_KINDS = frozenset({"region_outage", "refuse", "reset", "hang"})
+
+
+def injected_mask(
+    fault: np.ndarray,
+    ok: np.ndarray,
+    t_sent: np.ndarray,
+    region: np.ndarray,
+    windows: Sequence[FaultWindow],
+) -> tuple[np.ndarray, int]:
+    """(failed attempts the chaos layer caused, how many of them were inferred, not tagged).
+
+    Tagged failures are injected; so is an untagged failure sent while a connection-level
+    fault (`UNTAGGED_KINDS`) was active for its region.
+    """
+    tagged = ~ok & (fault != "")
+    inferred = np.zeros(ok.size, dtype=bool)
+    for w in windows:
+        if w.kind not in UNTAGGED_KINDS:
+            continue
+        m = ~ok & (fault == "") & (t_sent >= w.start_ms) & (t_sent < w.end_ms)
+        if w.region:
+            m &= region == w.region
+        inferred |= m
+    return tagged | inferred, int(inferred.sum())
+
+
 def _bin_stats(
     start: np.ndarray, ok: np.ndarray, ttft: np.ndarray, edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,7 +109,7 @@ def _limits(lr: Logical, lim: Limits, first_fault_ms: float) -> tuple[float, flo
 
 def analyse_faults(
     lr: Logical,
-    attempts_fault: np.ndarray,
+    attempts_injected: np.ndarray,
     attempts_ok: np.ndarray,
     attempts_t: np.ndarray,
     windows: Sequence[FaultWindow],
@@ -105,7 +134,7 @@ def analyse_faults(
         att_in = (attempts_t >= w.start_ms) & (attempts_t < end)
         n_in = int(inside.sum())
         fails_in = att_in & ~attempts_ok
-        injected = int((fails_in & (attempts_fault != "")).sum())
+        injected = int((fails_in & attempts_injected).sum())
         fo = inside & lr.failover
         item: dict[str, Any] = {
             "fault_id": w.fault_id,
