@@ -197,6 +197,7 @@ class FaultDriver:
         return self.clock() * 1000.0
 
     def _apply(self, step: Step) -> None:
+        t_ms = self._now_ms()  # the moment of the change (a listener closes within it)
         try:
             if step.event == "start":
                 self.control.put(step.spec.to_json())
@@ -204,7 +205,7 @@ class FaultDriver:
                 self.control.remove(step.spec.id)
         except ChaosControlError as exc:
             self.errors.append(str(exc))
-        self.journal.write(_event(self._now_ms(), step.event, step.spec))
+        self.journal.write(_event(t_ms, step.event, step.spec))
 
     def _run(self) -> None:
         pending = deque(self.steps)
@@ -235,11 +236,12 @@ class FaultDriver:
             if self._cleared:
                 return
             self._cleared = True
+            t_ms = self._now_ms()
             try:
                 self.control.reset()
             except ChaosControlError as exc:
                 self.errors.append(str(exc))
-            self.journal.write(_event(self._now_ms(), "clear", None))
+            self.journal.write(_event(t_ms, "clear", None))
 
     def stop(self) -> None:
         self._stop.set()

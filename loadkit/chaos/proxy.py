@@ -58,6 +58,7 @@ _DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "expect", "x-loadkit-cha
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
 HANG_CAP_S = 900.0  # a hang or stall ends by itself after this long (no leak if nobody reads)
 SHUTDOWN_TIMEOUT_S = 1.0
+OUTAGE_SHUTDOWN_S = 0.1  # a region going down: its connections are reset, handlers cut short
 HIGH_WATER = 1 << 20  # bytes buffered toward a slow client before the upstream is paused
 LOW_WATER = 256 << 10
 FAULT_HEADER = "x-loadkit-fault"
@@ -274,9 +275,11 @@ class ChaosProxy:
         app.router.add_get("/health", self._health)
         return app
 
-    async def _listen(self, app: web.Application, port: int) -> tuple[web.AppRunner, int]:
+    async def _listen(
+        self, app: web.Application, port: int, shutdown_s: float = SHUTDOWN_TIMEOUT_S
+    ) -> tuple[web.AppRunner, int]:
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+            app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_s
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, port, reuse_address=True, backlog=4096)
@@ -294,7 +297,7 @@ class ChaosProxy:
             return await self._proxy(request, listener, listener.name)
 
         app.router.add_route("*", "/{tail:.*}", handler)
-        listener.runner, listener.port = await self._listen(app, listener.port)
+        listener.runner, listener.port = await self._listen(app, listener.port, OUTAGE_SHUTDOWN_S)
         listener.url = _url(self.host, listener.port)
 
     async def _health(self, request: web.Request) -> web.Response:

@@ -23,11 +23,27 @@ import time
 from typing import Any
 
 from locust import User, constant, events, task
-from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_CLEANUP,
+    STATE_MISSING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from loadkit.results.writer import RecordWriter
 from loadkit.traffic.budget import BudgetGuard, BudgetLimits
 from loadkit.traffic.context import RunContext
+from loadkit.traffic.distributed import (
+    ASSIGN,
+    HELLO,
+    SWITCH_LEAD_S,
+    WORKER_REGION_ENV,
+    WorkerBook,
+    select_arrivals,
+    split_regions,
+)
 from loadkit.traffic.runner import PROGRESS_PREFIX, RunConfig, api_key, resolve_headers
 from loadkit.traffic.shape import shape_class
 from loadkit.traffic.shipping import MESSAGE, RecordReceiver, RecordShipper
@@ -50,13 +66,24 @@ class LoadkitApp:
 
         self.cfg = cfg
         self.scenario = sc = load_scenario(cfg.scenario_path)
+        # A worker started with `--region R` runs only R's traffic (users and arrivals).
+        self.region = os.environ.get(WORKER_REGION_ENV) or None
+        endpoints = dict(cfg.endpoints)
+        if self.region is not None:
+            if self.region not in endpoints:
+                sys.stderr.write(
+                    f"error: --region {self.region}: the scenario's regions are "
+                    f"{', '.join(endpoints)}\n"
+                )
+                sys.exit(2)
+            endpoints = {self.region: endpoints[self.region]}
         headers = resolve_headers(dict(cfg.header_refs))
         key = api_key(cfg.api_key_env)
         if key and not any(h.lower() in ("authorization", "api-key") for h in headers):
             headers["Authorization"] = f"Bearer {key}"
         self.ctx = RunContext(
             scenario=sc,
-            endpoints=dict(cfg.endpoints),
+            endpoints=endpoints,
             headers=headers,
             run_id=cfg.run_id,
             seed=sc.seed,
@@ -85,6 +112,10 @@ class LoadkitApp:
         self.rows = 0
         self.errors = 0
         self._ended = False
+        self.book = WorkerBook()  # master: its workers over the run
+        self.assignment: dict[str, Any] | None = None  # worker: its share of the arrivals
+        self._epoch = 0
+        self._driving = False
 
     # -- Locust hooks ---------------------------------------------------------------------------
 
@@ -98,6 +129,7 @@ class LoadkitApp:
 
     def on_parser(self, parser: Any, **_: Any) -> None:
         parser.add_argument("--loadkit-t0", type=float, default=0.0, include_in_web_ui=False)
+        parser.add_argument("--loadkit-t0-epoch", type=float, default=0.0, include_in_web_ui=False)
 
     def on_init(self, environment: Any, runner: Any, **_: Any) -> None:
         self.runner = runner
@@ -106,12 +138,17 @@ class LoadkitApp:
             self.role = "worker"
             self.shipper = RecordShipper(runner.send_message, worker="?", on_record=self._count)
             self.ctx.sink = self.shipper
+            self.ctx.worker = f"w{max(int(runner.worker_index), 0)}"
+            runner.register_message(ASSIGN, self._on_assign)
+            runner.send_message(HELLO, {"region": self.region})
             return
         self.role = "master" if isinstance(runner, MasterRunner) else "local"
         self.writer = RecordWriter(os.path.join(self.cfg.run_dir, "requests.csv"))
         if self.role == "master":
             self.receiver = RecordReceiver(self.writer.write_line)
             runner.register_message(MESSAGE, self._on_batch)
+            runner.register_message(HELLO, self._on_hello)
+            events.heartbeat_sent.add_listener(self._on_heartbeat)
         else:
             self.ctx.sink = self._local_sink
         runner.greenlet.spawn(self._progress_loop)
@@ -121,13 +158,12 @@ class LoadkitApp:
         self.stop_reason = ""
         self.ctx.stopping = False
         if self.role == "worker":
-            t0 = float(getattr(opts, "loadkit_t0", 0.0) or 0.0)
-            # perf_counter is CLOCK_MONOTONIC on Linux: one clock for all local processes.
-            now = time.perf_counter()
-            self.ctx.run_t0 = t0 if now - 60.0 < t0 < now + 5.0 else now
-            index = max(int(getattr(self.runner, "worker_index", 0)), 0) % self.cfg.processes
+            self.ctx.run_t0 = _worker_t0(opts)
+            index = max(int(getattr(self.runner, "worker_index", 0)), 0)
             self.ctx.worker = f"w{index}"
-            self.ctx.guard = BudgetGuard(self.total_guard.limits.share(index, self.cfg.processes))
+            # Each worker guards its share of the budget; the master adds up the spend.
+            n = max(self.cfg.processes, 1)
+            self.ctx.guard = BudgetGuard(self.total_guard.limits.share(index % n, n))
             assert self.shipper is not None
             self.shipper.worker = self.ctx.worker
             self.shipper.start()
@@ -137,10 +173,16 @@ class LoadkitApp:
         lead = (0.5 if self.role == "master" else 0.1) if self.open else 0.0
         self.ctx.run_t0 = time.perf_counter() + lead
         if opts is not None:
-            opts.loadkit_t0 = self.ctx.run_t0  # reaches the workers with the spawn message
+            # Both reach the workers with the spawn message: the monotonic clock serves the
+            # processes of this machine, the wall clock (NTP-synced) workers elsewhere.
+            opts.loadkit_t0 = self.ctx.run_t0
+            opts.loadkit_t0_epoch = time.time() + (self.ctx.run_t0 - time.perf_counter())
         self.ctx.guard = self.total_guard
         if self.receiver is not None:
             self.receiver.reset_finals()
+        if self.role == "master":
+            self._reassign(0.0)
+        emit("started", t0=self.ctx.run_t0)  # the run clock, for the chaos drill's timeline
 
     def on_test_stopping(self, environment: Any, **_: Any) -> None:
         self.ctx.stopping = True
@@ -153,7 +195,7 @@ class LoadkitApp:
                 self.shipper.finish()
             return
         if self.receiver is not None:
-            self.receiver.wait_final(len(self.receiver.workers), timeout_s=self.cfg.drain_s + 5)
+            self._wait_last_batches(timeout_s=self.cfg.drain_s + 5)
         if self.writer is not None:
             self.writer.flush()
 
@@ -169,6 +211,11 @@ class LoadkitApp:
             self.stop_reason = self.stop_reason or "interrupted"
             runner.stop()
         self.end()
+        if self.role == "master":
+            # A worker that stopped is off Locust's list until it reports ready again (after
+            # the stop timeout), so Locust's own quit would miss it: tell every one to go.
+            for e in self.book.entries.values():
+                runner.send_message("quit", None, client_id=e.client_id)
 
     # -- the shape ------------------------------------------------------------------------------
 
@@ -222,12 +269,17 @@ class LoadkitApp:
         self.receiver(environment=environment, msg=msg)
         self.rows += self.receiver.rows - before
         self.errors += int(msg.data.get("errors", 0))
+        entry = self.book.by_name(str(msg.data["worker"]))
+        if entry is not None:
+            entry.rows = self.receiver.rows_by_worker.get(entry.name, entry.rows)
+            entry.finished = entry.name in self.receiver.finished
+            self.book.seen(entry.client_id, self.elapsed_s())
         self.total_guard.add_cost(float(msg.data.get("cost", 0.0)))
         if msg.data.get("exhausted"):
             self.exhausted_workers.add(str(msg.data["worker"]))
         if self.total_guard.exhausted:
             self.request_stop(self.total_guard.reason)
-        elif len(self.exhausted_workers) >= max(self.cfg.processes, 1):
+        elif len(self.exhausted_workers) >= max(len(self.book.live()), 1):
             self.request_stop(str(msg.data.get("reason") or "budget reached on every worker"))
 
     def request_stop(self, reason: str) -> None:
@@ -262,31 +314,180 @@ class LoadkitApp:
         return OpenLoopDriver
 
     def run_driver(self, user: Any) -> None:
-        from loadkit.traffic.openloop import OpenLoopScheduler, partition
+        """This process's share of the schedule, re-cut whenever the master reassigns it."""
+        from loadkit.traffic.openloop import OpenLoopScheduler
         from loadkit.traffic.opensessions import SessionRunner
 
-        index = max(int(getattr(self.runner, "worker_index", 0)), 0)
-        n = max(self.cfg.processes, 1)
+        if self._driving:  # one schedule per process, however many driver users it gets
+            return
+        self._driving = True
         plan = self.timeline.plan
-        times, idx = partition(plan.t_s, index % n, n)
         sessions = SessionRunner(plan, self.ctx)
-        sched = OpenLoopScheduler(
-            times,
-            sessions.run,
-            run_t0=self.ctx.run_t0,
-            max_in_flight=self.timeline.max_in_flight,
-            indices=idx,
-            admit=self.ctx.admit,
-        )
-        self.drivers.append(sched)
+        done: list[Any] = []
         try:
-            sched.run()
+            used = -1
+            while not self.ctx.stopping:
+                a = self._wait_assignment(used)
+                if a is None:
+                    break
+                used = a["epoch"]
+                serves = {r: (int(v[0]), int(v[1])) for r, v in a["serves"].items()}
+                times, idx = select_arrivals(
+                    plan.t_s, plan.region, plan.region_names, serves, float(a["from_s"])
+                )
+                sched = OpenLoopScheduler(
+                    times,
+                    sessions.run,
+                    run_t0=self.ctx.run_t0,
+                    max_in_flight=self.timeline.max_in_flight,
+                    indices=idx,
+                    admit=self.ctx.admit,
+                )
+                self.drivers.append(sched)
+                done.append(sched)
+                try:
+                    sched.run()
+                finally:
+                    self.drivers.remove(sched)
+                if not sched.handed_over:  # schedule done, budget spent or stop asked
+                    break
             if self.ctx.guard.reason and self.role != "worker":
                 self.request_stop(self.ctx.guard.reason)
-            sched.drain(self.cfg.drain_s)
+            for sched in done:
+                sched.drain(self.cfg.drain_s)
         finally:
-            sched.drain(0)
-            self.drivers.remove(sched)
+            for sched in done:
+                sched.drain(0)
+            self._driving = False
+
+    def _wait_assignment(self, used: int) -> dict[str, Any] | None:
+        """The newest assignment after epoch `used` (a worker waits for the master's)."""
+        import gevent
+
+        if self.role != "worker":
+            if used >= 0:
+                return None
+            return {"epoch": 0, "from_s": 0.0, "serves": {r: (0, 1) for r in self.ctx.endpoints}}
+        while not self.ctx.stopping:
+            a = self.assignment
+            if a is not None and a["epoch"] > used:
+                return a
+            if a is not None and used >= 0:
+                return None
+            gevent.sleep(0.05)
+        return None
+
+    # -- workers (distributed runs) -------------------------------------------------------------
+
+    def _on_assign(self, environment: Any = None, msg: Any = None, **_: Any) -> None:
+        """Worker: the master's new split of the arrivals, effective at `from_s`."""
+        data = msg.data
+        if self.assignment is not None and data["epoch"] <= self.assignment["epoch"]:
+            return
+        self.assignment = data
+        for sched in list(self.drivers):
+            sched.cut(float(data["from_s"]))
+
+    def _on_hello(self, environment: Any = None, msg: Any = None, **_: Any) -> None:
+        client_id = msg.node_id
+        name = f"w{self.runner.get_worker_index(client_id)}"
+        region = msg.data.get("region") or None
+        running = bool(self.ctx.run_t0) and not self.ctx.stopping
+        self.book.join(client_id, name, region, self.elapsed_s())
+        where = f" for region {region}" if region else ""
+        if running:
+            emit(
+                "worker_joined",
+                worker=name,
+                region=region,
+                t_s=round(self.elapsed_s(), 3),
+                message=f"worker {name}{where} joined at {self.elapsed_s():.1f} s",
+            )
+            self._reassign(SWITCH_LEAD_S)
+        else:
+            emit(
+                "worker_connected",
+                worker=name,
+                region=region,
+                message=f"worker {name}{where} connected",
+            )
+
+    def _on_heartbeat(self, client_id: str, timestamp: float, **_: Any) -> None:
+        self.book.seen(client_id, self.elapsed_s())
+
+    def _reassign(self, lead_s: float) -> None:
+        """Master: split the open-loop arrivals among the live workers from `lead_s` on."""
+        live = self.book.regions()
+        if not self.open or self.role != "master":
+            return
+        self.timeline.processes = max(len(live), 1)  # one driver user per live worker
+        split, unserved = split_regions(live, list(self.timeline.plan.region_names))
+        if unserved and live:
+            emit(
+                "unserved",
+                regions=unserved,
+                message=f"no worker serves region {', '.join(unserved)}: "
+                "its arrivals are not sent (start a worker with --region, or one without)",
+            )
+        self._epoch += 1
+        from_s = self.elapsed_s() + lead_s if self.ctx.run_t0 and lead_s else 0.0
+        for e in self.book.live():
+            serves = {r: list(v) for r, v in split.get(e.name, {}).items()}
+            self.runner.send_message(
+                ASSIGN,
+                {"epoch": self._epoch, "from_s": from_s, "serves": serves},
+                client_id=e.client_id,
+            )
+
+    def _check_workers(self) -> None:
+        """Master: note workers that stopped answering (Locust's heartbeats) or left early."""
+        if self.role != "master" or not self.ctx.run_t0:
+            return
+        clients = self.runner.clients
+        stopping = self.ctx.stopping or self.runner.state in (STATE_STOPPING, STATE_STOPPED)
+        changed = False
+        for e in self.book.live():
+            node = clients.get(e.client_id)
+            if node is not None and node.state != STATE_MISSING:
+                continue
+            if node is None and e.finished:
+                if stopping:  # the normal end: Locust forgets a worker once it stopped
+                    continue
+                e.left_s = self.elapsed_s()
+                emit(
+                    "worker_left",
+                    worker=e.name,
+                    t_s=round(e.left_s, 3),
+                    message=f"worker {e.name} left at {e.left_s:.1f} s",
+                )
+            else:
+                e.missing_s = e.last_seen_s
+                emit(
+                    "worker_missing",
+                    worker=e.name,
+                    t_s=round(e.missing_s, 3),
+                    message=f"worker {e.name} went missing (last heard from at "
+                    f"{e.missing_s:.1f} s); its records up to then are kept",
+                )
+            changed = True
+        if changed and not stopping:
+            self._reassign(SWITCH_LEAD_S)
+
+    def _wait_last_batches(self, timeout_s: float) -> None:
+        """Master: wait for every live worker's last batch (not for missing ones)."""
+        import gevent
+
+        assert self.receiver is not None
+        deadline = time.perf_counter() + timeout_s
+        while True:
+            self._check_workers()
+            pending = [e.name for e in self.book.live() if e.name not in self.receiver.finished]
+            if not pending:
+                return
+            if time.perf_counter() > deadline:
+                log.warning("records: no last batch in time from %s", ", ".join(pending))
+                return
+            gevent.sleep(0.05)
 
     # -- ending ---------------------------------------------------------------------------------
 
@@ -307,6 +508,7 @@ class LoadkitApp:
             run_id=self.cfg.run_id,
             rows=self.writer.rows_written if self.writer is not None else 0,
             duplicates=self.receiver.duplicates if self.receiver is not None else 0,
+            workers=self.book.summary() if self.role == "master" else None,
         )
 
     def _progress_loop(self) -> None:
@@ -315,6 +517,8 @@ class LoadkitApp:
         total = round(self.timeline.duration_s, 1)
         while not self._ended:
             gevent.sleep(1.0)
+            if self.runner.state not in (STATE_STOPPED, STATE_CLEANUP):
+                self._check_workers()
             if not self.ctx.run_t0 or not self.cfg.progress:
                 continue
             stats = self.runner.stats.total
@@ -327,6 +531,21 @@ class LoadkitApp:
                 requests=self.rows,
                 errors=self.errors,
             )
+
+
+def _worker_t0(opts: Any) -> float:
+    """The master's run start on this worker's monotonic clock.
+
+    On the master's machine `perf_counter` (CLOCK_MONOTONIC) is the same clock and exact;
+    elsewhere the master's wall-clock start is translated (clocks synced by NTP).
+    """
+    now = time.perf_counter()
+    t0 = float(getattr(opts, "loadkit_t0", 0.0) or 0.0)
+    epoch = float(getattr(opts, "loadkit_t0_epoch", 0.0) or 0.0)
+    if epoch:
+        from_wall = now - (time.time() - epoch)
+        return t0 if t0 and abs(t0 - from_wall) < 0.5 else from_wall
+    return t0 if now - 60.0 < t0 < now + 5.0 else now
 
 
 def _load() -> LoadkitApp:

@@ -60,6 +60,11 @@ class RunOptions:
     yes: bool = False
     results_root: Path = Path("results")
     drain_s: float = DRAIN_S
+    # Distributed (Locust's flags): this process is the master; workers join with `loadkit worker`.
+    master: bool = False
+    master_bind_host: str = "*"
+    master_bind_port: int = 5557
+    expect_workers: int = 1
     report: bool = True  # charts/*.png and report.html at the end (loadkit.report)
 
 
@@ -211,13 +216,15 @@ def _mock_region_urls(front: str, names: list[str]) -> dict[str, str]:
 # -- Locust subprocess ----------------------------------------------------------------------
 
 
-def locust_command(opts: RunOptions, folder: rf.RunFolder, host: str) -> list[str]:
+def locust_command(
+    opts: RunOptions, folder: rf.RunFolder, host: str, locustfile: Path = LOCUSTFILE
+) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
         "locust",
         "-f",
-        str(LOCUSTFILE),
+        str(locustfile),
         "--host",
         host,
         "--csv",
@@ -235,7 +242,12 @@ def locust_command(opts: RunOptions, folder: rf.RunFolder, host: str) -> list[st
         cmd += ["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart"]
     else:
         cmd += ["--headless", "--only-summary"]
-    if opts.processes > 1:
+    if opts.master:
+        cmd += ["--master", "--master-bind-host", opts.master_bind_host]
+        cmd += ["--master-bind-port", str(opts.master_bind_port)]
+        # Rebalancing: a worker that goes missing hands its users to the others at once.
+        cmd += ["--expect-workers", str(opts.expect_workers), "--enable-rebalancing"]
+    elif opts.processes > 1:
         # A private master port on loopback: never Locust's default 5557, where workers of
         # another run on this machine would join ours.
         port = str(_free_port())
@@ -259,9 +271,12 @@ class _Progress:
         self.last: dict[str, Any] = {}
         self._last_plain = 0.0
         self.events: list[dict[str, Any]] = []
+        self.listeners: list[Any] = []  # callables given every event (the chaos drill)
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
+        for listener in self.listeners:
+            listener(event)
         if kind == "progress":
             self.last = event
             line = (
@@ -320,10 +335,12 @@ def _signals_to_interrupt() -> Iterator[None]:
 
 
 def _run_locust(
-    cmd: list[str], env: dict[str, str], folder: rf.RunFolder, out: IO[str]
+    cmd: list[str], env: dict[str, str], folder: rf.RunFolder, out: IO[str], drill: Any = None
 ) -> tuple[int, bool, _Progress]:
     """Run Locust to the end; returns (exit code, interrupted, progress)."""
     progress = _Progress(out)
+    if drill is not None:  # the fault timeline follows Locust's clock and may stop the run
+        progress.listeners.append(drill.on_event)
     interrupted = False
     with open(folder.locust_log, "a", encoding="utf-8") as log:
         proc = subprocess.Popen(
@@ -337,6 +354,8 @@ def _run_locust(
             bufsize=1,
             preexec_fn=term_with_parent(),
         )
+        if drill is not None:
+            drill.attach(proc)
         pump = threading.Thread(target=_pump, args=(proc, log, progress), daemon=True)
         pump.start()
         try:
@@ -423,6 +442,10 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
     scenario = load_scenario(opts.scenario)
     if opts.processes < 1:
         raise UserError(f"--processes must be at least 1, got {opts.processes}")
+    if opts.master:
+        from loadkit.traffic.distributed import check_master_options
+
+        check_master_options(opts)
     if opts.users is not None and type(scenario.load).__name__ != "ClosedLoad":
         raise UserError(
             "--users sets the peak of a closed-loop scenario (load: type: closed); this one "
@@ -455,13 +478,24 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         else:
             for url in sorted(set(endpoints.values())):
                 check_reachable(url)
+        upstream = dict(endpoints)
+        chaos = None
+        if scenario.faults:  # a drill: users -> chaos proxy (a listener per region) -> target
+            from loadkit.chaos.drill import drill
+
+            chaos = stack.enter_context(
+                drill(
+                    scenario, endpoints, folder.path / "faults.csv", folder.requests_csv, scale, out
+                )
+            )
+            endpoints = chaos.endpoints
         cfg = RunConfig(
             scenario_path=str(Path(scenario.source_path or opts.scenario).resolve()),
             run_dir=str(folder.path.resolve()),
             run_id=run_id,
             time_scale=scale,
             users_override=opts.users,
-            processes=opts.processes,
+            processes=opts.expect_workers if opts.master else opts.processes,
             endpoints=endpoints,
             api_key_env=target.api_key_env if target.kind == "http" else None,
             header_refs={k: str(v) for k, v in target.headers.items()},
@@ -479,6 +513,8 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
                     "started_at": started,
                     "target": target.kind,
                     "endpoints": {k: rf.safe_url(v) for k, v in endpoints.items()},
+                    "upstream_endpoints": {k: rf.safe_url(v) for k, v in upstream.items()},
+                    "chaos_proxy": chaos.proxy.url if chaos is not None else None,
                     "mock_profile": target.mock_profile if target.kind == "mock" else None,
                     "time_scale": scale,
                     "duration_s": scenario.duration_s * scale,
@@ -489,17 +525,32 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         )
         host = next(iter(endpoints.values()))
         env = {**os.environ, "LOADKIT_RUN_CONFIG": str(folder.run_config.resolve())}
+        locustfile = LOCUSTFILE
+        if opts.master:
+            from loadkit.traffic.distributed import master_setup
+
+            locustfile = master_setup(stack, opts, folder.run_config, scenario, endpoints, out)
         out.write(f"run {run_id}: {scenario.name} -> {folder.path}\n")
         if opts.web:
             out.write(f"Locust web UI: http://127.0.0.1:{opts.web_port}\n")
         out.flush()
         t0 = time.monotonic()
         rc, interrupted, progress = _run_locust(
-            locust_command(opts, folder, host), env, folder, out
+            locust_command(opts, folder, host, locustfile), env, folder, out, chaos
         )
         wall_s = time.monotonic() - t0
     return finish(
-        folder, scenario, opts, rc, interrupted, progress.events, started, wall_s, out, run_id
+        folder,
+        scenario,
+        opts,
+        rc,
+        interrupted,
+        progress.events,
+        started,
+        wall_s,
+        out,
+        run_id,
+        abort_reason=chaos.abort_reason if chaos is not None else None,
     )
 
 
@@ -541,6 +592,7 @@ def finish(
     wall_s: float,
     out: IO[str],
     run_id: str = "",
+    abort_reason: str | None = None,
 ) -> RunResult:
     from loadkit.analysis.summary import format_table, summarize
     from loadkit.results.reader import read_records
@@ -552,6 +604,8 @@ def finish(
     reason = "interrupted" if interrupted else stop.get("reason") or ended.get("reason")
     if not reason:
         reason = "completed" if locust_rc == 0 else f"locust exited with code {locust_rc}"
+    if abort_reason:  # the drill's abort condition stopped the run (SIGTERM to Locust)
+        reason = f"aborted: {abort_reason}"
     elapsed_s = float(ended.get("elapsed_s") or wall_s)
     if not folder.requests_csv.exists():
         out.write(f"no records were written; see {folder.locust_log}\n")
@@ -570,8 +624,20 @@ def finish(
         "records_truncated": bool(cols.truncated),
         **summary,
     }
+    if ended.get("workers") is not None:  # a distributed run: each worker, and who went missing
+        doc["workers"] = ended["workers"]
+    faults_csv = folder.path / "faults.csv"
+    if faults_csv.exists():
+        from loadkit.chaos.drill import drill_summary
+        from loadkit.results.faults_schema import read_fault_events
+
+        doc["chaos"] = drill_summary(cols, read_fault_events(faults_csv), scenario.slo.error_rate)
     rf.write_json(folder.summary_json, doc)
     out.write("\n" + format_table(summary) + "\n")
+    if doc.get("workers"):
+        from loadkit.traffic.distributed import worker_lines
+
+        out.write("".join(f"{line}\n" for line in worker_lines(doc["workers"])))
     out.write(f"stopped: {reason}\n" if reason != "completed" else "")
     if opts.report:
         _write_report(folder, out)
@@ -580,6 +646,8 @@ def finish(
     if locust_rc not in (0,) and not interrupted:
         _tail(folder.locust_log, out)
         code = 2 if summary["attempts"] == 0 else 1
+    elif abort_reason:
+        code = 1
     elif opts.fail_on_slo and summary.get("slo", {}).get("breached"):
         out.write(f"SLO breached: {', '.join(summary['slo']['breached'])}\n")
         code = 1

@@ -1,0 +1,180 @@
+"""A drill inside `loadkit run`: the proxy between the users and the target, driven from
+the scenario's fault timeline, journaled, with the abort watch; always cleaned up.
+
+The runner enters `drill(...)` after the target is up and gives the users the proxy's
+region listeners instead of the target's endpoints. The run clock comes from Locust: the
+locustfile's `started` event carries its `run_t0` (perf_counter is one clock for every
+local process); failing that, the first progress event's elapsed time. An abort stops
+Locust like Ctrl-C does (SIGTERM: users stop, records drain) and names the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from loadkit.chaos.control_client import ProxyProcess, start_proxy
+from loadkit.chaos.driver import AbortWatch, FaultDriver, Journal, abort_window_s, timeline
+from loadkit.results.faults_schema import FaultEvent, fault_windows
+
+
+@dataclass
+class Drill:
+    proxy: ProxyProcess
+    journal: Journal
+    driver: FaultDriver
+    upstream: dict[str, str]  # region -> the target's URL
+    endpoints: dict[str, str]  # region -> the proxy's listener for it
+    out: IO[str] | None = None
+    proc: subprocess.Popen[str] | None = None
+    t0: float | None = None
+    abort_reason: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+
+    def on_event(self, event: Mapping[str, Any]) -> None:
+        """Locust's progress events: the first `started` (or progress) starts the timeline."""
+        kind = event.get("event")
+        with self._lock:
+            if self.t0 is not None:
+                return
+            if kind == "started" and isinstance(event.get("t0"), int | float):
+                t0 = float(event["t0"])
+                now = time.perf_counter()
+                self.t0 = t0 if now - 60.0 < t0 < now + 5.0 else now
+            elif kind == "progress" and isinstance(event.get("elapsed_s"), int | float):
+                self.t0 = time.perf_counter() - float(event["elapsed_s"])
+            else:
+                return
+            t0 = self.t0
+        self.driver.clock = lambda: time.perf_counter() - t0
+        self.driver.start()
+
+    def _abort(self, reason: str) -> None:
+        self.abort_reason = reason
+        if self.out is not None:
+            self.out.write(f"\nabort: {reason}; removing every fault and stopping the run\n")
+            self.out.flush()
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+
+    def close(self) -> None:
+        """Remove every fault, journal it, stop the proxy (idempotent; every exit path)."""
+        try:
+            self.driver.stop()
+        finally:
+            self.proxy.stop()
+
+
+@contextlib.contextmanager
+def drill(
+    scenario: Any,
+    endpoints: Mapping[str, str],
+    faults_csv: Path,
+    requests_csv: Path,
+    scale: float,
+    out: IO[str] | None = None,
+) -> Iterator[Drill]:
+    """Start the proxy (a listener per region) and prepare the driver; clean up on any exit."""
+    regions = dict(endpoints)
+    first = next(iter(regions.values()))
+    proxy = start_proxy(first, regions, seed=int(scenario.seed))
+    try:
+        keys = {
+            f.where.api_key: os.environ.get(f.where.api_key, "")
+            for f in scenario.faults
+            if f.where.api_key
+        }
+        journal = Journal(faults_csv)
+        watch = None
+        if scenario.abort is not None:
+            watch = AbortWatch(scenario.abort, requests_csv, abort_window_s(scenario.abort, scale))
+        d = Drill(
+            proxy=proxy,
+            journal=journal,
+            driver=FaultDriver(
+                proxy.control, timeline(scenario.faults, scale, keys), journal, lambda: 0.0
+            ),
+            upstream=regions,
+            endpoints={r: proxy.region_urls[r] for r in regions},
+            out=out,
+        )
+        d.driver.abort = watch
+        d.driver.on_abort = d._abort
+    except BaseException:
+        proxy.stop()
+        raise
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def drill_summary(
+    cols: Any, events: list[FaultEvent], slo_error_rate: float | None
+) -> dict[str, Any]:
+    """Per fault window: attempts sent inside it, failures, how many the proxy tagged; and
+    the steady-state check: error rate before the first fault and after the last one."""
+    t = np.asarray(cols["t_sent"], dtype=np.float64)
+    e2e = np.nan_to_num(np.asarray(cols["e2e_ms"], dtype=np.float64))
+    failed = np.asarray(cols["outcome"]) != "ok"
+    tags = np.asarray(cols["fault"])
+    region = np.asarray(cols["region"])
+    where = {e.fault_id: e.region for e in events if e.event == "start"}
+    windows = []
+    for fid, kind, start, end in fault_windows(events):
+        # an attempt is exposed when it was in flight at some moment of the window
+        inside = (t < end) & (t + e2e >= start)
+        if where.get(fid):
+            inside &= region == where[fid]
+        n = int(inside.sum())
+        windows.append(
+            {
+                "fault_id": fid,
+                "kind": kind,
+                "region": where.get(fid) or None,
+                "start_ms": round(start, 1),
+                "end_ms": None if math.isinf(end) else round(end, 1),
+                "attempts": n,
+                "failed": int((failed & inside).sum()),
+                # tagged: the proxy's header reached the record; connection-level faults
+                # (refuse, reset, hang, region_outage) have no response to carry it
+                "tagged": int(((tags == fid) & inside).sum()),
+            }
+        )
+    spans = [(w["start_ms"], w["end_ms"]) for w in windows]
+    out: dict[str, Any] = {"journal": "faults.csv", "windows": windows}
+    if spans:
+        first = min(s for s, _ in spans)
+        ends = [e for _, e in spans]
+        last = None if None in ends else max(e for e in ends if e is not None)
+
+        def rate(mask: np.ndarray) -> dict[str, Any]:
+            n = int(mask.sum())
+            r = float((failed & mask).sum() / n) if n else None
+            ok = None if r is None or slo_error_rate is None else r <= slo_error_rate
+            return {"attempts": n, "error_rate": r, "within_slo": ok}
+
+        out["steady_state"] = {
+            "slo_error_rate": slo_error_rate,
+            "before": rate(t + e2e < first),  # attempts over before any fault began
+            "after": rate(t >= last) if last is not None else None,
+        }
+    aborts = [e for e in events if e.event == "abort"]
+    out["abort"] = aborts[0].params.get("reason") if aborts else None
+    return out
