@@ -54,6 +54,9 @@ def _recovery_marks(ax: Any, a: RunAnalysis) -> None:
             first = False
 
 
+_OUTSIDE: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)}
+
+
 def _legend(ax: Any, **kw: Any) -> None:
     """A legend only when something is labelled (an empty chart has none)."""
     if ax.get_legend_handles_labels()[0]:
@@ -87,17 +90,19 @@ def latency_over_time(a: RunAnalysis, slo: Any) -> Any:
             continue
         for p in ("p50", "p95", "p99"):
             ax.plot(x, a.series[f"{key}_{p}"], label=p, marker=".", markersize=3, **S.PCT_STYLE[p])
+        top = float(np.nanmax(a.series[f"{key}_p99"]))
         for p in ("p95", "p99", "p50"):
             lim = _slo_pct(slo, field, p)
             if lim is not None:
                 S.slo_line(ax, lim, f"SLO {p}")
+                top = max(top, lim)
+        ax.set_ylim(0, top * 1.3)  # room for the fault names above the lines
         _faults(ax, a, label_them=ax is axes[0])
         if ax is axes[0]:
             _recovery_marks(ax, a)
         ax.set_ylabel("ms")
-        ax.set_ylim(bottom=0)
         ax.set_title(name, loc="left")
-    _legend(axes[0], loc="upper left", ncols=6)
+    _legend(axes[0], **_OUTSIDE)
     _xlabel(axes[2], a)
     fig.suptitle(
         f"Latency over time ({a.windows.width_s:g} s windows, successful attempts)",
@@ -219,7 +224,6 @@ def failures_over_time(a: RunAnalysis, slo: Any) -> Any:
         names = list(a.outcome_series)
         ys = [np.nan_to_num(a.outcome_series[o]) * 100 for o in names]
         ax.stackplot(x, ys, labels=names, colors=[S.outcome_color(o) for o in names], alpha=0.85)
-        ax.legend(loc="upper left", ncols=min(len(names), 5))
     else:
         ax.text(
             0.5,
@@ -243,38 +247,37 @@ def failures_over_time(a: RunAnalysis, slo: Any) -> Any:
     _faults(ax, a)
     _recovery_marks(ax, a)
     ax.set_ylabel("% of attempts")
+    stacked = sum((np.nan_to_num(v) for v in a.outcome_series.values()), np.zeros(x.size))
     top = max(
-        [1.0]
-        + [float(np.nanmax(v)) * 100 * 1.15 for v in a.outcome_series.values() if _has(v)]
+        [1.0, float(np.max(stacked, initial=0.0)) * 100 * 1.15]
         + ([100 * float(err) * 1.5] if err is not None else [])
     )
     ax.set_ylim(0, min(top, 105))
     ax.set_title(
         "Failed attempts by outcome (stacked) and requests failed after retries", loc="left"
     )
-    handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, labels, loc="upper left", ncols=3)
+    _legend(ax, **_OUTSIDE)
     ax = axes[1]
     ax.plot(
         x,
         a.series["failed_injected_per_s"],
         color=S.INJECTED_COLOR,
         linewidth=1.8,
-        label="injected (fault tag)",
+        label="injected by the chaos layer",
     )
     ax.plot(
         x,
         a.series["failed_organic_per_s"],
         color=S.ORGANIC_COLOR,
         linewidth=1.8,
-        label="organic (no fault)",
+        label="organic",
     )
     _faults(ax, a, label_them=False)
     _recovery_marks(ax, a)
     ax.set_ylabel("failed attempts per s")
     ax.set_ylim(bottom=0)
     ax.set_title("Injected and organic failures", loc="left")
-    ax.legend(loc="upper left")
+    _legend(ax, **_OUTSIDE)
     _xlabel(ax, a)
     return fig
 

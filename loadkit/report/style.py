@@ -183,22 +183,35 @@ def fmt_pct(v: float | None, digits: int = 1) -> str:
 def shade_windows(
     ax: Any, windows: Iterable[tuple[float, float, str]], label_them: bool = True
 ) -> None:
-    """Shade (start_s, end_s, name) spans, e.g. fault windows, with a small name on top."""
-    first = True
-    for start, end, name in windows:
-        ax.axvspan(start, end, **FAULT_SHADE, label="fault window" if first else None)
-        if label_them and name:
-            ax.text(
-                start,
-                1.0,
-                f" {name}",
-                transform=ax.get_xaxis_transform(),
-                fontsize=8,
-                color=INJECTED_COLOR,
-                va="top",
-                ha="left",
-            )
-        first = False
+    """Shade (start_s, end_s, name) spans, e.g. fault windows, with their names on top.
+
+    Names of windows that start close together are stacked downwards, not overprinted.
+    """
+    spans = sorted(windows)
+    if not spans:
+        return
+    lo = min(s for s, _, _ in spans)
+    hi = max(e for _, e, _ in spans)
+    x0, x1 = ax.get_xlim() if ax.has_data() else (lo, hi)
+    width = max(x1 - x0, hi - lo, 1e-9)
+    last_x = None
+    row = 0
+    for i, (start, end, name) in enumerate(spans):
+        ax.axvspan(start, end, **FAULT_SHADE, label="fault window" if i == 0 else None)
+        if not (label_them and name):
+            continue
+        row = row + 1 if last_x is not None and start - last_x < 0.12 * width else 0
+        last_x = start
+        ax.text(
+            start,
+            1.0 - 0.07 * row,
+            f" {name}",
+            transform=ax.get_xaxis_transform(),
+            fontsize=8,
+            color=INJECTED_COLOR,
+            va="top",
+            ha="left",
+        )
 
 
 def slo_line(ax: Any, value: float | None, text: str = "SLO") -> None:
@@ -207,14 +220,14 @@ def slo_line(ax: Any, value: float | None, text: str = "SLO") -> None:
         return
     ax.axhline(value, **SLO_LINE)
     ax.text(
-        1.0,
+        0.995,
         value,
-        f" {text}",
+        f"{text} ",
         transform=ax.get_yaxis_transform(),
         fontsize=8,
         color=SLO_LINE["color"],
-        va="center",
-        ha="left",
+        va="bottom",
+        ha="right",
     )
 
 
