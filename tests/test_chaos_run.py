@@ -172,3 +172,39 @@ def test_ctrl_c_mid_drill_clears_every_fault(tmp_path: Path) -> None:
     r = read_records(out / "requests.csv")
     assert (r["fault"] == "slow").sum() > 5
     assert _proxy_gone(out)
+
+
+def test_the_shipped_outage_drill_compressed(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    res = run_cli(
+        "run",
+        str(repo / "scenarios" / "outage-drill.yaml"),
+        "--duration",
+        "30s",
+        "--users",
+        "30",
+        "--out",
+        str(out),
+        timeout=200,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    w = {fid: (s, e) for fid, _, s, e in fault_windows(read_fault_events(out / "faults.csv"))}
+    # 40 min into 30 s: x 1/80. na-outage 10m+12m -> 7.5..16.5 s; storm 22m+6m -> 16.5..21 s
+    assert abs(w["na-outage"][0] - 7500) < 300 and abs(w["na-outage"][1] - 16500) < 300
+    assert abs(w["storm-429"][0] - 16500) < 300 and abs(w["storm-429"][1] - 21000) < 300
+    r = read_records(out / "requests.csv")
+    t, region, outcome, fault = r["t_sent"], r["region"], r["outcome"], r["fault"]
+    ce = outcome == "connect_error"
+    assert ce.sum() > 0 and set(region[ce]) == {"na"}
+    assert ((t[ce] >= w["na-outage"][0] - 1000) & (t[ce] <= w["na-outage"][1])).all()
+    rl = outcome == "rate_limited"
+    assert rl.sum() > 0 and set(fault[rl]) == {"storm-429"}
+    assert ((t[rl] >= w["storm-429"][0] - 50) & (t[rl] <= w["storm-429"][1] + 50)).all()
+    slow = fault == "slow-recovery"
+    assert slow.sum() > 0 and set(region[slow]) == {"na"}
+    last_end = max(e for _, e in w.values())
+    after = t > last_end + 200
+    assert after.sum() > 10 and (outcome[after] == "ok").all()
+    s = summary(out)
+    assert s["chaos"]["steady_state"]["after"]["within_slo"] is True
