@@ -1,52 +1,65 @@
-"""Server-sent events as OpenAI streams them, parsed one line at a time as bytes arrive.
+"""Server-sent events as OpenAI streams them, parsed as bytes arrive.
 
-The client reads the body with `readline(b"\\n")` (geventhttpclient's default separator
-is `\\r\\n`, which SSE bodies never contain, so it would wait for the whole body) and feeds
-each line here. `SSEParser` turns lines into event payloads (the `data:` field, joined
-over continuation lines, dispatched on the blank line); `interpret_chunk` reads what an
-OpenAI chat or completions chunk carries: content text (reasoning deltas count as
-content for TTFT), usage, finish reason or an error object.
+The client hands over the body in blocks of complete lines, one block per socket read
+(see `loadkit.traffic.client`); `SSEParser.feed_lines` turns them into event payloads (the
+`data:` field, joined over continuation lines, dispatched on the blank line) and
+`interpret_chunk` reads what an OpenAI chat or completions chunk carries: content text
+(reasoning deltas count as content for TTFT), usage, finish reason or an error object.
+
+The hot path: nearly every event of a stream is a plain content delta, one choice whose
+delta holds only `content`, nothing else but scalar fields and nulls. `content_delta`
+recognises exactly that shape with one regular-expression match on the raw bytes, about
+four times cheaper than `json.loads`; any other event (role, reasoning, tool calls, finish
+reason, usage, error frames, escaped text, several choices, malformed JSON) does not match
+and goes through `interpret_chunk`, so the fast path can only skip work, never change a
+result.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, NamedTuple
 
 DONE = "[DONE]"
 
 
 class SSEParser:
-    """Feed raw lines (bytes, with or without their line ending); get complete event data."""
+    """Feed raw lines; get complete event payloads."""
 
     __slots__ = ("_data",)
 
     def __init__(self) -> None:
-        self._data: list[str] = []
+        self._data: list[bytes] = []
+
+    def feed_lines(self, block: bytes) -> list[bytes]:
+        """Payloads of the events completed by `block`: complete lines joined by `\\n`,
+        without the last line's ending (one socket read's worth)."""
+        events: list[bytes] = []
+        data = self._data
+        for line in block.split(b"\n"):
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            if not line:
+                if data:
+                    events.append(data[0] if len(data) == 1 else b"\n".join(data))
+                    data.clear()
+            elif line[:5] == b"data:":
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            # comments (":"), "event:", "id:", "retry:" lines carry nothing the client needs
+        return events
 
     def feed(self, raw: bytes) -> str | None:
-        """Returns the data of an event completed by this line, else None."""
-        line = raw.rstrip(b"\r\n")
-        if not line:
-            if not self._data:
-                return None
-            data = "\n".join(self._data)
-            self._data = []
-            return data
-        if line.startswith(b"data:"):
-            value = line[5:]
-            if value.startswith(b" "):
-                value = value[1:]
-            self._data.append(value.decode("utf-8", "replace"))
-        # comments (":"), "event:", "id:", "retry:" lines carry nothing the client needs
-        return None
+        """One line (with or without its ending): the data of an event it completes, else None."""
+        events = self.feed_lines(raw.rstrip(b"\r\n"))
+        return events[0].decode("utf-8", "replace") if events else None
 
     def finish(self) -> str | None:
         """Data of an event the stream ended without a blank line after (lenient)."""
         if not self._data:
             return None
-        data = "\n".join(self._data)
-        self._data = []
+        data = b"\n".join(self._data).decode("utf-8", "replace")
+        self._data.clear()
         return data
 
 
@@ -65,6 +78,58 @@ class MalformedChunk(ValueError):
 
 
 _loads = json.loads
+
+# One plain content delta: scalar fields, then exactly one choice {"index": 0, "delta":
+# {"content": TEXT}} followed only by null fields (logprobs, finish_reason...), then scalar
+# fields. Strings hold no backslash and no control character, so every quote delimits a
+# string and TEXT is the raw UTF-8 text; a scalar field may not be "error" or "choices" nor
+# a null field "delta" (a duplicate key would change what json.loads sees). What matches
+# is valid JSON that `interpret_chunk` reads as exactly (TEXT, content, no finish, no usage).
+# Possessive quantifiers: no backtracking into what a part has matched.
+_TEXT = rb'[^"\\\x00-\x1f]*+'
+_VALUE = rb'(?:"' + _TEXT + rb'"|-?(?:0|[1-9][0-9]*+)|null|true|false)'
+_SCALAR = rb'"(?!error"|choices")[A-Za-z_]++": ?' + _VALUE
+_CONTENT_DELTA = re.compile(
+    rb"\{ ?(?:" + _SCALAR + rb", ?)*+"
+    rb'"choices": ?\[\{"index": ?0, ?"delta": ?\{"content": ?"(' + _TEXT + rb')"\}'
+    rb'(?:, ?"(?!delta")[A-Za-z_]++": ?null)*+\}\]'
+    rb"(?:, ?" + _SCALAR + rb")*+ ?\}"
+)
+_PLAIN_TEXT = re.compile(_TEXT)
+
+
+class DeltaMatcher:
+    """Finds the text of plain content deltas without JSON (None: not one, ask `interpret_chunk`).
+
+    A stream's content deltas differ only in their text, so the frame around the text of
+    the first one the pattern matched is kept: a later payload that is that frame around a
+    plain string is a content delta of the same shape (valid by construction), checked with
+    two comparisons and a scan of the text instead of the full pattern.
+    """
+
+    __slots__ = ("_frame", "_prefix", "_suffix")
+
+    def __init__(self) -> None:
+        self._prefix = self._suffix = b""
+        self._frame = -1  # len(prefix) + len(suffix); -1 until a frame is known
+
+    def text(self, data: bytes) -> bytes | None:
+        frame = self._frame
+        if (
+            0 <= frame <= len(data)
+            and data.startswith(self._prefix)
+            and data.endswith(self._suffix)
+        ):
+            text = data[len(self._prefix) : len(data) - len(self._suffix)]
+            if _PLAIN_TEXT.fullmatch(text) is not None:
+                return text
+        m = _CONTENT_DELTA.fullmatch(data)
+        if m is None:
+            return None
+        start, end = m.span(1)
+        self._prefix, self._suffix = data[:start], data[end:]
+        self._frame = len(data) - (end - start)
+        return m.group(1)
 
 
 def _text_of(choice: dict[str, Any]) -> str:
