@@ -57,6 +57,15 @@ PATH = "/v1/chat/completions"
 MODEL = "gpt-4o-mini"
 
 
+def _proxy_loop() -> str:
+    import importlib.util
+    import os
+
+    if os.environ.get("LOADKIT_CHAOS_LOOP") == "asyncio" or not importlib.util.find_spec("uvloop"):
+        return "asyncio"
+    return "uvloop"
+
+
 def _host_port(url: str) -> tuple[str, int]:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     return host, int(port)
@@ -274,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = args.window or (4.0 if args.quick else 8.0)
     nofile = raise_nofile()
     points: list[dict[str, Any]] = []
+    print(f"proxy event loop: {_proxy_loop()}", flush=True)
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for label, step in (("latency", args.step_ms), ("throughput", args.thr_step_ms)):
@@ -341,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "python": platform.python_version(),
                 "machine": platform.machine(),
                 "nofile": nofile,
+                "proxy_loop": _proxy_loop(),
                 "config": {
                     k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 },

@@ -105,8 +105,11 @@ async def _serve(args: argparse.Namespace, regions: dict[str, str], specs: list[
 
 
 def _run(coro: Any) -> int:
-    """uvloop when installed (about twice the events per CPU-second), else asyncio's loop."""
+    """uvloop when installed (`pip install loadkit[fast]`; LOADKIT_CHAOS_LOOP=asyncio opts out),
+    else asyncio's own loop."""
     try:
+        if os.environ.get("LOADKIT_CHAOS_LOOP") == "asyncio":
+            raise ImportError
         import uvloop
     except ImportError:
         return asyncio.run(coro)
