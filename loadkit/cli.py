@@ -67,8 +67,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         processes=args.processes,
         fail_on_slo=args.fail_on_slo,
         yes=args.yes,
+        master=args.master,
+        master_bind_host=args.master_bind_host,
+        master_bind_port=args.master_bind_port,
+        expect_workers=args.expect_workers,
     )
     return run(opts)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from loadkit.traffic.distributed import WorkerOptions, exec_worker
+
+    exec_worker(
+        WorkerOptions(
+            master_host=args.master_host,
+            master_port=args.master_port,
+            region=args.region,
+            processes=args.processes,
+        )
+    )
+    return 0  # not reached: the process is Locust's worker now
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
@@ -220,7 +238,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--yes", action="store_true", help="send paid traffic to a remote target without a budget"
     )
+    dist = run.add_argument_group("distributed (Locust's master; see docs/distributed.md)")
+    dist.add_argument(
+        "--master", action="store_true", help="be Locust's master: workers run the users"
+    )
+    dist.add_argument(
+        "--master-bind-host", default="*", metavar="H", help="interface to listen on (default *)"
+    )
+    dist.add_argument(
+        "--master-bind-port", type=int, default=5557, metavar="P", help="default 5557"
+    )
+    dist.add_argument(
+        "--expect-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="start once N workers joined (default 1); later ones get their share",
+    )
     run.set_defaults(func=_cmd_run)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a Locust worker for a `loadkit run --master` (users, records to the master)",
+        description="Join a `loadkit run SCENARIO --master` as a Locust worker. The worker "
+        "gets the scenario and the run settings from the master, runs its share of the users "
+        "and arrivals, and ships every request record to the master. API keys and header "
+        "variables come from this machine's environment.",
+    )
+    worker.add_argument("--master-host", default="127.0.0.1", metavar="H", help="the master")
+    worker.add_argument("--master-port", type=int, default=5557, metavar="P", help="default 5557")
+    worker.add_argument(
+        "--region", metavar="R", help="run only region R's traffic (a worker per cloud region)"
+    )
+    worker.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="worker processes on this machine"
+    )
+    worker.set_defaults(func=_cmd_worker)
 
     trace = sub.add_parser(
         "trace",

@@ -83,6 +83,8 @@ class OpenLoopScheduler:
         self._cap = max_in_flight if max_in_flight and max_in_flight > 0 else None
         self._group = gevent.pool.Pool(self._cap) if self._cap else gevent.pool.Group()
         self._stopping = False
+        self._until = float("inf")
+        self.handed_over = 0  # arrivals at or after a `cut`
         self.fired = 0
         self.refused = 0
         self.waited_for_slot = 0
@@ -96,6 +98,10 @@ class OpenLoopScheduler:
         """No new arrivals after this; in-flight requests carry on (see `drain`)."""
         self._stopping = True
 
+    def cut(self, t_s: float) -> None:
+        """No arrivals intended at or after `t_s`: a new assignment hands them to others."""
+        self._until = min(self._until, t_s)
+
     def run(self) -> SchedulerStats:
         import gevent
 
@@ -106,6 +112,9 @@ class OpenLoopScheduler:
             if self._stopping:
                 self.refused += len(arrivals) - n
                 break
+            if t_s >= self._until:
+                self.handed_over += len(arrivals) - n
+                break
             delay = t0 + t_s - clock()
             if delay > _FINE_WINDOW_S:
                 gevent.sleep(delay - _FINE_WINDOW_S)
@@ -113,6 +122,9 @@ class OpenLoopScheduler:
                 gevent.sleep(min(delay, 0.0005))
             if self._stopping:
                 self.refused += len(arrivals) - n
+                break
+            if t_s >= self._until:
+                self.handed_over += len(arrivals) - n
                 break
             if self._admit is not None and not self._admit():
                 self._stopping = True

@@ -115,6 +115,7 @@ class RecordReceiver:
         self._write_line = write_line
         self._seen: set[tuple[str, int]] = set()
         self.rows = 0
+        self.rows_by_worker: dict[str, int] = {}
         self.cost_usd = 0.0
         self.duplicates = 0
         self.finished: set[str] = set()
@@ -132,6 +133,7 @@ class RecordReceiver:
         for line in data["lines"]:
             self._write_line(line)
         self.rows += len(data["lines"])
+        self.rows_by_worker[worker] = self.rows_by_worker.get(worker, 0) + len(data["lines"])
         self.cost_usd += float(data.get("cost", 0.0))
         if data.get("final"):
             self.finished.add(worker)

@@ -1,0 +1,230 @@
+"""`loadkit run --master` with `loadkit worker`s, all as subprocesses on loopback.
+
+Master plus two workers: one requests.csv with every attempt exactly once and a summary that
+matches; per-region workers send only their region; a worker killed mid-run leaves a
+complete, flagged result; a worker that joins late gets its share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loadkit.results.reader import read_records
+from loadkit.scenario import load_scenario
+from loadkit.traffic.timeline import open_plan
+from tests.run_helpers import loadkit_cmd, scenario, summary
+
+pytestmark = pytest.mark.timeout(150)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    """A `loadkit` subprocess whose output is collected line by line."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        self.lines: list[str] = []
+        self.p = subprocess.Popen(
+            loadkit_cmd(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(text in x for x in self.lines):
+            if time.monotonic() > deadline or self.p.poll() is not None:
+                time.sleep(0.2)
+                raise AssertionError(f"no {text!r} in:\n{self.output}")
+            time.sleep(0.05)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait(self, timeout_s: float = 90) -> int:
+        rc = self.p.wait(timeout=timeout_s)
+        self._t.join(timeout=5)
+        return rc
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+@contextlib.contextmanager
+def master(path: Path, out: Path, workers: int, *extra: str) -> Iterator[tuple[Proc, int]]:
+    port = _free_port()
+    m = Proc(
+        "run",
+        str(path),
+        "--out",
+        str(out),
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(port),
+        "--expect-workers",
+        str(workers),
+        *extra,
+    )
+    try:
+        yield m, port
+    finally:
+        m.stop()
+
+
+def worker(port: int, *extra: str) -> Proc:
+    return Proc("worker", "--master-host", "127.0.0.1", "--master-port", str(port), *extra)
+
+
+@contextlib.contextmanager
+def stopping(*procs: Proc) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def _open(rate: str, seconds: int) -> dict:
+    return {"type": "open", "process": "constant", "phases": [{"rate": rate, "for": f"{seconds}s"}]}
+
+
+def test_master_and_two_workers_every_attempt_once(tmp_path) -> None:
+    path = scenario(tmp_path, "dist", load=_open("40/s", 4))
+    planned = len(open_plan(load_scenario(path), 1.0))
+    out = tmp_path / "run"
+    with master(path, out, 2) as (m, port):
+        m.wait_for("waiting for 2 workers")
+        w1, w2 = worker(port), worker(port)
+        with stopping(w1, w2):
+            assert m.wait() == 0, m.output
+            assert w1.wait(30) == 0 and w2.wait(30) == 0  # the master sends them home
+    assert sorted(p.name for p in out.glob("requests*.csv")) == ["requests.csv"]
+    rec = read_records(out / "requests.csv")
+    assert not rec.truncated
+    ids = rec["request_id"].tolist()
+    assert len(ids) == len(set(ids)) == planned == 160
+    assert set(rec["outcome"].tolist()) == {"ok"}
+    by_worker = {w: int(np.sum(rec["worker"] == w)) for w in set(rec["worker"].tolist())}
+    assert sorted(by_worker) == ["w0", "w1"] and all(n >= 60 for n in by_worker.values())
+    s = summary(out)
+    assert s["attempts"] == planned and s["requests"] == planned
+    assert s["stop_reason"] == "completed"
+    workers = {w["worker"]: w for w in s["workers"]}
+    assert {w: e["records"] for w, e in workers.items()} == by_worker
+    assert all(e["status"] == "ok" and e["last_batch"] for e in workers.values())
+    assert "went missing" not in m.output
+
+
+def test_region_workers_send_only_their_region(tmp_path) -> None:
+    regions = [{"name": "eu", "share": "40%"}, {"name": "us", "share": "60%"}]
+    path = scenario(tmp_path, "regions", regions=regions, load=_open("30/s", 4))
+    plan = open_plan(load_scenario(path), 1.0)
+    want = {n: int(np.sum(plan.region == i)) for i, n in enumerate(plan.region_names)}
+    out = tmp_path / "run"
+    with master(path, out, 2) as (m, port):
+        m.wait_for("waiting for 2 workers")
+        eu, us = worker(port, "--region", "eu"), worker(port, "--region", "us")
+        with stopping(eu, us):
+            assert m.wait() == 0, m.output
+    rec = read_records(out / "requests.csv")
+    ids = rec["request_id"].tolist()
+    assert len(ids) == len(set(ids)) == len(plan)
+    s = summary(out)
+    region_of = {w["worker"]: w["region"] for w in s["workers"]}
+    assert sorted(region_of.values()) == ["eu", "us"]
+    for w, region in region_of.items():
+        sent = set(rec["region"][rec["worker"] == w].tolist())
+        assert sent == {region}, (w, sent)
+    got = {n: int(np.sum(rec["region"] == n)) for n in want}
+    assert got == want and min(got.values()) > 0
+
+
+def test_worker_killed_mid_run_leaves_a_flagged_complete_result(tmp_path) -> None:
+    path = scenario(tmp_path, "kill", load=_open("20/s", 14))
+    plan = open_plan(load_scenario(path), 1.0)
+    out = tmp_path / "run"
+    with master(path, out, 2) as (m, port):
+        m.wait_for("waiting for 2 workers")
+        w1, w2 = worker(port), worker(port)
+        with stopping(w1, w2):
+            m.wait_for("requests", timeout_s=60)  # the first progress line: the run is on
+            time.sleep(3.0)
+            w2.p.kill()  # SIGKILL: no last batch, no goodbye
+            assert m.wait() == 0, m.output
+    rec = read_records(out / "requests.csv")
+    assert not rec.truncated
+    ids = rec["request_id"].tolist()
+    assert len(ids) == len(set(ids))  # nothing counted twice
+    s = summary(out)
+    assert s["stop_reason"] == "completed" and s["attempts"] == len(ids)
+    gone = [w for w in s["workers"] if w["status"] == "missing"]
+    assert len(gone) == 1, s["workers"]
+    dead = gone[0]
+    assert 1.0 < dead["missing_since_s"] < 12.0
+    assert dead["records"] == int(np.sum(rec["worker"] == dead["worker"])) > 0  # what it sent stays
+    assert f"worker {dead['worker']} went missing" in m.output
+    # Locust notices in about 3 s; from a second after that the survivor fires every arrival.
+    t_ms = rec["t_intended"]
+    after = dead["missing_since_s"] + 6.0
+    planned_after = int(np.sum(plan.t_s >= after))
+    assert planned_after > 0
+    assert int(np.sum(t_ms >= after * 1000.0)) == planned_after
+
+
+def test_worker_joining_late_gets_its_share(tmp_path) -> None:
+    path = scenario(tmp_path, "late", load=_open("20/s", 12))
+    planned = len(open_plan(load_scenario(path), 1.0))
+    out = tmp_path / "run"
+    with master(path, out, 1) as (m, port):
+        m.wait_for("waiting for 1 worker")
+        w1 = worker(port)
+        with stopping(w1):
+            m.wait_for("requests", timeout_s=60)
+            time.sleep(2.0)
+            w2 = worker(port)
+            with stopping(w2):
+                m.wait_for("joined at", timeout_s=30)
+                assert m.wait() == 0, m.output
+    rec = read_records(out / "requests.csv")
+    ids = rec["request_id"].tolist()
+    assert len(ids) == len(set(ids)) == planned  # handed over without a gap or a double
+    s = summary(out)
+    late = [w for w in s["workers"] if w["joined_s"] > 0]
+    assert len(late) == 1 and late[0]["status"] == "ok"
+    name = late[0]["worker"]
+    mine = rec["t_intended"][rec["worker"] == name]
+    assert mine.size >= 20  # about half of the arrivals after it joined
+    assert float(mine.min()) >= late[0]["joined_s"] * 1000.0
