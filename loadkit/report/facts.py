@@ -87,12 +87,32 @@ def planned_rates(scenario: Any) -> tuple[float | None, float | None, float | No
     mean = total.requests / dur
     load = scenario.load
     peak: float | None = mean
-    if isinstance(load, OpenLoad) and load.phases and load.daily is None:
-        peak = max(max(p.rate_start, p.rate_end) for p in load.phases)
-    elif isinstance(load, ClosedLoad) and load.phases and load.daily is None:
+    daily = _daily_peak_factor(scenario)
+    if isinstance(load, OpenLoad) and load.phases:
+        peak = max(max(p.rate_start, p.rate_end) for p in load.phases) * daily
+    elif isinstance(load, ClosedLoad) and load.phases:
         avg, top = _mean_users(load.phases)
-        peak = mean * top / avg if avg > 0 else mean
+        peak = (mean * top / avg if avg > 0 else mean) * daily
     return peak, mean, total.cost_usd
+
+
+def _daily_peak_factor(scenario: Any) -> float:
+    """Busiest hour / mean hour of the regions' daily curves, each at its UTC offset."""
+    import numpy as np
+
+    spec = getattr(scenario.load, "daily", None)
+    hourly = getattr(spec, "hourly", None)
+    if not hourly or len(hourly) != 24:
+        return 1.0
+    h = np.asarray(hourly, dtype=np.float64)
+    if h.mean() <= 0:
+        return 1.0
+    h = h / h.mean()
+    hours = np.arange(24)
+    agg = np.zeros(24)
+    for r in scenario.regions:
+        agg += r.share * h[(hours + round(r.utc_offset_h)) % 24]
+    return float(agg.max() / agg.mean()) if agg.mean() > 0 else 1.0
 
 
 def folder_facts(folder: RunFolder, window_s: float | None = None) -> FolderFacts:
