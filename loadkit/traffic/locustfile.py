@@ -275,6 +275,8 @@ class LoadkitApp:
             entry.finished = entry.name in self.receiver.finished
             self.book.seen(entry.client_id, self.elapsed_s())
         self.total_guard.add_cost(float(msg.data.get("cost", 0.0)))
+        # The total across workers: a backstop when workers beyond --expect-workers share a slot.
+        self.total_guard.requests += int(msg.data.get("requests", 0))
         if msg.data.get("exhausted"):
             self.exhausted_workers.add(str(msg.data["worker"]))
         if self.total_guard.exhausted:

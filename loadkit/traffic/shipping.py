@@ -42,6 +42,7 @@ class RecordShipper:
         self._lines: list[str] = []
         self._cost = 0.0
         self._errors = 0
+        self._requests = 0  # logical requests (first attempts), for the master's budget total
         self.exhausted = False  # set by the owner when this worker's budget share is spent
         self.reason = ""
         self._seq = 0
@@ -58,6 +59,8 @@ class RecordShipper:
             self._cost += cost
         if record.outcome != "ok":
             self._errors += 1
+        if record.attempt == 0:
+            self._requests += 1
         if self._first_at is None:
             self._first_at = time.perf_counter()
         if len(self._lines) >= self._max_batch:
@@ -83,6 +86,7 @@ class RecordShipper:
         lines, self._lines = self._lines, []
         cost, self._cost = self._cost, 0.0
         errors, self._errors = self._errors, 0
+        requests, self._requests = self._requests, 0
         self._first_at = None
         self._seq += 1
         payload: dict[str, Any] = {
@@ -91,6 +95,7 @@ class RecordShipper:
             "lines": lines,
             "cost": cost,
             "errors": errors,
+            "requests": requests,
         }
         if self.exhausted:
             payload["exhausted"] = True
