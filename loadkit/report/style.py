@@ -79,7 +79,6 @@ RC: dict[str, Any] = {
     "ytick.labelsize": 9,
     "figure.dpi": DPI,
     "savefig.dpi": DPI,
-    "savefig.bbox": "tight",
     "figure.facecolor": "white",
 }
 
