@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 PCTS: tuple[float, ...] = (50.0, 95.0, 99.0)
+_LOOP_GROUPS = 4096  # up to this many groups, sort each group's slice (one call per group)
 
 
 def encode(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,10 +35,17 @@ def grouped_percentiles(
     keep = (codes >= 0) & (codes < n_groups) & np.isfinite(values)
     c = codes[keep]
     v = values[keep]
-    order = np.lexsort((v, c))
-    vs = v[order]
     counts = np.bincount(c, minlength=n_groups)[:n_groups]
     starts = np.cumsum(counts) - counts
+    if n_groups <= _LOOP_GROUPS:
+        # rows grouped by a stable (radix) sort of the small codes, then each group's slice
+        # sorted in place: much faster than a lexsort of (value, code) on a million rows
+        order = np.argsort(c.astype(np.int16 if n_groups < 2**15 else np.int32), kind="stable")
+        vs = v[order]
+        for g in np.flatnonzero(counts > 1).tolist():
+            vs[starts[g] : starts[g] + counts[g]].sort()
+    else:
+        vs = v[np.lexsort((v, c))]
     table = np.full((n_groups, len(pcts)), np.nan)
     has = counts > 0
     if not has.any():
