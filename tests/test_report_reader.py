@@ -113,3 +113,21 @@ def _record_line() -> str:
     from loadkit.results.schema import to_csv_line
 
     return to_csv_line(_record(1, np.random.default_rng(0)))
+
+
+@pytest.mark.parametrize("odd_id", ["", "r-ünïcode"])
+def test_mostly_distinct_text_columns_decode_like_the_csv_module(tmp_path, odd_id):
+    from dataclasses import replace
+
+    path = tmp_path / "requests.csv"
+    rng = np.random.default_rng(2)
+    with RecordWriter(path) as w:
+        for i in range(3000):
+            rec = replace(_record(i, rng), request_id=f"req-{i:05d}")
+            if odd_id and i == 2500:
+                rec = replace(rec, request_id=odd_id)
+            w.write(rec)
+    got = read_records(path)["request_id"].tolist()
+    assert got == _csv_module(path)["request_id"]
+    assert all(type(x) is str for x in got)
+    assert (odd_id in got) == bool(odd_id)
