@@ -228,3 +228,29 @@ def test_worker_joining_late_gets_its_share(tmp_path) -> None:
     mine = rec["t_intended"][rec["worker"] == name]
     assert mine.size >= 20  # about half of the arrivals after it joined
     assert float(mine.min()) >= late[0]["joined_s"] * 1000.0
+
+
+def test_closed_loop_late_worker_takes_half_the_users(tmp_path) -> None:
+    load = {"type": "closed", "phases": [{"kind": "hold", "users": 4, "for": "12s"}]}
+    path = scenario(tmp_path, "late_closed", load=load)
+    out = tmp_path / "run"
+    with master(path, out, 1) as (m, port):
+        m.wait_for("waiting for 1 worker")
+        w1 = worker(port)
+        with stopping(w1):
+            m.wait_for("requests", timeout_s=60)
+            time.sleep(2.0)
+            w2 = worker(port)
+            with stopping(w2):
+                m.wait_for("joined at", timeout_s=30)
+                assert m.wait() == 0, m.output
+    rec = read_records(out / "requests.csv")
+    ids = rec["request_id"].tolist()
+    assert len(ids) == len(set(ids))
+    s = summary(out)
+    (late,) = [w for w in s["workers"] if w["joined_s"] > 0]
+    # Locust hands the late worker half of the users; from then on it sends about half
+    after = rec["t_sent"] >= (late["joined_s"] + 2.0) * 1000.0
+    share = float(np.mean(rec["worker"][after] == late["worker"]))
+    assert 0.3 < share < 0.7, share
+    assert late["records"] == int(np.sum(rec["worker"] == late["worker"]))
