@@ -58,3 +58,12 @@ def test_every_fault_of_the_shipped_scenarios_is_executable() -> None:
             assert fault_from_json(spec.to_json()) == spec
             n += 1
     assert n >= 3
+
+
+def test_validate_shows_the_abort_conditions(tmp_path: Path) -> None:
+    from loadkit.scenario.plan import plan
+    from loadkit.scenario.render import render
+
+    s = _load(tmp_path, "abort: {error_rate: 50%, ttft: {p95: 10s}, window: 20s}\n")
+    text = render(s, plan(s))
+    assert "abort: stop the run when errors > 50% or TTFT p95 > 10s over the last 20s" in text

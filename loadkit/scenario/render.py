@@ -48,6 +48,8 @@ def render(scenario: Scenario, plan: ScenarioPlan, shown_path: str = "") -> str:
             f"  {_span(f.at_s, f.end_s):<17} {f.id:<14} {f.kind:<15} "
             f"{where or 'all requests'}; {f.rate:.0%} hit" + (f"; {params}" if params else "")
         )
+    if s.abort is not None:
+        add(f"  abort: {_abort(s)}")
     add("")
     add("expected traffic (an estimate)")
     add(f"  {plan.assumption}")
@@ -278,6 +280,18 @@ def _budget(s: Scenario, plan: ScenarioPlan) -> str:
         warn = "  ⚠ the estimate exceeds it: the run will stop early" if share > 1 else ""
         parts.append(f"max {b.max_requests:,} requests (estimate is {share:.0%}){warn}")
     return "; ".join(parts) if parts else "none"
+
+
+def _abort(s: Scenario) -> str:
+    a = s.abort
+    assert a is not None
+    parts = [f"TTFT {pct} > {fmt_duration(ms / 1000)}" for pct, ms in a.ttft_ms.items()]
+    if a.error_rate is not None:
+        parts.insert(0, f"errors > {a.error_rate:.0%}")
+    return (
+        f"stop the run when {' or '.join(parts)} over the last {fmt_duration(a.window_s)} "
+        f"(at least {a.min_requests} attempts)"
+    )
 
 
 def _slo(s: Scenario) -> str:
