@@ -175,3 +175,13 @@ def test_header_only_and_all_failed_runs_are_no_go_without_crashing(tmp_path):
     result = build_report(bad)
     assert result.summary["requests_ok"] == 0 and result.verdict == "no-go"
     assert "error rate" in result.summary["verdict"]["failing"]
+
+
+def test_an_aborted_drill_is_no_go(synth_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(synth_run, folder)
+    reason = "aborted: error_rate 60% over 30s"
+    (folder / "summary.json").write_text(json.dumps({"stop_reason": reason}))
+    v = build_report(folder).summary["verdict"]
+    assert v["overall"] == "no-go" and "abort condition" in v["failing"]
+    assert any(reason in i["evidence"] for i in v["items"])

@@ -212,3 +212,15 @@ def verdict(summary: Mapping[str, Any], extra: Mapping[str, Any], lim: Limits) -
     untested = [i["check"] for i in items if i["status"] == NOT_TESTED]
     overall = NO_GO if failing else GO
     return {"overall": overall, "failing": failing, "not_tested": untested, "items": items}
+
+
+def with_stop_reason(v: Mapping[str, Any], stop_reason: str | None) -> dict[str, Any]:
+    """The verdict with a no-go for a run its abort condition stopped (a drill gone wrong)."""
+    out = dict(v)
+    if not stop_reason or not stop_reason.startswith("aborted"):
+        return out
+    item = _item("resilience", "abort condition", NO_GO, f"the run was stopped: {stop_reason}")
+    out["items"] = [*v["items"], item]
+    out["failing"] = [*v["failing"], item["check"]]
+    out["overall"] = NO_GO
+    return out

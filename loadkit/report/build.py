@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loadkit.analysis.run import RunAnalysis, analyse
+from loadkit.analysis.verdict import with_stop_reason
 from loadkit.errors import UserError
 from loadkit.report import charts as C
 from loadkit.report import style as S
@@ -140,6 +141,7 @@ def build_report(run_dir: str | Path, window_s: float | None = None) -> ReportRe
     doc = _summary_doc(folder, records, a, notes)
     if not doc.get("scenario") and ff.scenario is not None:
         doc["scenario"] = ff.scenario.name
+    doc["verdict"] = with_stop_reason(doc["verdict"], doc.get("stop_reason"))
     charts_dir = folder.path / "charts"
     written: list[tuple[Path, str, str]] = []
     slo = ff.facts.slo
