@@ -25,11 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -92,14 +92,60 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+class CpuSampler:
+    """Every `interval_s`: CPU seconds used so far by this process's descendants but the mock
+    (the load generator: loadkit run, Locust's master and workers, the `loadkit worker`s),
+    the mock's, and when requests.csv first had rows (to align the window)."""
 
+    def __init__(self, root: int, mock: int, csv: Path, interval_s: float = 0.25):
+        self.root, self.mock, self.csv, self.interval = root, mock, csv, interval_s
+        self.last: dict[int, float] = {}  # pid -> its CPU seconds when last seen
+        self.samples: list[tuple[float, float, float]] = []  # (t, load generator, mock)
+        self.first_rows_at: float | None = None
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
 
-def _children_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    def __enter__(self) -> CpuSampler:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+    def _loop(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self._stop.is_set():
+            parent: dict[int, int] = {}
+            cpu: dict[int, float] = {}
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    f = stat.read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                pid = int(stat.parent.name)
+                parent[pid] = int(f[1])
+                cpu[pid] = (int(f[11]) + int(f[12])) / tick
+            for pid in cpu:
+                p, hops = pid, 0
+                while p > 1 and p not in (self.root, self.mock) and hops < 64:
+                    p, hops = parent.get(p, 0), hops + 1
+                if p == self.root and pid != self.root:
+                    self.last[pid] = cpu[pid]
+            now = time.perf_counter()
+            if self.first_rows_at is None and self.csv.exists() and self.csv.stat().st_size > 600:
+                self.first_rows_at = now
+            self.samples.append((now, sum(self.last.values()), cpu.get(self.mock, 0.0)))
+            self._stop.wait(self.interval)
+
+    def window(self, lo_s: float, hi_s: float) -> tuple[float, float]:
+        """(load generator, mock) CPU seconds from lo_s to hi_s after the first rows."""
+        if self.first_rows_at is None or not self.samples:
+            return float("nan"), float("nan")
+        a, b = self.first_rows_at + lo_s, self.first_rows_at + hi_s
+        at_a = min(self.samples, key=lambda x: abs(x[0] - a))
+        at_b = min(self.samples, key=lambda x: abs(x[0] - b))
+        return at_b[1] - at_a[1], at_b[2] - at_a[2]
 
 
 def _loadkit(*args: str) -> list[str]:
@@ -107,7 +153,7 @@ def _loadkit(*args: str) -> list[str]:
 
 
 def run_mode(mode: str, scenario: Path, out: Path, mock_pid: int, hold_s: float) -> dict[str, Any]:
-    cpu0, mock0, t0 = _children_cpu_s(), _proc_cpu_s(mock_pid), time.perf_counter()
+    t0 = time.perf_counter()
     args = ["run", str(scenario), "--out", str(out)]
     workers: list[subprocess.Popen[bytes]] = []
     if mode == "processes2":
@@ -117,26 +163,27 @@ def run_mode(mode: str, scenario: Path, out: Path, mock_pid: int, hold_s: float)
         args += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
         args += ["--expect-workers", "2"]
     log = open(out.with_suffix(".log"), "w")  # noqa: SIM115 - closed below
-    master = subprocess.Popen(_loadkit(*args), stdout=log, stderr=subprocess.STDOUT)
-    if mode == "workers2":
-        for _ in range(2):
-            cmd = _loadkit("worker", "--master-host", "127.0.0.1", "--master-port", str(port))
-            workers.append(
-                subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            )
-    rc = master.wait(timeout=hold_s + 180)
-    for w in workers:
-        w.wait(timeout=60)
+    with CpuSampler(os.getpid(), mock_pid, out / "requests.csv") as cpu:
+        master = subprocess.Popen(_loadkit(*args), stdout=log, stderr=subprocess.STDOUT)
+        if mode == "workers2":
+            for _ in range(2):
+                cmd = _loadkit("worker", "--master-host", "127.0.0.1", "--master-port", str(port))
+                workers.append(
+                    subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                )
+        rc = master.wait(timeout=hold_s + 180)
+        for w in workers:
+            w.wait(timeout=60)
     log.close()
     wall_s = time.perf_counter() - t0
-    cpu_s = _children_cpu_s() - cpu0
-    mock_cpu_s = _proc_cpu_s(mock_pid) - mock0
     rec = read_records(out / "requests.csv")
     end_ms = rec["t_sent"] + rec["e2e_ms"]
     ok = rec["outcome"] == "ok"
     lo, hi = (RAMP_S + 1.0) * 1000.0, (RAMP_S + hold_s - 1.0) * 1000.0
     done = int(np.sum(ok & (end_ms >= lo) & (end_ms < hi)))
     window_s = (hi - lo) / 1000.0
+    first_ms = float(np.min(rec["t_sent"]))
+    lg_cpu, mock_cpu = cpu.window((lo - first_ms) / 1000.0, (hi - first_ms) / 1000.0)
     return {
         "mode": mode,
         "exit_code": rc,
@@ -145,10 +192,10 @@ def run_mode(mode: str, scenario: Path, out: Path, mock_pid: int, hold_s: float)
         "window_s": window_s,
         "requests_per_s": round(done / window_s, 1),
         "workers": sorted(set(rec["worker"].tolist())),
-        # The whole run, report included; Locust's forked --processes workers outlive its
-        # master and are not counted by the kernel's child accounting, so not for processes2.
-        "loadgen_cpu_s": None if mode == "processes2" else round(cpu_s, 2),
-        "mock_cpu_share": round(mock_cpu_s / wall_s, 2),
+        # In the window, aligned on requests.csv's first rows (within about 0.5 s):
+        "loadgen_cores": round(lg_cpu / window_s, 2),
+        "mock_cores": round(mock_cpu / window_s, 2),
+        "requests_per_loadgen_cpu_s": round(done / lg_cpu, 1) if lg_cpu > 0 else None,
         "wall_s": round(wall_s, 1),
     }
 
@@ -188,14 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{'round':>5} {'mode':<11} {'req/s':>8} {'x one':>6} {'errors':>6} "
-        f"{'lg cpu-s':>8} {'mock cpu':>8} {'workers':<10}"
+        f"{'lg cores':>8} {'req/lg cpu-s':>12} {'mock cores':>10} {'workers':<10}"
     )
     for r, rows in enumerate(rounds):
         for row in rows:
             print(
                 f"{r:>5} {row['mode']:<11} {row['requests_per_s']:>8.1f} "
-                f"{row['ratio_vs_one']:>6.2f} {row['errors']:>6} {_cpu(row['loadgen_cpu_s']):>8} "
-                f"{row['mock_cpu_share']:>8.2f} {','.join(row['workers']):<10}"
+                f"{row['ratio_vs_one']:>6.2f} {row['errors']:>6} {row['loadgen_cores']:>8.2f} "
+                f"{row['requests_per_loadgen_cpu_s'] or float('nan'):>12.1f} "
+                f"{row['mock_cores']:>10.2f} {','.join(row['workers']):<10}"
             )
     best = {m: max(rows[i]["ratio_vs_one"] for rows in rounds) for i, m in enumerate(modes)}
     print(
