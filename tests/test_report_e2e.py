@@ -79,3 +79,60 @@ def test_open_loop_two_region_run_reports_lag_and_regions(tmp_path) -> None:
     assert sum(r["requests"] for r in doc["breakdown"]["region"]) == doc["requests"]
     regions = [i["check"] for i in doc["verdict"]["items"] if i["area"] == "customer impact"]
     assert regions == ["region eu", "region na"]
+
+
+def test_drill_report_shows_fault_windows_injected_failures_and_recovery(tmp_path) -> None:
+    path = scenario(
+        tmp_path,
+        name="drill",
+        regions=[{"name": "na", "share": "50%"}, {"name": "eu", "share": "50%"}],
+        client={
+            "timeouts": {
+                "connect": "2s",
+                "first_token": "5s",
+                "between_tokens": "5s",
+                "total": "20s",
+            },
+            "retries": {"max": 0},
+            "failover": ["eu", "na"],
+        },
+        load={"type": "open", "process": "constant", "phases": [{"rate": "20/s", "for": "90s"}]},
+        faults=[
+            {
+                "id": "na-down",
+                "at": "20s",
+                "for": "30s",
+                "kind": "region_outage",
+                "where": {"region": "na"},
+            },
+            {
+                "id": "storm",
+                "at": "50s",
+                "for": "20s",
+                "kind": "http_error",
+                "status": 503,
+                "rate": "50%",
+            },
+        ],
+        slo={"ttft": {"p95": "2s"}, "error_rate": "5%"},
+    )
+    out = tmp_path / "run"
+    proc = run_cli("run", str(path), "--duration", "9s", "--out", str(out), timeout=150)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"report: {out / 'report.html'}" in proc.stdout
+    doc = json.loads((out / "summary.json").read_text())
+    assert "chaos" in doc  # the drill's own section is kept beside the report's
+    faults = {f["fault_id"]: f for f in doc["faults"]}
+    assert set(faults) == {"na-down", "storm"}
+    assert faults["na-down"]["start_s"] == pytest.approx(2.0, abs=0.5)
+    # the outage leaves no tag (refused connections): its failures are inferred as injected
+    assert faults["na-down"]["failed_attempts_injected"] > 0
+    assert faults["na-down"]["failover_requests"] > 0
+    assert faults["storm"]["failed_attempts_injected"] > 0
+    assert doc["failures"]["injected"] > doc["failures"]["organic"]
+    assert doc["failures"]["injected_untagged"] > 0
+    for f in faults.values():
+        assert f["recovered"] is True or "not back within limits" in f["recovery_note"]
+    checks = {i["check"] for i in doc["verdict"]["items"]}
+    assert {"recovery from na-down (region_outage)", "recovery from storm (http_error)"} <= checks
+    assert "na-down" in (out / "report.html").read_text()

@@ -220,10 +220,13 @@ def failures_over_time(a: RunAnalysis, slo: Any) -> Any:
     fig, axes = S.figure("tall", 2, 1, sharex=True)
     x = _x(a)
     ax = axes[0]
+    ax.set_axisbelow(True)
     if a.outcome_series:
         names = list(a.outcome_series)
         ys = [np.nan_to_num(a.outcome_series[o]) * 100 for o in names]
-        ax.stackplot(x, ys, labels=names, colors=[S.outcome_color(o) for o in names], alpha=0.85)
+        ax.stackplot(
+            x, ys, labels=names, colors=[S.outcome_color(o) for o in names], alpha=0.85, step="mid"
+        )
     else:
         ax.text(
             0.5,
@@ -240,6 +243,7 @@ def failures_over_time(a: RunAnalysis, slo: Any) -> Any:
         color="#1B2631",
         linewidth=1.5,
         label="requests failed (after retries)",
+        drawstyle="steps-mid",
     )
     err = getattr(slo, "error_rate", None)
     if err is not None:
@@ -264,6 +268,7 @@ def failures_over_time(a: RunAnalysis, slo: Any) -> Any:
         color=S.INJECTED_COLOR,
         linewidth=1.8,
         label="injected by the chaos layer",
+        drawstyle="steps-mid",
     )
     ax.plot(
         x,
@@ -271,6 +276,7 @@ def failures_over_time(a: RunAnalysis, slo: Any) -> Any:
         color=S.ORGANIC_COLOR,
         linewidth=1.8,
         label="organic",
+        drawstyle="steps-mid",
     )
     _faults(ax, a, label_them=False)
     _recovery_marks(ax, a)
