@@ -5,12 +5,14 @@ the body (TOKENS content events per answer: the mock's output length is fixed).
 BENCH_MODE=loadkit: the closed-loop user class `loadkit run` uses (`build_user_classes`)
 with its client, live TTFT/ITL stats and a RecordWriter sink, wrapped only to read the
 mock's ground-truth `x-mock-ttft-ms` header for the TTFT error. Sampler greenlets record
-(wall, CPU, requests, events) every second and how late a 5 ms timer fires; at exit all of
-it goes to BENCH_OUT as JSON.
+(wall, CPU, requests, events) every second and how late a 5 ms timer fires, a gc callback
+how long each garbage collection held the process; at exit all of it goes to BENCH_OUT as
+JSON.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -31,6 +33,7 @@ STATE: dict[str, Any] = {
     "ttft_err": [],
     "t_err": [],
     "loop_lag": [],
+    "gc": [],  # (when, generation, pause wall ms, pause CPU ms)
 }
 _LAG_TICK_S = 0.005
 BODY = json.dumps(
@@ -62,6 +65,19 @@ def _on_init(environment: Any, **_: Any) -> None:
             gevent.sleep(_LAG_TICK_S)
             STATE["loop_lag"].append((t, (time.perf_counter() - t - _LAG_TICK_S) * 1000.0))
 
+    gc_start: list[float] = []
+
+    def gc_pause(phase: str, info: dict[str, Any]) -> None:
+        # wall time of the pause, and the CPU time it took (the wall time also holds any
+        # moment the OS gave the core to another process)
+        if phase == "start":
+            gc_start[:] = [time.perf_counter(), time.thread_time()]
+        elif gc_start:
+            t, cpu = time.perf_counter(), time.thread_time()
+            wall_ms, cpu_ms = (t - gc_start[0]) * 1000.0, (cpu - gc_start[1]) * 1000.0
+            STATE["gc"].append((t, info["generation"], wall_ms, cpu_ms))
+
+    gc.callbacks.append(gc_pause)
     gevent.spawn(sample)
     gevent.spawn(loop_lag)
 
