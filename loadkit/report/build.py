@@ -69,7 +69,8 @@ def _chart_plan(a: RunAnalysis, slo: Any) -> list[tuple[str, str, str, Callable[
         (
             "latency_vs_load",
             "Latency against load",
-            "Each point is one window: its load against its p50/p95 latency; the line follows "
+            "Each point is one window: its load against its p50/p95 TTFT, ITL and E2E; the "
+            "line follows "
             "the median per load band. A bend upwards is the knee.",
             lambda: C.latency_vs_load(a, slo),
         ),

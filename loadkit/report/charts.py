@@ -120,11 +120,12 @@ def _load(a: RunAnalysis) -> tuple[np.ndarray, str]:
 
 
 def latency_vs_load(a: RunAnalysis, slo: Any) -> Any:
-    fig, axes = S.figure("wide", 1, 2)
+    fig, axes = S.figure("wide", 1, 3)
     load, xl = _load(a)
     for ax, key, name, field in (
         (axes[0], "ttft", "TTFT against load", "ttft_ms"),
-        (axes[1], "e2e", "E2E against load", "e2e_ms"),
+        (axes[1], "itl", "ITL against load", "itl_ms"),
+        (axes[2], "e2e", "E2E against load", "e2e_ms"),
     ):
         ok = np.isfinite(a.series[f"{key}_p95"]) & (a.series[f"{key}_n"] >= 1)
         if not ok.any():
@@ -144,13 +145,15 @@ def latency_vs_load(a: RunAnalysis, slo: Any) -> Any:
             xs, ys = _binned(load[ok], a.series[f"{key}_{p}"][ok])
             if xs.size > 1 and _varies(load[ok]):
                 ax.plot(xs, ys, color=st["color"], linewidth=st["linewidth"])
-        S.slo_line(ax, _slo_pct(slo, field, "p95"), "SLO p95")
-        ax.set_xlabel(xl)
+        lim = _slo_pct(slo, field, "p95")
+        S.slo_line(ax, lim, "SLO p95")
         ax.set_ylabel("ms")
-        ax.set_ylim(bottom=0)
-        ax.set_xlim(left=0)
+        top = max(float(np.nanmax(a.series[f"{key}_p95"][ok])), lim or 0.0)
+        ax.set_ylim(0, top * 1.15)
+        ax.set_xlim(0, max(float(np.max(load[ok])), 1e-9) * 1.1)
         ax.set_title(name, loc="left")
-    _legend(axes[0], loc="upper left")
+    fig.supxlabel(xl, fontsize=10)
+    _legend(axes[0], loc="lower left")
     return fig
 
 
