@@ -675,8 +675,7 @@ class ChaosProxy:
         rest = splitter.rest()
         if rest:
             await resp.write(rest)
-        if not fired and kind in ("stall", "cut", "reset_mid", "error_frame") and after_s is None:
-            pass  # the answer was shorter than the trigger point: it passes whole
+        # (an answer shorter than the trigger point passes whole)
         await resp.write_eof()
 
     async def _slow_stream(self, resp: web.StreamResponse, sink: RelaySink, factor: float) -> None:
