@@ -410,6 +410,23 @@ def test_control_api_lifecycle_and_journal(proxy: ProxyProcess) -> None:
     assert events[-3:] == ["start", "update", "end"]
 
 
+def test_load_takes_a_yaml_fault_file_as_it_is(proxy: ProxyProcess) -> None:
+    text = "faults:\n  - {id: y, kind: http_error, params: {status: 502}}\n"
+    r = http_request(
+        "POST",
+        proxy.url + "/chaos/load",
+        content=text.encode(),
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert r.status_code == 200 and [f["id"] for f in r.json()["faults"]] == ["y"]
+    bad = http_request(
+        "POST", proxy.url + "/chaos/load", content=b"[: x", headers={"Content-Type": "text/yaml"}
+    )
+    assert bad.status_code == 400 and "YAML" in bad.json()["error"]["message"]
+    with pytest.raises(openai.InternalServerError):
+        _stream(_client(proxy.url), n=2)
+
+
 def test_control_api_token(tmp_path: Path) -> None:
     with mock_and_proxy(tmp_path, token="s3cret") as (_, proxy):
         with pytest.raises(ChaosControlError, match="403"):

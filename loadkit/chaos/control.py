@@ -7,7 +7,7 @@
 | `PUT /chaos/faults/{id}` | add or replace |
 | `PATCH /chaos/faults/{id}` | change `rate`, `where`, `params`, `max_hits` of an active one |
 | `DELETE /chaos/faults/{id}` | remove (404 if not active) |
-| `POST /chaos/load` | replace the whole set: `{"faults": [...]}` |
+| `POST /chaos/load` | replace the whole set: `{"faults": [...]}` (JSON, or a fault file as YAML) |
 | `POST /chaos/reset` | remove every fault, zero the counters, reopen every region |
 | `GET /chaos/status` | counters per fault, requests, active streams, regions |
 | `GET /chaos/journal` | every change of the active set with its time |
@@ -78,8 +78,17 @@ class ControlApi:
         return guarded
 
     async def _json(self, request: web.Request) -> Any:
+        """JSON, or YAML when the content type says so (a fault file posted as it is)."""
+        raw = await request.read() or b"null"
+        if "yaml" in request.content_type:
+            import yaml
+
+            try:
+                return yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise FaultSpecError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
         try:
-            return json.loads(await request.read() or b"null")
+            return json.loads(raw)
         except ValueError as exc:
             raise FaultSpecError(f"invalid JSON: {exc}") from None
 
