@@ -115,6 +115,7 @@ class LoadkitApp:
         self.book = WorkerBook()  # master: its workers over the run
         self.assignment: dict[str, Any] | None = None  # worker: its share of the arrivals
         self._epoch = 0
+        self._split_sent = False  # this test has a split: later ones start `lead` later
         self._driving = False
 
     # -- Locust hooks ---------------------------------------------------------------------------
@@ -181,6 +182,7 @@ class LoadkitApp:
         if self.receiver is not None:
             self.receiver.reset_finals()
         if self.role == "master":
+            self._split_sent = False
             self._reassign(0.0)
         emit("started", t0=self.ctx.run_t0)  # the run clock, for the chaos drill's timeline
 
@@ -431,8 +433,12 @@ class LoadkitApp:
                 message=f"no worker serves region {', '.join(unserved)}: "
                 "its arrivals are not sent (start a worker with --region, or one without)",
             )
+        if not live:
+            return
         self._epoch += 1
-        from_s = self.elapsed_s() + lead_s if self.ctx.run_t0 and lead_s else 0.0
+        # The first split covers the whole schedule; a re-split takes over from `lead_s` on.
+        from_s = self.elapsed_s() + lead_s if self._split_sent else 0.0
+        self._split_sent = True
         for e in self.book.live():
             serves = {r: list(v) for r, v in split.get(e.name, {}).items()}
             self.runner.send_message(
