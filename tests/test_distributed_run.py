@@ -254,3 +254,19 @@ def test_closed_loop_late_worker_takes_half_the_users(tmp_path) -> None:
     share = float(np.mean(rec["worker"][after] == late["worker"]))
     assert 0.3 < share < 0.7, share
     assert late["records"] == int(np.sum(rec["worker"] == late["worker"]))
+
+
+def test_request_budget_counts_across_workers(tmp_path) -> None:
+    path = scenario(tmp_path, "budget", load=_open("40/s", 4), budget={"max_requests": 50})
+    out = tmp_path / "run"
+    with master(path, out, 2) as (m, port):
+        m.wait_for("waiting for 2 workers")
+        w1, w2 = worker(port), worker(port)
+        with stopping(w1, w2):
+            assert m.wait() == 0, m.output
+    rec = read_records(out / "requests.csv")
+    ids = rec["request_id"].tolist()
+    assert len(ids) == len(set(ids)) == 50  # the whole run's budget, not each worker's
+    assert sorted(set(rec["worker"].tolist())) == ["w0", "w1"]
+    s = summary(out)
+    assert s["stop_reason"].startswith("request budget reached"), s["stop_reason"]
