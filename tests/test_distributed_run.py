@@ -270,3 +270,21 @@ def test_request_budget_counts_across_workers(tmp_path) -> None:
     assert sorted(set(rec["worker"].tolist())) == ["w0", "w1"]
     s = summary(out)
     assert s["stop_reason"].startswith("request budget reached"), s["stop_reason"]
+
+
+def test_closed_loop_region_workers_send_only_their_region(tmp_path) -> None:
+    regions = [{"name": "eu", "share": "50%"}, {"name": "us", "share": "50%"}]
+    load = {"type": "closed", "phases": [{"kind": "hold", "users": 4, "for": "4s"}]}
+    path = scenario(tmp_path, "closed_regions", regions=regions, load=load)
+    out = tmp_path / "run"
+    with master(path, out, 2) as (m, port):
+        m.wait_for("waiting for 2 workers")
+        eu, us = worker(port, "--region", "eu"), worker(port, "--region", "us")
+        with stopping(eu, us):
+            assert m.wait() == 0, m.output
+    rec = read_records(out / "requests.csv")
+    region_of = {w["worker"]: w["region"] for w in summary(out)["workers"]}
+    assert sorted(region_of.values()) == ["eu", "us"]
+    for w, region in region_of.items():
+        sent = rec["region"][rec["worker"] == w]
+        assert sent.size > 0 and set(sent.tolist()) == {region}
