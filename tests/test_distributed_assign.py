@@ -130,3 +130,15 @@ def test_scheduler_cut_stops_before_the_switch_time() -> None:
     assert fired and max(fired) < 0.15
     assert sched.handed_over == int(np.sum(arrivals >= 0.15))
     assert stats.fired + sched.handed_over == arrivals.size and stats.refused == 0
+
+
+def test_a_worker_that_came_back_is_listed_with_its_silence() -> None:
+    book = WorkerBook()
+    e = book.join("c0", "w0", None, 0.0)
+    e.silent.append((3.0, 7.5))
+    (row,) = book.summary()
+    assert row["status"] == "ok" and row["silent"] == [[3.0, 7.5]]
+    assert worker_lines([row]) == [
+        "worker w0 was silent from 3.0 s to 7.5 s (no heartbeat: its share went to the "
+        "others meanwhile)"
+    ]

@@ -288,3 +288,31 @@ def test_closed_loop_region_workers_send_only_their_region(tmp_path) -> None:
     for w, region in region_of.items():
         sent = rec["region"][rec["worker"] == w]
         assert sent.size > 0 and set(sent.tolist()) == {region}
+
+
+def test_a_silent_worker_that_comes_back_is_listed_and_counted_once(tmp_path) -> None:
+    path = scenario(tmp_path, "pause", load=_open("20/s", 16))
+    out = tmp_path / "run"
+    with master(path, out, 2) as (m, port):
+        m.wait_for("waiting for 2 workers")
+        w1, w2 = worker(port), worker(port)
+        with stopping(w1, w2):
+            m.wait_for("requests", timeout_s=60)
+            time.sleep(2.0)
+            w2.p.send_signal(signal.SIGSTOP)  # no heartbeats, no records
+            try:
+                m.wait_for("went missing", timeout_s=20)
+            finally:
+                w2.p.send_signal(signal.SIGCONT)
+            m.wait_for("is back", timeout_s=20)
+            assert m.wait() == 0, m.output
+    rec = read_records(out / "requests.csv")
+    ids = rec["request_id"].tolist()
+    assert len(ids) == len(set(ids))
+    s = summary(out)
+    assert [w["status"] for w in s["workers"]] == ["ok", "ok"]
+    (back,) = [w for w in s["workers"] if w["silent"]]
+    (a, b) = back["silent"][0]
+    assert 0 < a < b
+    assert back["records"] == int(np.sum(rec["worker"] == back["worker"]))
+    assert f"worker {back['worker']} was silent from" in m.output

@@ -166,6 +166,7 @@ class WorkerEntry:
     finished: bool = False  # sent its last batch
     missing_s: float | None = None  # when it was last heard from, once it went missing
     left_s: float | None = None  # quit on its own (after its last batch)
+    silent: list[tuple[float, float]] = field(default_factory=list)  # missing, then back
 
     @property
     def live(self) -> bool:
@@ -182,6 +183,7 @@ class WorkerEntry:
             "left_s": None if self.left_s is None else round(self.left_s, 3),
             "records": self.rows,
             "last_batch": self.finished,
+            "silent": [list(g) for g in self.silent],
         }
 
 
@@ -223,6 +225,11 @@ def worker_lines(workers: list[dict[str, Any]]) -> list[str]:
     lines = []
     for w in workers:
         where = f" ({w['region']})" if w.get("region") else ""
+        for a, b in w.get("silent") or ():
+            lines.append(
+                f"worker {w['worker']}{where} was silent from {a:.1f} s to {b:.1f} s "
+                "(no heartbeat: its share went to the others meanwhile)"
+            )
         if w["status"] == "missing":
             lines.append(
                 f"worker {w['worker']}{where} went missing at {w['missing_since_s']:.1f} s "

@@ -454,6 +454,19 @@ class LoadkitApp:
         clients = self.runner.clients
         stopping = self.ctx.stopping or self.runner.state in (STATE_STOPPING, STATE_STOPPED)
         changed = False
+        for e in self.book.entries.values():
+            node = clients.get(e.client_id)
+            if e.missing_s is not None and node is not None and node.state != STATE_MISSING:
+                # Locust's "self-healed": heartbeats again; it gets a share again
+                e.silent.append((round(e.missing_s, 3), round(self.elapsed_s(), 3)))
+                e.missing_s = None
+                emit(
+                    "worker_back",
+                    worker=e.name,
+                    message=f"worker {e.name} is back (silent from {e.silent[-1][0]:.1f} s "
+                    f"to {e.silent[-1][1]:.1f} s)",
+                )
+                changed = True
         for e in self.book.live():
             node = clients.get(e.client_id)
             if node is not None and node.state != STATE_MISSING:
