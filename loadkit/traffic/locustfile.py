@@ -156,6 +156,15 @@ class LoadkitApp:
 
     def on_test_start(self, environment: Any, **_: Any) -> None:
         opts = environment.parsed_options
+        if self.runner is None and getattr(opts, "worker", False):
+            # A worker that joins a running test can get its first spawn message before
+            # Locust fires `init` (the runner handles messages from its constructor on):
+            # let `init` run first, so the worker's role, shipper and name are in place.
+            import gevent
+
+            deadline = time.perf_counter() + 10.0
+            while self.runner is None and time.perf_counter() < deadline:
+                gevent.sleep(0.01)
         self.stop_reason = ""
         self.ctx.stopping = False
         if self.role == "worker":
