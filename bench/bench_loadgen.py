@@ -19,11 +19,13 @@ scheduled end of prefill, so the error holds the loopback both ways, the mock's 
 taking the request and writing the first token, and the client's lag in reading it. To
 tell them apart each round also reports how late a 5 ms timer fires in the client (its
 event-loop lag), its garbage-collection pauses, the mock's CPU share and what the rest of
-the machine used. The claim is the ratio loadkit / ceiling of events per CPU-second,
-measured side by side.
+the machine used; and before the sweep, the floor: one stream at a time, a raw socket's
+TTFT error (loopback and the mock alone) beside the LLM client's (bench/loadgen_floor.py).
+The claim is the ratio loadkit / ceiling of events per CPU-second, measured side by side.
 
     python -m bench.bench_loadgen [--users 10,100,250,500,1000] [--seconds 20] [--rounds 2]
-                                  [--step-ms 100] [--tokens 32] [--out bench/out/loadgen.json]
+                                  [--step-ms 100] [--tokens 32] [--floor-requests 200]
+                                  [--out bench/out/loadgen.json]
 """
 
 from __future__ import annotations
@@ -228,6 +230,20 @@ def run_round(
     return res
 
 
+def measure_floor(url: str, requests: int, cpu: int | None) -> dict[str, Any] | None:
+    """The TTFT error with one stream at a time: a raw socket and the LLM client (see
+    bench/loadgen_floor.py), in a process on the load generator's core."""
+    if requests <= 0:
+        return None
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    cmd = [sys.executable, "-m", "bench.loadgen_floor", url, "--requests", str(requests)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, preexec_fn=pin,
+                          cwd=HERE.parent)  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"floor measurement failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)
+
+
 def _point(users: int, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One sweep point: totals over its rounds per mode, the loadkit / ceiling ratios."""
 
@@ -294,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="ceiling/loadkit pairs per point")
     ap.add_argument("--step-ms", type=float, default=100.0, help="the mock's decode step")
     ap.add_argument("--tokens", type=int, default=32, help="output tokens per request")
+    ap.add_argument("--floor-requests", type=int, default=200, help="0: no floor measurement")
     ap.add_argument("--out", default=str(HERE / "out" / "loadgen.json"))
     args = ap.parse_args(argv)
     levels = sorted({int(u) for u in str(args.users).split(",") if u.strip()})
@@ -314,6 +331,15 @@ def main(argv: list[str] | None = None) -> int:
         ) as mock:
             if mock_cpu is not None:
                 os.sched_setaffinity(mock.process.pid, {mock_cpu})
+            floor = measure_floor(mock.url, args.floor_requests, gen_cpu)
+            if floor:
+                print(
+                    "TTFT error floor, one stream at a time: raw socket p50/p99 "
+                    f"{floor['raw_socket']['p50']:.2f} / {floor['raw_socket']['p99']:.2f} ms, "
+                    f"LLM client {floor['llm_client']['p50']:.2f} / "
+                    f"{floor['llm_client']['p99']:.2f} ms",
+                    flush=True,
+                )
             for users in levels:
                 mine: list[dict[str, Any]] = []
                 for k in range(args.rounds):
@@ -343,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "loadgen",
         "settings": {**vars(args), "users": levels, "mock_cpu": mock_cpu, "gen_cpu": gen_cpu},
         "mock_config": mock_config(args.step_ms, args.tokens, max(levels)),
+        "floor": floor,
         "rounds": rounds,
         "points": points,
         "ratio_events_per_cpu_s": top["ratio_events_per_cpu_s"],
