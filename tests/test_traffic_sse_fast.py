@@ -198,3 +198,22 @@ def test_every_split_of_the_body_gives_the_same_events_as_line_by_line() -> None
     for cut in range(start, len(wire)):
         assert _events_by_reads([wire[:cut], wire[cut:]]) == expected, cut
     assert _events_by_reads([bytes([b]) for b in wire]) == expected  # a byte per read
+
+
+class _LinesOnly:
+    """A response without geventhttpclient's body buffer: only `readline(b"\\n")`."""
+
+    def __init__(self, body: bytes) -> None:
+        self.lines = body.splitlines(keepends=True)
+
+    def readline(self, sep: bytes) -> bytes:
+        assert sep == b"\n"
+        return self.lines.pop(0) if self.lines else b""
+
+
+def test_a_response_without_the_body_buffer_falls_back_to_readline() -> None:
+    p = SSEParser()
+    events = [
+        e.decode() for _, block in _body_lines(_LinesOnly(STREAM)) for e in p.feed_lines(block)
+    ]
+    assert events == _events_line_by_line(STREAM)
