@@ -85,6 +85,7 @@ class PointResult:
     errors: dict[str, int] = field(default_factory=dict)
     connects: int = 0
     reconnects: int = 0
+    coalesced_reads: int = 0
     client_cpu_s: float = 0.0
     max_open: int = 0
 
@@ -164,6 +165,7 @@ def run_point(spec: PointSpec, on_window: Callable[[bool], None] | None = None) 
     so the caller can read the server's CPU time over exactly the same interval.
     """
     n_expected = len(spec.steps)
+    steps = spec.steps
     request = (
         f"POST {spec.path} HTTP/1.1\r\nHost: {spec.host}:{spec.port}\r\n"
         "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
@@ -332,6 +334,12 @@ def run_point(spec: PointSpec, on_window: Callable[[bool], None] | None = None) 
                 if data[0] == 10 and slot.tail[-1:] == b"\n":
                     k += 1
                 if k:
+                    if (
+                        k > 1
+                        and slot.n + k <= n_expected
+                        and steps[slot.n] != steps[slot.n + k - 1]
+                    ):
+                        result.coalesced_reads += 1  # events of two steps in one read
                     slot.n += k
                     times = slot.times
                     for _ in range(k):
