@@ -10,10 +10,10 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import signal
 import sys
 from collections.abc import Sequence
 
+from loadkit.aioserve import announce, wait_for_stop_signal
 from loadkit.errors import UserError
 from mocks.profile import DEFAULT_PROFILE, MockConfig, load_config
 
@@ -46,17 +46,11 @@ async def _serve(config: MockConfig, host: str, port: int) -> int:
     from mocks.server import MockServer
 
     server = MockServer(config, host)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         url = await server.start(port)
         gc.freeze()  # what exists at start (modules, profiles) is never rescanned
-        print(url, flush=True)
-        for name, region in server.regions.items():
-            print(f"region {name} {region.url}", flush=True)
-        await stop.wait()
+        announce(url, {name: region.url for name, region in server.regions.items()})
+        await wait_for_stop_signal()
     finally:
         with contextlib.suppress(Exception):
             await server.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from loadkit.errors import UserError
+from loadkit.aioserve import listen
 from mocks import metrics
 from mocks.admin import AdminApi
 from mocks.openai_api import ApiError, OpenAIApi, openai_errors, stamp_headers
@@ -75,18 +75,7 @@ class MockServer:
     # ------------------------------------------------------------ lifecycle
 
     async def _listen(self, app: web.Application, port: int) -> tuple[web.AppRunner, int]:
-        runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, port, reuse_address=True, backlog=4096)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise UserError(f"cannot listen on {self.host}:{port}: {exc.strerror}") from None
-        addr = runner.addresses[0]
-        return runner, int(addr[1])
+        return await listen(app, self.host, port, SHUTDOWN_TIMEOUT_S)
 
     def _region_app(self, region: Region) -> web.Application:
         app = _app()

@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from loadkit.aioserve import announce, wait_for_stop_signal
 from loadkit.chaos.faults import FaultSpec, FaultSpecError, fault_from_json
 from loadkit.errors import UserError
 
@@ -86,18 +86,12 @@ async def _serve(args: argparse.Namespace, regions: dict[str, str], specs: list[
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     proxy = ChaosProxy(args.upstream, regions, args.host, args.seed, token)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         url = await proxy.start(args.port)
         if specs:
             await proxy.replace_all(specs)
-        print(url, flush=True)
-        for name, listener in proxy.regions.items():
-            print(f"region {name} {listener.url}", flush=True)
-        await stop.wait()
+        announce(url, {name: listener.url for name, listener in proxy.regions.items()})
+        await wait_for_stop_signal()
     finally:
         with contextlib.suppress(Exception):
             await proxy.stop()

@@ -27,6 +27,7 @@ import numpy as np
 from aiohttp import ClientConnectionResetError, web
 from multidict import CIMultiDict
 
+from loadkit.aioserve import listen
 from loadkit.chaos import responses, sse
 from loadkit.chaos import upstream as up
 from loadkit.chaos.faults import (
@@ -38,7 +39,6 @@ from loadkit.chaos.faults import (
     key_digest,
     parse_header,
 )
-from loadkit.errors import UserError
 
 HOP_BY_HOP = frozenset(
     {
@@ -278,17 +278,7 @@ class ChaosProxy:
     async def _listen(
         self, app: web.Application, port: int, shutdown_s: float = SHUTDOWN_TIMEOUT_S
     ) -> tuple[web.AppRunner, int]:
-        runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_s
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, port, reuse_address=True, backlog=4096)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise UserError(f"cannot listen on {self.host}:{port}: {exc.strerror}") from None
-        return runner, int(runner.addresses[0][1])
+        return await listen(app, self.host, port, shutdown_s)
 
     async def _open_region(self, listener: RegionListener) -> None:
         app = self._app()
