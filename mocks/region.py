@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -20,6 +21,9 @@ from mocks.words import TOKEN_COUNT
 
 _Z90 = 1.2815515655446004  # standard normal quantile at 0.9
 _normal = NormalDist()
+_SIX_U64 = struct.Struct("<6Q")
+_TWO_M53 = 2.0**-53
+_HALF_ULP = 2.0**-54  # uniforms in (0, 1): centred in their 2**-53 bins
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,6 @@ class Region:
         self.site: Any = None
         self._counters: OrderedDict[bytes, int] = OrderedDict()
         self._key_prefix = f"{seed}:{name}:".encode()  # regions draw independently
-        self._bits = np.random.PCG64(seed)
-        self._draws = np.random.Generator(self._bits)
         self._ids = 0
 
     def configure(self, profile: Profile) -> None:
@@ -80,22 +82,14 @@ class Region:
         counters[digest] = n + 1
         if len(counters) > 200_000:
             counters.popitem(last=False)
-        key = hashlib.blake2b(self._key_prefix + b"%d:" % n + digest, digest_size=32).digest()
-        # A per-request PCG64 stream keyed by (seed, content, repeat): setting the state of
-        # one bit generator is ~4x cheaper than constructing a seeded generator per request.
-        self._bits.state = {
-            "bit_generator": "PCG64",
-            "state": {
-                "state": int.from_bytes(key[:16], "little"),
-                "inc": int.from_bytes(key[16:], "little") | 1,
-            },
-            "has_uint32": 0,
-            "uinteger": 0,
-        }
-        u = self._draws.random(6).tolist()
-        z = _normal.inv_cdf(min(max(u[0], 1e-12), 1 - 1e-12))
+        # Counter-based draws: six 53-bit uniforms straight from a keyed hash of
+        # (seed, region, repeat count, content), so no generator state is built or carried
+        # between requests and arrival order cannot change them.
+        key = hashlib.blake2b(self._key_prefix + b"%d:" % n + digest, digest_size=48).digest()
+        u = [(x >> 11) * _TWO_M53 + _HALF_ULP for x in _SIX_U64.unpack(key)]
+        z = _normal.inv_cdf(u[0])
         u_tail, u_pareto = u[1], u[2]
-        z_prefill = _normal.inv_cdf(min(max(u[3], 1e-12), 1 - 1e-12))
+        z_prefill = _normal.inv_cdf(u[3])
         out = self.profile.output_tokens
         if out.dist == "lognormal":
             sigma = math.log(out.p90 / out.median) / _Z90
