@@ -26,6 +26,10 @@ from mocks.ratelimit import go_duration
 from mocks.region import Region
 from mocks.words import TOKEN_BYTES, TOKEN_MASK, text_of
 
+# Typed request-storage keys, as aiohttp 3.14 asks (string keys raise NotAppKeyWarning).
+T0 = web.RequestKey("mock_t0", float)  # loop time the request arrived
+RID = web.RequestKey("mock_rid", str)  # x-request-id of the response
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RegionLookup = Callable[[web.Request], Region]
 
@@ -78,7 +82,7 @@ def _dumps(obj: Any) -> bytes:
 @web.middleware
 async def openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Stamp receipt time; every failure leaves as an OpenAI-shaped error."""
-    request["t0"] = asyncio.get_running_loop().time()
+    request[T0] = asyncio.get_running_loop().time()
     try:
         return await handler(request)
     except ApiError as exc:
@@ -102,13 +106,13 @@ async def stamp_headers(request: web.Request, response: web.StreamResponse) -> N
     """`x-request-id` and `openai-processing-ms` on every response (on_response_prepare)."""
     h = response.headers
     if "x-request-id" not in h:
-        rid = request.get("rid")
+        rid = request.get(RID)
         if rid is None:
             seed = repr((id(request), time.perf_counter())).encode()
             rid = "req_" + hashlib.blake2b(seed, digest_size=16).hexdigest()
         h["x-request-id"] = rid
     if "openai-processing-ms" not in h:
-        t0 = request.get("t0")
+        t0 = request.get(T0)
         ms = (asyncio.get_running_loop().time() - t0) * 1000 if t0 is not None else 0.0
         h["openai-processing-ms"] = str(round(ms))
 
@@ -157,15 +161,17 @@ def _api_key(request: web.Request, region: Region) -> str:
     return key or "anonymous"
 
 
-async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > limit:
+async def _read_json(request: web.Request, limit: int) -> tuple[dict[str, Any], bytes]:
+    """The parsed JSON object and the raw body (the seeded draws hash the raw bytes)."""
+    length = request.content_length
+    if length is not None and length > limit:
         raise _too_large(limit)
     content = request.content
-    if content.is_eof():  # the whole body has arrived (the usual case): no timer needed
-        body = await content.read()
+    if content.is_eof():  # the whole body has arrived (the usual case): take it, no await
+        body = content.read_nowait()
         if len(body) > limit:
             raise _too_large(limit)
-        return _parse_json(request, body)
+        return _parse_json(body), body
     body = bytearray()
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
@@ -180,17 +186,17 @@ async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
         raise ApiError(408, "Timed out reading the request body.", code="timeout") from None
     except (ConnectionError, ClientPayloadError):  # the client left mid-body: nobody to answer
         raise ApiError(400, "The request body was cut short.", code="incomplete_body") from None
-    return _parse_json(request, bytes(body))
+    raw = bytes(body)
+    return _parse_json(raw), raw
 
 
-def _parse_json(request: web.Request, body: bytes) -> dict[str, Any]:
+def _parse_json(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, INVALID_JSON) from None
     if not isinstance(data, dict):
         raise ApiError(400, INVALID_JSON)
-    request["body"] = body
     return data
 
 
@@ -565,7 +571,7 @@ class OpenAIApi:
         region = self.lookup(request)
         _check_region(region)
         key = _api_key(request, region)
-        data = await _read_json(request, region.profile.max_body_bytes)
+        data, body = await _read_json(request, region.profile.max_body_bytes)
         spec = _model(data, region, "chat")
         if chat:
             text = _messages_text(data)
@@ -576,7 +582,7 @@ class OpenAIApi:
         stream = _flag(data, "stream")
         include_usage = stream and _include_usage(data)
         _context_check(region, prompt_tokens, max_tokens, "messages" if chat else "prompt")
-        plan = region.plan(request["body"])
+        plan = region.plan(body)
         room = max(1, region.profile.context_length - prompt_tokens)
         n_out = min(plan.natural_tokens, max_tokens or room, room)
         finish = "stop" if n_out == plan.natural_tokens else "length"
@@ -591,7 +597,7 @@ class OpenAIApi:
             transport=request.transport,
         )
         uid = region.next_id()
-        request["rid"] = f"req_{uid}"
+        request[RID] = f"req_{uid}"
         try:
             region.engine.submit(seq)
         except QueueFull as exc:
@@ -600,7 +606,7 @@ class OpenAIApi:
             assert seq.first is not None and seq.done is not None
             if not await seq.first:
                 return web.Response(status=503)  # the client went away or the region went down
-            t0 = request["t0"]
+            t0 = request[T0]
             headers = {
                 **rl_headers,
                 "x-mock-queue-ms": f"{seq.queue_s * 1000:.3f}",
@@ -724,7 +730,7 @@ class OpenAIApi:
         region = self.lookup(request)
         _check_region(region)
         key = _api_key(request, region)
-        data = await _read_json(request, region.profile.max_body_bytes)
+        data, _ = await _read_json(request, region.profile.max_body_bytes)
         spec = _model(data, region, "embedding")
         texts = _embedding_inputs(data)
         tokens = sum(estimate_tokens(t) if isinstance(t, str) else len(t) for t in texts)
@@ -754,7 +760,7 @@ class OpenAIApi:
                 _context_check(region, len(t), None, "input")
         rl_headers = _rate_limit(region, key, spec.id, tokens)
         seq = Sequence(tokens, 0, 0, region.prefill_seconds(tokens, 1.0), 0, request.transport)
-        request["rid"] = f"req_{region.next_id()}"
+        request[RID] = f"req_{region.next_id()}"
         try:
             region.engine.submit(seq)
         except QueueFull as exc:
