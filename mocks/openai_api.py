@@ -409,10 +409,6 @@ def _frame(obj: Any) -> bytes:
     return b"data: " + _dumps(obj) + b"\n\n"
 
 
-def _http_chunk(body: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(body), body)
-
-
 _MARK = "@@TOKEN@@"
 _ID = "@@ID@@"
 _USAGE = "@@USAGE@@"
@@ -696,16 +692,15 @@ class OpenAIApi:
         await resp.prepare(request)
         end = fmt.end_frames(finish, usage)
         first = fmt.role_frame() + fmt.token_frame(TOKEN_BYTES[seq.word0 & TOKEN_MASK])
-        if seq.n_out <= 1:
-            first += end
+        # The decode loop writes tokens 2..n-1 (no `on_final`); the last token leaves here
+        # with the stream's end, so finish/usage/[DONE] and the chunked terminator share one
+        # write (one send instead of two per stream).
         seq.head, seq.tail = fmt.head, fmt.tail
-
-        def on_final(s: Sequence) -> bytes:
-            token = TOKEN_BYTES[(s.word0 + s.emitted) & TOKEN_MASK]
-            return _http_chunk(fmt.token_frame(token) + end)
-
-        seq.on_final = on_final
         try:
+            if seq.n_out <= 1:  # headers, the only token and the end in one segment
+                await resp.write_eof(first + end)
+                region.engine.begin_decode(seq)
+                return resp
             await resp.write(first)  # the headers and the first token, in one segment
         except ConnectionError:
             return resp
@@ -715,12 +710,13 @@ class OpenAIApi:
             if request.transport is not None:
                 request.transport.abort()  # cut mid-stream: no clean chunked end
             return resp
+        last = fmt.token_frame(TOKEN_BYTES[(seq.word0 + seq.n_out - 1) & TOKEN_MASK]) + end
         tr = request.transport
         try:
             if tr is not None and tr.get_write_buffer_size() == 0:
-                await resp.write_eof()  # nothing queued: it cannot block
+                await resp.write_eof(last)  # nothing queued: it cannot block
             else:  # a slow reader: do not wait on it forever
-                await asyncio.wait_for(resp.write_eof(), EOF_TIMEOUT_S)
+                await asyncio.wait_for(resp.write_eof(last), EOF_TIMEOUT_S)
         except (TimeoutError, ConnectionError):
             if tr is not None:
                 tr.abort()
