@@ -17,6 +17,8 @@ from loadkit.aioserve import announce, wait_for_stop_signal
 from loadkit.errors import UserError
 from mocks.profile import DEFAULT_PROFILE, MockConfig, load_config
 
+GC_GEN0_THRESHOLD = 10_000
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -49,6 +51,10 @@ async def _serve(config: MockConfig, host: str, port: int) -> int:
     try:
         url = await server.start(port)
         gc.freeze()  # what exists at start (modules, profiles) is never rescanned
+        # Young collections every 10,000 net allocations instead of 700: measured on 5,000
+        # streams, ~100 collections (60-95 ms, pauses up to 5 ms that delay decode steps)
+        # became 2 (~2 ms); cycles are still collected, memory bounded by the threshold.
+        gc.set_threshold(GC_GEN0_THRESHOLD, 10, 10)
         announce(url, {name: region.url for name, region in server.regions.items()})
         await wait_for_stop_signal()
     finally:
