@@ -353,30 +353,37 @@ class Engine:
                 finished.append(seq)
                 continue
             head = seq.head
-            parts: list[bytes] = []
+            i = seq.emitted
+            last = seq.n_out - 1
+            next_t = seq.next_t
+            data = b""
             n = 0
             while True:  # once, unless the next token is already due (step < tick)
-                i = seq.emitted
-                if i + 1 >= seq.n_out:  # the last token, with finish/usage/[DONE]
+                if i >= last:  # the last token, with finish/usage/[DONE] if the API wants
                     if head is not None and seq.on_final is not None:
-                        parts.append(seq.on_final(seq))
-                    seq.emitted = i + 1
+                        seq.emitted = i
+                        data += seq.on_final(seq)
+                    i += 1
                     n += 1
                     break
                 if head is not None:
-                    parts.append(head + tokens[(seq.word0 + i) & mask] + seq.tail)
-                seq.emitted = i + 1
+                    data += head + tokens[(seq.word0 + i) & mask] + seq.tail
+                i += 1
                 n += 1
-                seq.next_t += step
-                if seq.next_t > now or n >= MAX_TOKENS_PER_TICK:
+                next_t += step
+                if next_t > now or n >= MAX_TOKENS_PER_TICK:
                     break
+            seq.emitted = i
+            seq.next_t = next_t
             n_tokens += n
-            if parts:
-                tr.write(parts[0] if len(parts) == 1 else b"".join(parts))
-            if seq.emitted >= seq.n_out:
+            if data:
+                tr.write(data)
+            if i > last:
                 finished.append(seq)
                 continue
-            if head is not None and tr.get_write_buffer_size() > SLOW_CLIENT_BYTES:
+            # the unsent-buffer check once per 8 tokens, not per token: a stalled reader is
+            # caught at most 8 frames past the bound
+            if head is not None and i & 7 < n and tr.get_write_buffer_size() > SLOW_CLIENT_BYTES:
                 tr.abort()
                 seq.n_out = -1
                 finished.append(seq)
