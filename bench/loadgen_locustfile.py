@@ -106,6 +106,7 @@ else:
     from loadkit.results.writer import RecordWriter
     from loadkit.scenario import load_scenario
     from loadkit.traffic.context import RunContext
+    from loadkit.traffic.gctune import quiet_gc
     from loadkit.traffic.users import build_user_classes
 
     _SCENARIO = load_scenario(os.environ["BENCH_SCENARIO"])
@@ -121,6 +122,8 @@ else:
         sink=_WRITER,
     )
     (_Base,) = build_user_classes(_SCENARIO, CTX)
+    # loadkit's own locustfile does this once users are spawned (loadkit.traffic.gctune)
+    events.spawning_complete.add_listener(lambda **_: quiet_gc())
 
     class LoadkitUser(_Base):  # type: ignore[misc, valid-type]
         def on_start(self) -> None:

@@ -44,6 +44,7 @@ from loadkit.traffic.distributed import (
     select_arrivals,
     split_regions,
 )
+from loadkit.traffic.gctune import quiet_gc
 from loadkit.traffic.runner import PROGRESS_PREFIX, RunConfig, api_key, resolve_headers
 from loadkit.traffic.shape import shape_class
 from loadkit.traffic.shipping import MESSAGE, RecordReceiver, RecordShipper
@@ -127,6 +128,7 @@ class LoadkitApp:
         events.test_stopping.add_listener(self.on_test_stopping)
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
+        events.spawning_complete.add_listener(lambda **_: quiet_gc())
 
     def on_parser(self, parser: Any, **_: Any) -> None:
         parser.add_argument("--loadkit-t0", type=float, default=0.0, include_in_web_ui=False)
