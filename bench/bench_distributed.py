@@ -37,27 +37,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from bench.bench_mock import mock_config
 from loadkit.results.reader import read_records
 from loadkit.servers import running_server
 
 HERE = Path(__file__).resolve().parent
 TARGET_RATIO = 1.8
 RAMP_S = 3.0
-
-
-def mock_config(users: int, tokens: int) -> dict[str, Any]:
-    return {
-        "prefill_overhead_ms": 2.0,
-        "prefill_ms_per_token": 0.0,
-        "decode_step_ms": 1.0,
-        "decode_step_ms_per_seq": 0.0,
-        "max_num_seqs": max(4096, 2 * users),
-        "max_waiting": 8192,
-        "output_tokens": {"dist": "fixed", "value": tokens},
-        "jitter": {"sigma": 0.0, "step_sigma": 0.0, "tail_prob": 0.0},
-        "rate_limits": None,
-        "prefix_cache": {"enabled": False},
-    }
 
 
 def bench_scenario(url: str, users: int, seconds: float, tokens: int) -> dict[str, Any]:
@@ -216,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds: list[list[dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
         cfg = Path(tmp) / "mock.yaml"
-        cfg.write_text(yaml.safe_dump(mock_config(a.users, a.tokens)))
+        cfg.write_text(yaml.safe_dump(mock_config(1.0, a.tokens, prefill_ms=2.0)))
         with running_server("mock", ["mocks", "--port", "0", "--config", str(cfg)]) as mock:
             path = Path(tmp) / "scenario.yaml"
             sc = bench_scenario(mock.url, a.users, a.seconds, a.tokens)

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bench.bench_mock import cpu_seconds, machine_busy_s, pick_cpus, raise_nofile
+from bench.bench_mock import cpu_seconds, machine_busy_s, mock_config, pick_cpus, raise_nofile
 from loadkit.servers import running_server
 
 HERE = Path(__file__).resolve().parent
@@ -53,21 +53,7 @@ TARGET_RATIO = 0.70
 TARGET_TTFT_ERR_P99_MS = 2.0
 TARGET_STREAMS = 1000
 STEADY_FROM_S = 5.0  # users are all spawned within 4 s
-
-
-def mock_config(step_ms: float, tokens: int, users: int) -> dict[str, Any]:
-    return {
-        "prefill_overhead_ms": 20.0,
-        "prefill_ms_per_token": 0.0,
-        "decode_step_ms": step_ms,
-        "decode_step_ms_per_seq": 0.0,
-        "max_num_seqs": max(4096, 2 * users),
-        "max_waiting": 8192,
-        "output_tokens": {"dist": "fixed", "value": tokens},
-        "jitter": {"sigma": 0.0, "step_sigma": 0.0, "tail_prob": 0.0},
-        "rate_limits": None,
-        "prefix_cache": {"enabled": False},
-    }
+PREFILL_MS = 20.0  # a fixed, known TTFT for the TTFT-error measurement
 
 
 def bench_scenario(tokens: int) -> dict[str, Any]:
@@ -323,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
         work = Path(tmp)
         (work / "mock.yaml").write_text(
-            yaml.safe_dump(mock_config(args.step_ms, args.tokens, max(levels)))
+            yaml.safe_dump(mock_config(args.step_ms, args.tokens, prefill_ms=PREFILL_MS))
         )
         (work / "scenario.yaml").write_text(yaml.safe_dump(bench_scenario(args.tokens)))
         with running_server(
@@ -368,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "loadgen",
         "settings": {**vars(args), "users": levels, "mock_cpu": mock_cpu, "gen_cpu": gen_cpu},
-        "mock_config": mock_config(args.step_ms, args.tokens, max(levels)),
+        "mock_config": mock_config(args.step_ms, args.tokens, prefill_ms=PREFILL_MS),
         "floor": floor,
         "rounds": rounds,
         "points": points,

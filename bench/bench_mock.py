@@ -158,13 +158,14 @@ def wait_machine_quiet(limit: float, max_wait_s: float) -> float:
             return other
 
 
-def mock_config(step_ms: float, tokens: int) -> dict[str, Any]:
+def mock_config(step_ms: float, tokens: int, prefill_ms: float = 0.0) -> dict[str, Any]:
     """Mock overrides that make it pace every stream at one event per step, nothing else:
-    no queueing, no prefill time, no per-sequence slowdown, no noise, no rate limits."""
+    no queueing, a fixed prefill time (none by default), no per-sequence slowdown, no noise,
+    no rate limits. The benchmarks of the mock, the proxy and the load generator share it."""
     return {
         "max_num_seqs": 1_000_000,
         "max_waiting": 1_000_000,
-        "prefill_overhead_ms": 0,
+        "prefill_overhead_ms": prefill_ms,
         "prefill_ms_per_token": 0,
         "decode_step_ms": step_ms,
         "decode_step_ms_per_seq": 0,
