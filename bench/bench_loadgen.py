@@ -13,24 +13,27 @@ alternating rounds:
 The mock is pinned to one core and the Locust process to another (when there are two).
 Figures per round, over the steady window (after all users are running): streamed requests
 and content events consumed per CPU-second of the load-generator process (work per core),
-the same per wall second, and for loadkit the TTFT error: measured TTFT minus the mock's
-`x-mock-ttft-ms`. That ground truth runs from the mock's receipt of the request to the
-scheduled end of prefill, so the error holds the loopback both ways, the mock's lateness in
-taking the request and writing the first token, and the client's lag in reading it. To
-tell them apart each round also reports how late a 5 ms timer fires in the client (its
-event-loop lag), its garbage-collection pauses, the mock's CPU share and what the rest of
-the machine used; and before the sweep, the floor: one stream at a time, a raw socket's
-TTFT error (loopback and the mock alone) beside the LLM client's (bench/loadgen_floor.py).
+the same per wall second, and for loadkit the TTFT error of the requests sent in that
+window: measured TTFT minus the mock's `x-mock-ttft-ms`. That ground truth runs from the
+mock's receipt of the request to the moment it writes the first token, so the error holds
+the loopback both ways, the mock's lag in taking the request, and what the client adds
+between starting its clock and sending, and between the bytes' arrival and its timestamp
+(the kernel's receive time where the OS gives it, loadkit.traffic.rxstamp). To tell them
+apart each round also reports how late a 5 ms timer fires in the client (its event-loop
+lag), its garbage-collection pauses, the mock's CPU share and what the rest of the machine
+used; and before the sweep, the floor: one stream at a time, a raw socket's TTFT error
+(loopback and the mock alone) beside the LLM client's (bench/loadgen_floor.py).
 The claim is the ratio loadkit / ceiling of events per CPU-second, measured side by side.
 
     python -m bench.bench_loadgen [--users 10,100,250,500,1000] [--seconds 20] [--rounds 2]
                                   [--step-ms 100] [--tokens 32] [--floor-requests 200]
-                                  [--out bench/out/loadgen.json]
+                                  [--out bench/out/loadgen.json] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -52,7 +55,7 @@ LOCUSTFILE = HERE / "loadgen_locustfile.py"
 TARGET_RATIO = 0.70
 TARGET_TTFT_ERR_P99_MS = 2.0
 TARGET_STREAMS = 1000
-STEADY_FROM_S = 5.0  # users are all spawned within 4 s
+STEADY_FROM_S = 6.0  # users are all spawned within 4 s, and send within 1 s of it
 PREFILL_MS = 20.0  # a fixed, known TTFT for the TTFT-error measurement
 
 
@@ -298,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokens", type=int, default=32, help="output tokens per request")
     ap.add_argument("--floor-requests", type=int, default=200, help="0: no floor measurement")
     ap.add_argument("--out", default=str(HERE / "out" / "loadgen.json"))
+    ap.add_argument("--keep", metavar="DIR", help="keep each round's raw samples and records here")
     args = ap.parse_args(argv)
     levels = sorted({int(u) for u in str(args.users).split(",") if u.strip()})
     nofile = raise_nofile()
@@ -306,8 +310,12 @@ def main(argv: list[str] | None = None) -> int:
 
     rounds: list[dict[str, Any]] = []
     points: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            work = Path(args.keep)
+            work.mkdir(parents=True, exist_ok=True)
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-loadgen-")))
         (work / "mock.yaml").write_text(
             yaml.safe_dump(mock_config(args.step_ms, args.tokens, prefill_ms=PREFILL_MS))
         )

@@ -91,9 +91,16 @@ def _on_quit(environment: Any, **_: Any) -> None:
 
 if MODE == "ceiling":
 
+    import random
+
+    from loadkit.traffic.users import START_SPREAD_S
+
     class CeilingUser(FastHttpUser):
         host = URL
         wait_time = constant(0)
+
+        def on_start(self) -> None:
+            gevent.sleep(random.uniform(0.0, START_SPREAD_S))  # the same ramp as loadkit's users
 
         @task
         def stream(self) -> None:
@@ -138,7 +145,7 @@ else:
                 truth = res.headers[-1].get("x-mock-ttft-ms") if res.headers else None
                 if truth is not None and not math.isnan(rec.ttft_ms):
                     STATE["ttft_err"].append(rec.ttft_ms - float(truth))
-                    STATE["t_err"].append(time.perf_counter())
+                    STATE["t_err"].append(CTX.run_t0 + rec.t_sent / 1000.0)  # when sent
                 return res
 
             self.llm.execute = timed

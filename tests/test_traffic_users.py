@@ -62,6 +62,12 @@ def test_users_run_sessions_with_history_rag_and_regions(tmp_path):
     assert recs and {r["outcome"] for r in recs} <= {"ok", "aborted"}
     aborted = [r for r in recs if r["outcome"] == "aborted"]
     assert len(aborted) <= 8
+    # All 8 users start in one Locust batch; their first requests spread over a second.
+    firsts: dict[str, float] = {}
+    for r in recs:
+        user = r["session_id"].rsplit("-", 1)[0]
+        firsts[user] = min(firsts.get(user, float("inf")), r["t_sent"])
+    assert len(firsts) == 8 and max(firsts.values()) - min(firsts.values()) > 300.0
     recs = [r for r in recs if r["outcome"] == "ok"]
     # Locust rows: every attempt once in Aggregated, TTFT rows for the streamed calls only
     assert out["total"] == len(recs)  # aborted attempts are records, not Locust failures

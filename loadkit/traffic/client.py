@@ -8,9 +8,10 @@ body), and `readline()` defaults to the separator `\\r\\n`, which an SSE body ne
 contains. Here every socket read of the body is handed on at once: `_body_lines` reads
 the socket, feeds geventhttpclient's parser and takes the complete lines from its body
 buffer, the way `readline(b"\\n")` does but once per read instead of once per line, and
-`time.perf_counter()` is read once, right after the read returns: every event in that
-read arrived then. `Accept-Encoding: identity` keeps proxies from buffering a compressed
-stream.
+every event in a read gets the read's arrival time: on Linux the kernel's receive time of
+its newest bytes (`loadkit.traffic.rxstamp`), so a busy event loop does not delay the
+stamp; else `time.perf_counter()` right after the read returns. `Accept-Encoding:
+identity` keeps proxies from buffering a compressed stream.
 
 Timeouts. `connect_s` is the pool's connect timeout; `first_token_s` (send -> first
 content chunk) and `total_s` are gevent timers raised inside the blocked read, so a hung
@@ -52,6 +53,7 @@ from loadkit.cost import Price, cost_usd
 from loadkit.results.schema import NAN, RequestRecord
 from loadkit.tokens import estimate_tokens
 from loadkit.traffic import resilience, stats
+from loadkit.traffic.rxstamp import StampedSocket, stamped_tcp_socket
 from loadkit.traffic.sse import (
     DONE,
     DeltaMatcher,
@@ -251,6 +253,8 @@ class LLMClient:
                 network_timeout=self._network_timeout,
                 insecure=False,
             )
+            if origin.startswith("http://"):
+                client._connection_pool._create_tcp_socket = stamped_tcp_socket
             self._clients[origin] = client
         return client
 
@@ -641,7 +645,9 @@ def _body_lines(resp: Any) -> Iterator[tuple[float, bytes]]:
             yield perf(), line.removesuffix(b"\n")
         yield perf(), b""
         return
-    now = perf()
+    sock = resp._sock
+    stamped = isinstance(sock, StampedSocket)
+    now = sock.arrived if stamped else perf()  # the read that brought the headers
     while True:
         end = buf.rfind(b"\n")
         if end >= 0:
@@ -658,7 +664,7 @@ def _body_lines(resp: Any) -> Iterator[tuple[float, bytes]]:
         if sock is None:
             raise HTTPConnectionClosed("connection closed.")
         data = sock.recv(resp.block_size)
-        now = perf()
+        now = sock.arrived if stamped else perf()
         resp.feed(data)
 
 

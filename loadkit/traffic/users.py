@@ -40,6 +40,11 @@ DEFAULT_EMBED_MODEL = "text-embedding-3-small"
 _STREAM_USERS = 97  # rng_for(seed, _STREAM_USERS, worker, workload, user)
 _SESSIONS_PER_DRAW = 16
 _PAUSE_AFTER_FAILURE_S = 1.0
+# Locust starts users in batches, floor(spawn rate) at once, at most once a second. Users of
+# a batch that all sent their first request in the same millisecond would stay in step for
+# the whole run (closed loop, similar answers) and hit the service as bursts it would never
+# see from people; each user's first request is spread over the second after its start.
+START_SPREAD_S = 1.0
 
 
 def plan_call(
@@ -142,6 +147,7 @@ class LLMUser(FastHttpUser):
         self._plan: SessionPlan | None = None
         self._next = 0
         self.sessions_done = 0
+        gevent.sleep(float(self.rng.uniform(0.0, START_SPREAD_S)))
 
     def on_stop(self) -> None:
         llm = getattr(self, "llm", None)
