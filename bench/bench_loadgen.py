@@ -156,7 +156,13 @@ def run_round(
     time.sleep(min(STEADY_FROM_S, seconds / 2))
     usage.mark()
     time.sleep(max(t_start + seconds * 0.6 - time.perf_counter(), 0.0))
-    running = _running_streams(url)
+    # the most streams open at once over ten looks 0.1 s apart (a user between two
+    # requests holds none for a moment)
+    looks = []
+    for _ in range(10):
+        looks.append(_running_streams(url))
+        time.sleep(0.1)
+    running = max((n for n in looks if n is not None), default=None)
     time.sleep(max(t_start + seconds - 1.0 - time.perf_counter(), 0.0))
     usage.mark()
     _, err = proc.communicate(timeout=seconds + 120)

@@ -90,7 +90,6 @@ def _on_quit(environment: Any, **_: Any) -> None:
 
 
 if MODE == "ceiling":
-
     import random
 
     from loadkit.traffic.users import START_SPREAD_S

@@ -188,6 +188,21 @@ def test_a_stalled_stream_is_reported_not_retried(mock_with):
     assert rec["e2e_ms"] == pytest.approx(rec["ttft_ms"] + 150.0, abs=60.0)
 
 
+def test_tokens_inside_the_between_tokens_timeout_keep_a_long_stream_alive(mock_with):
+    # 100 ms gaps under a 150 ms limit, 0.8 s in all: the stall timer fires and re-arms
+    srv = mock_with(
+        {
+            "decode_step_ms": 100.0,
+            "decode_step_ms_per_seq": 0.0,
+            "jitter": {"step_sigma": 0.0, "tail_prob": 0.0},
+        }
+    )
+    out = drive("calls", url=srv.url, max_tokens=9, timeouts={"between_tokens_s": 0.15})
+    rec = out["results"][0]["records"][0]
+    assert rec["outcome"] == "ok" and rec["completion_tokens"] == 9
+    assert rec["e2e_ms"] - rec["ttft_ms"] >= 700.0
+
+
 def test_simulated_rtt_adds_one_round_trip_and_leaves_itl_alone(mock_with):
     srv = mock_with(
         {"decode_step_ms": 30.0, "decode_step_ms_per_seq": 0.0, "jitter": {"step_sigma": 0.0}}

@@ -15,10 +15,11 @@ identity` keeps proxies from buffering a compressed stream.
 
 Timeouts. `connect_s` is the pool's connect timeout; `first_token_s` (send -> first
 content chunk) and `total_s` are gevent timers raised inside the blocked read, so a hung
-server costs exactly the configured time. `between_tokens_s` becomes the socket's read
-timeout once the first token has arrived (gevent arms that timer for every blocking recv
-anyway, so the hot path pays nothing extra): a stream is `stalled` when no byte arrives
-for that long (a server sending keep-alive comments between tokens would hide a stall).
+server costs exactly the configured time. Once the first token has arrived a stream is
+`stalled` when no token arrives for `between_tokens_s` (`_StallWatch`: one timer per
+stream, re-armed only when it fires). The sockets themselves have no read timeout: gevent
+would arm and cancel a timer around every blocking read, a fifth of the client's work per
+token.
 
 Simulated round trip. When all regions run on one machine, a region's `rtt_ms` is
 simulated without touching the measurement: the attempt starts its clock, sleeps rtt/2
@@ -32,7 +33,6 @@ is taken from a sleep: the sleeps only shift when things happen.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
@@ -124,6 +124,43 @@ class _FirstTokenTimeout(Exception):
 
 class _TotalTimeout(Exception):
     pass
+
+
+class _Stalled(Exception):
+    pass
+
+
+class _StallWatch:
+    """Throws `_Stalled` into the reading greenlet when no token came for `limit_s`.
+
+    Its timer is armed for the limit and, when it fires, looks at the newest arrival:
+    if that is recent the timer is armed again for what remains. A stream's tokens cost
+    nothing here; the timer fires about once per `limit_s` per stream.
+    """
+
+    __slots__ = ("_arrivals", "_glet", "_limit", "_loop", "_timer")
+
+    def __init__(self, limit_s: float, arrivals: list[float]) -> None:
+        self._limit = limit_s
+        self._arrivals = arrivals
+        self._glet = gevent.getcurrent()
+        self._loop = gevent.get_hub().loop
+        self._timer: Any = None
+        self._arm(limit_s)
+
+    def _arm(self, after: float) -> None:
+        self._timer = self._loop.timer(after)
+        self._timer.start(self._check)
+
+    def _check(self) -> None:
+        idle = time.perf_counter() - self._arrivals[-1]
+        if idle >= self._limit:
+            self._glet.throw(_Stalled())
+        else:
+            self._arm(self._limit - idle)
+
+    def close(self) -> None:
+        self._timer.close()
 
 
 @dataclass(slots=True)
@@ -235,8 +272,6 @@ class LLMClient:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.pool_size = pool_size or policy.max_concurrency or 1024
         self._clients: dict[str, HTTPClient] = {}
-        # our gevent timers end waits; the socket timeout before the first token is a backstop
-        self._network_timeout = float(policy.timeouts.total_s) + 30.0
         self._between_s = float(policy.timeouts.between_tokens_s)
         self._seq = 0
 
@@ -250,7 +285,7 @@ class LLMClient:
                 origin,
                 concurrency=self.pool_size,
                 connection_timeout=float(t.connect_s),
-                network_timeout=self._network_timeout,
+                network_timeout=None,  # gevent timers end every wait (see the module doc)
                 insecure=False,
             )
             if origin.startswith("http://"):
@@ -427,11 +462,8 @@ class LLMClient:
             a.outcome, a.error = "timeout", "no first token before the timeout"
         except _TotalTimeout:
             a.outcome, a.error = "timeout", "total timeout"
-        except TimeoutError:  # the socket's read timeout: between tokens once streaming
-            if a.arrivals:
-                a.outcome, a.error = "stalled", "no token within the between-tokens timeout"
-            else:
-                a.outcome, a.error = "timeout", "socket read timeout"
+        except _Stalled:
+            a.outcome, a.error = "stalled", "no token within the between-tokens timeout"
         except (OSError, HTTPConnectionClosed, HTTPParseError) as exc:
             a.outcome, a.error = "stream_cut", _describe(exc)
         finally:
@@ -443,55 +475,47 @@ class LLMClient:
                 resp.release()
 
     def _read_stream(self, resp: Any, a: _Attempt, first: Any) -> None:
-        # Between tokens the socket's own read timeout applies (see the module doc). The
-        # socket goes back to the pool inside the read that completes the body;
-        # its timeout is restored in `finally` before anything can yield and hand it out.
-        sock = resp._sock
-        try:
-            self._read_events(resp, a, first, sock)
-        finally:
-            if sock is not None and a.arrivals:
-                with contextlib.suppress(OSError):
-                    sock.settimeout(self._network_timeout)
-
-    def _read_events(self, resp: Any, a: _Attempt, first: Any, sock: Any) -> None:
-        # The hot path: per socket read one clock read and one split into events; per event
-        # a frame or pattern match for a plain content delta, JSON for the others (sse.py).
+        # The hot path: per socket read one split into events; per event a frame or
+        # pattern match for a plain content delta, JSON for the others (sse.py).
         parser = SSEParser()
         plain_text = DeltaMatcher().text
         done = finished = False
         arrivals = a.arrivals
         pieces = a.pieces
-        for now, block in _body_lines(resp):
-            a.body_bytes += len(block) + 1
-            for data in parser.feed_lines(block):
-                text = plain_text(data)
-                if text is None:
-                    if data == _DONE:
-                        done = True
-                        continue
-                    try:
-                        chunk = interpret_chunk(data.decode("utf-8", "replace"))
-                    except MalformedChunk as exc:
-                        a.outcome, a.error = "malformed", str(exc)
-                        return
-                    if chunk.error is not None:
-                        a.outcome, a.error = "http_error", f"error event: {chunk.error}"[:300]
-                        return
-                    if chunk.usage is not None:
-                        a.usage = usage_tokens(chunk.usage)
-                    if chunk.finish_reason:
-                        finished = True
-                    text = chunk.text.encode() if chunk.content else b""
-                if text:
-                    if not arrivals:
-                        first.cancel()
-                        a.t_first = now
-                        if sock is not None:
-                            sock.settimeout(self._between_s)
-                    arrivals.append(now)
-                    pieces.append(text.decode("utf-8", "replace"))
-            a.t_end = now  # the last one is the end of the body
+        watch: _StallWatch | None = None
+        try:
+            for now, block in _body_lines(resp):
+                a.body_bytes += len(block) + 1
+                for data in parser.feed_lines(block):
+                    text = plain_text(data)
+                    if text is None:
+                        if data == _DONE:
+                            done = True
+                            continue
+                        try:
+                            chunk = interpret_chunk(data.decode("utf-8", "replace"))
+                        except MalformedChunk as exc:
+                            a.outcome, a.error = "malformed", str(exc)
+                            return
+                        if chunk.error is not None:
+                            a.outcome, a.error = "http_error", f"error event: {chunk.error}"[:300]
+                            return
+                        if chunk.usage is not None:
+                            a.usage = usage_tokens(chunk.usage)
+                        if chunk.finish_reason:
+                            finished = True
+                        text = chunk.text.encode() if chunk.content else b""
+                    if text:
+                        if not arrivals:
+                            first.cancel()
+                            a.t_first = now
+                            watch = _StallWatch(self._between_s, arrivals)
+                        arrivals.append(now)
+                        pieces.append(text.decode("utf-8", "replace"))
+                a.t_end = now  # the last one is the end of the body
+        finally:
+            if watch is not None:
+                watch.close()
         if not (done or finished):
             a.outcome = "stream_cut"
             a.error = "stream ended before completion"

@@ -60,4 +60,3 @@ def stamped_tcp_socket(family: int, socktype: int, protocol: int) -> gevent.sock
         except OSError:
             sock.close()
     return gevent.socket.socket(family, socktype, protocol)
-
