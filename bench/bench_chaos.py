@@ -51,11 +51,11 @@ from bench.bench_mock import (
     request_body,
     wait_machine_quiet,
 )
-from bench.sse_load_client import _TIMESPEC as TIMESPEC
-from bench.sse_load_client import SO_TIMESTAMPNS, PointSpec, run_point
+from bench.sse_load_client import PointSpec, run_point
 from bench.template import capture_template
 from loadkit.chaos.control_client import start_proxy
 from loadkit.servers import ServerProcess, start_server
+from loadkit.traffic.rxstamp import SO_TIMESTAMPNS, TIMESPEC
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "out" / "bench_chaos.json"

@@ -26,7 +26,6 @@ import errno
 import gc
 import select
 import socket
-import struct
 import time
 from array import array
 from collections.abc import Callable
@@ -34,12 +33,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from loadkit.traffic.rxstamp import SO_TIMESTAMPNS, TIMESPEC
+
 _TERMINATOR = b"\r\n0\r\n\r\n"
 _HDR_END = b"\r\n\r\n"
 
 _CONNECTING, _HEADERS, _BODY = 0, 1, 2
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; the cmsg type is the same
-_TIMESPEC = struct.Struct("@ll")
 
 
 def _clock_offset() -> float:
@@ -291,7 +290,7 @@ def run_point(spec: PointSpec, on_window: Callable[[bool], None] | None = None) 
                     fail(slot, "reset")
                     continue
                 if anc:
-                    sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
+                    sec, nsec = TIMESPEC.unpack_from(anc[0][2])
                     t = sec + nsec * 1e-9 - clock_offset
                     stamped = True
                 else:

@@ -20,11 +20,11 @@ import gevent.socket
 
 # Python's socket module does not name it; 35 is Linux's asm-generic value (x86, arm64...),
 # and the control message that carries the stamp has the same number.
-_SO_TIMESTAMPNS: int | None = getattr(
+SO_TIMESTAMPNS: int | None = getattr(
     socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None
 )
-_TIMESPEC = struct.Struct("@ll")  # struct timespec: seconds, nanoseconds
-_ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+TIMESPEC = struct.Struct("@ll")  # struct timespec: seconds, nanoseconds
+_ANC_SIZE = socket.CMSG_SPACE(TIMESPEC.size)
 # A stamp further back than this is not trusted (the wall clock was stepped meanwhile).
 _MAX_AGE_S = 5.0
 
@@ -40,8 +40,8 @@ class StampedSocket(gevent.socket.socket):
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data, anc, _, _ = self.recvmsg(bufsize, _ANC_SIZE, flags)
         now = perf()
-        if anc and anc[0][1] == _SO_TIMESTAMPNS and len(anc[0][2]) == _TIMESPEC.size:
-            sec, nsec = _TIMESPEC.unpack(anc[0][2])
+        if anc and anc[0][1] == SO_TIMESTAMPNS and len(anc[0][2]) == TIMESPEC.size:
+            sec, nsec = TIMESPEC.unpack(anc[0][2])
             age = wall() - (sec + nsec * 1e-9)
             self.arrived = now - age if 0.0 <= age < _MAX_AGE_S else now
         else:
@@ -51,11 +51,11 @@ class StampedSocket(gevent.socket.socket):
 
 def stamped_tcp_socket(family: int, socktype: int, protocol: int) -> gevent.socket.socket:
     """A connection pool's socket factory: kernel timestamps on, where the OS has them."""
-    if _SO_TIMESTAMPNS is not None:
+    if SO_TIMESTAMPNS is not None:
         sock = StampedSocket(family, socktype, protocol)
         sock.arrived = perf()
         try:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             return sock
         except OSError:
             sock.close()
