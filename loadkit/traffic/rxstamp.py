@@ -6,7 +6,9 @@ lag would count as the service's TTFT. On Linux a TCP socket with `SO_TIMESTAMPN
 each `recvmsg` the receive time of the newest segment it returns; `StampedSocket.recv`
 keeps that time (mapped onto `time.perf_counter`, the clock of every other timing in a
 record) in `arrived`. Elsewhere, and for TLS connections (the TLS layer reads the socket
-itself), `arrived` is the time the read returned, as before.
+itself), `arrived` is the time the read returned, as before; so it is for the first packets
+after the first socket of the machine asks for stamps (Linux switches them on in deferred
+work).
 """
 
 from __future__ import annotations
