@@ -38,6 +38,7 @@ from loadkit.workload.sessions import SessionPlan, sample_sessions
 
 DEFAULT_EMBED_MODEL = "text-embedding-3-small"
 _STREAM_USERS = 97  # rng_for(seed, _STREAM_USERS, worker, workload, user)
+_STREAM_START = 98  # the start spread's own stream: it leaves the users' sessions as they were
 _SESSIONS_PER_DRAW = 16
 _PAUSE_AFTER_FAILURE_S = 1.0
 # Locust starts users in batches, floor(spawn rate) at once, at most once a second. Users of
@@ -147,7 +148,8 @@ class LLMUser(FastHttpUser):
         self._plan: SessionPlan | None = None
         self._next = 0
         self.sessions_done = 0
-        gevent.sleep(float(self.rng.uniform(0.0, START_SPREAD_S)))
+        keys = (worker_key, self.workload_index, self.user_no)
+        gevent.sleep(float(rng_for(ctx.seed, _STREAM_START, *keys).uniform(0.0, START_SPREAD_S)))
 
     def on_stop(self) -> None:
         llm = getattr(self, "llm", None)
