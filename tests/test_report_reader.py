@@ -90,7 +90,7 @@ def test_text_columns_share_one_object_per_value(tmp_path):
 
 def test_fast_path_declines_what_it_cannot_take(tmp_path):
     good = _record_line().encode()
-    assert reader._fast_chunk(good) is not None
+    assert reader._fast_chunk(good, COLUMNS) is not None
     for bad in (
         good.replace(b"\n", b"\r\n"),  # carriage returns
         good + b"\n" + good,  # a blank line
@@ -98,7 +98,7 @@ def test_fast_path_declines_what_it_cannot_take(tmp_path):
         good.replace(b"gpt-4o-mini", b"\xff", 1),  # not UTF-8
         good.replace(b",429,", b",4x9,", 1),  # not an integer
     ):
-        assert reader._fast_chunk(bad) is None, bad
+        assert reader._fast_chunk(bad, COLUMNS) is None, bad
     # the careful path still reads a CRLF file, and still names a bad cell
     path = tmp_path / "requests.csv"
     header = (",".join(COLUMNS) + "\n").encode()

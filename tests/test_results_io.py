@@ -85,6 +85,8 @@ def test_columns_are_the_design_order():
         "tokens_source",
         "cost_usd",
         "fault",
+        "response_model",
+        "reconnects",
     ]
 
 
@@ -216,7 +218,9 @@ def test_reader_names_file_line_and_column_of_corruption(tmp_path):
     ):
         read_records(path)
     path.write_text(HEADER_LINE + "a,b,c\n")
-    with pytest.raises(UserError, match=r"requests\.csv:2:4: expected 27 fields, got 3"):
+    with pytest.raises(
+        UserError, match=rf"requests\.csv:2:4: expected {len(COLUMNS)} fields, got 3"
+    ):
         read_records(path)
     path.write_text("x,y\n")
     with pytest.raises(UserError, match=r"requests\.csv:1: not a loadkit requests\.csv header"):
@@ -234,3 +238,26 @@ def test_reader_handles_header_only_and_many_rows(tmp_path):
     recs = read_records(path)
     assert len(recs) == 250_001
     assert recs["e2e_ms"].sum() == pytest.approx(900.0 * 250_001)
+
+
+def test_a_file_from_before_the_added_columns_reads_with_their_defaults(tmp_path):
+    """requests.csv written with the first 27 columns (older loadkit) still reads."""
+    from loadkit.results.schema import FIRST_COLUMNS
+
+    rec = make_record(3, response_model="served-model", reconnects=1)
+    full = to_csv_line(rec).rstrip("\n").split(",")
+    old = tmp_path / "requests.csv"
+    old.write_text(
+        ",".join(FIRST_COLUMNS) + "\n" + ",".join(full[: len(FIRST_COLUMNS)]) + "\n",
+        encoding="utf-8",
+    )
+    cols = read_records(old)
+    assert cols.n == 1
+    assert cols["response_model"].tolist() == [""]
+    assert cols["reconnects"].tolist() == [0]
+    assert cols["request_id"].tolist() == ["r3"]
+    new = tmp_path / "new.csv"
+    new.write_text(HEADER_LINE + to_csv_line(rec), encoding="utf-8")
+    cols = read_records(new)
+    assert cols["response_model"].tolist() == ["served-model"]
+    assert cols["reconnects"].tolist() == [1]

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from loadkit.urls import split_base
+
 MAX_HEAD_BYTES = 256 * 1024
 MAX_IDLE_PER_ORIGIN = 1024
 
@@ -381,7 +383,8 @@ class Origin:
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"expected an http(s) URL, got {url!r}")
         port = u.port or (443 if u.scheme == "https" else 80)
-        return cls(u.scheme, u.hostname, port, u.path.rstrip("/"))
+        # Clients send full API paths (/v1/...): the base's own /v1 is not repeated.
+        return cls(u.scheme, u.hostname, port, split_base(url)[1])
 
     @property
     def key(self) -> tuple[str, str, int]:

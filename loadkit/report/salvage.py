@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loadkit.results.reader import Records
+from loadkit.results.reader import Records, add_defaults
 from loadkit.results.schema import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS
 
 _MAX_REASONS = 5
@@ -22,12 +22,14 @@ _MAX_REASONS = 5
 
 def salvage(path: Path, first_error: str) -> Records:
     """Every well-formed row of `path` (header already checked by the fast reader)."""
-    ncol = len(COLUMNS)
-    kinds = [float if c in FLOAT_COLUMNS else int if c in INT_COLUMNS else str for c in COLUMNS]
+    raw = path.read_bytes()
+    header = raw.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r").split(",")
+    names = COLUMNS[: len(header)]  # an older file has a prefix of today's columns
+    ncol = len(names)
+    kinds = [float if c in FLOAT_COLUMNS else int if c in INT_COLUMNS else str for c in names]
     rows: list[list[object]] = []
     reasons: list[str] = []
     skipped = 0
-    raw = path.read_bytes()
     truncated = bool(raw) and not raw.endswith(b"\n")
     lines = raw.decode("utf-8", "replace").split("\n")
     if truncated:
@@ -39,7 +41,7 @@ def salvage(path: Path, first_error: str) -> Records:
             if len(row) != ncol:
                 raise ValueError(f"expected {ncol} fields, got {len(row)}")
             parsed: list[object] = []
-            for name, kind, cell in zip(COLUMNS, kinds, row, strict=True):
+            for name, kind, cell in zip(names, kinds, row, strict=True):
                 if kind is float:
                     try:
                         parsed.append(float(cell) if cell else np.nan)
@@ -62,7 +64,7 @@ def salvage(path: Path, first_error: str) -> Records:
     if truncated:
         notes.append(f"{path}: dropped an incomplete last line")
     cols: dict[str, np.ndarray] = {}
-    for i, (name, kind) in enumerate(zip(COLUMNS, kinds, strict=True)):
+    for i, (name, kind) in enumerate(zip(names, kinds, strict=True)):
         vals = [r[i] for r in rows]
         if kind is float:
             cols[name] = np.asarray(vals, dtype=np.float64)
@@ -70,6 +72,7 @@ def salvage(path: Path, first_error: str) -> Records:
             cols[name] = np.asarray(vals, dtype=np.int64)
         else:
             cols[name] = np.asarray(vals, dtype=object)
+    add_defaults(cols, len(rows))
     return Records(path, cols, n=len(rows), truncated=truncated, notes=tuple(notes))
 
 

@@ -163,6 +163,8 @@ def generate(spec: SynthRun) -> dict[str, np.ndarray]:
     cols["error"] = np.where(cols["outcome"] == "ok", "", cols["outcome"]).astype(object)
     cols["cached_tokens"] = np.zeros(m, dtype=np.int64)
     cols["tokens_source"] = np.full(m, "server", dtype=object)
+    cols["response_model"] = cols["model"]
+    cols["reconnects"] = np.zeros(m, dtype=np.int64)
     order = np.argsort(cols["t_sent"], kind="stable")
     return {c: cols[c][order] for c in COLUMNS}
 

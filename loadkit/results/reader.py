@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from loadkit.errors import UserError
-from loadkit.results.schema import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS
+from loadkit.results.schema import COLUMNS, DEFAULTS, FIRST_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS
 
 _CHUNK_BYTES = 8 << 20
 
@@ -74,9 +74,8 @@ def _numeric(path: Path, name: str, cells: np.ndarray, first_line: int, col: int
         raise
 
 
-def _check_shape(path: Path, text: str, first_line: int) -> None:
+def _check_shape(path: Path, text: str, first_line: int, ncol: int) -> None:
     """Find the first bad line of a chunk numpy refused, for a file:line:column message."""
-    ncol = len(COLUMNS)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         for row in reader:
@@ -90,18 +89,20 @@ def _check_shape(path: Path, text: str, first_line: int) -> None:
         raise UserError(f"{path}:{first_line + reader.line_num - 1}: {exc}") from None
 
 
-def _parse_chunk(path: Path, text: str, first_line: int) -> dict[str, np.ndarray]:
+def _parse_chunk(
+    path: Path, text: str, first_line: int, names: tuple[str, ...]
+) -> dict[str, np.ndarray]:
     try:
         table = np.loadtxt(
             io.StringIO(text), delimiter=",", quotechar='"', dtype=object, ndmin=2, comments=None
         )
     except ValueError:
-        _check_shape(path, text, first_line)
+        _check_shape(path, text, first_line, len(names))
         raise
-    if table.shape[1] != len(COLUMNS):
-        _check_shape(path, text, first_line)
+    if table.shape[1] != len(names):
+        _check_shape(path, text, first_line, len(names))
     out: dict[str, np.ndarray] = {}
-    for i, name in enumerate(COLUMNS):
+    for i, name in enumerate(names):
         cells = table[:, i]
         if name in FLOAT_COLUMNS or name in INT_COLUMNS:
             out[name] = _numeric(path, name, cells, first_line, i)
@@ -128,9 +129,9 @@ def _gather(
     return mat.view(f"S{width}").ravel()
 
 
-def _fast_chunk(piece: bytes) -> dict[str, np.ndarray] | None:
+def _fast_chunk(piece: bytes, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     """Columns of a chunk of whole lines (text columns as bytes arrays), or None to fall back."""
-    ncol = len(COLUMNS)
+    ncol = len(names)
     buf = np.frombuffer(piece, dtype=np.uint8)
     nl = np.flatnonzero(buf == _NL)
     if nl.size == 0 or nl[-1] != buf.size - 1 or (buf == _CR).any():
@@ -179,7 +180,7 @@ def _fast_chunk(piece: bytes) -> dict[str, np.ndarray] | None:
                 return None
             rows.append(row)
     out: dict[str, np.ndarray] = {}
-    for j, name in enumerate(COLUMNS):
+    for j, name in enumerate(names):
         is_num = name in FLOAT_COLUMNS or name in INT_COLUMNS
         cells = _gather(padded, starts[:, j], lengths[:, j], 3 if is_num else 1)
         if is_num:
@@ -260,7 +261,8 @@ def read_records(path: str | os.PathLike[str]) -> Records:
             return _empty(p, truncated=True, notes=notes)
         raise UserError(f"{p}:1: empty file, expected the header {','.join(COLUMNS[:3])},...")
     header = body[:head_end].decode("utf-8", "replace").rstrip("\r").split(",")
-    if tuple(header) != COLUMNS:
+    names = _known_layout(tuple(header))
+    if names is None:
         missing = [c for c in COLUMNS if c not in header]
         extra = [c for c in header if c not in COLUMNS]
         detail = f"missing {missing}" if missing else f"unexpected {extra}" if extra else "order"
@@ -272,7 +274,7 @@ def read_records(path: str | os.PathLike[str]) -> Records:
     while pos < len(body):
         end = body.find(b"\n", min(pos + _CHUNK_BYTES, len(body) - 1)) + 1 or len(body)
         piece = body[pos:end]
-        fast = _fast_chunk(piece)
+        fast = _fast_chunk(piece, names)
         if fast is not None:
             chunks.append(fast)
         else:
@@ -282,13 +284,13 @@ def read_records(path: str | os.PathLike[str]) -> Records:
                 bad_line = line + piece[: exc.start].count(b"\n")
                 raise UserError(f"{p}:{bad_line}: not UTF-8 text") from None
             if text.strip():
-                chunks.append(_parse_chunk(p, text, line))
+                chunks.append(_parse_chunk(p, text, line, names))
         line += piece.count(b"\n")
         pos = end
     if not chunks:
         return _empty(p, truncated=bool(tail), notes=notes)
     columns = {}
-    for name in COLUMNS:
+    for name in names:
         parts = [c[name] for c in chunks]
         if name in FLOAT_COLUMNS or name in INT_COLUMNS:
             columns[name] = parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -303,7 +305,30 @@ def read_records(path: str | os.PathLike[str]) -> Records:
         for c in chunks:
             c.pop(name, None)  # free each chunk's column once it is merged
     n = len(columns["attempt"])
+    add_defaults(columns, n)
     return Records(p, columns, n=n, truncated=bool(tail), notes=tuple(notes))
+
+
+def _known_layout(header: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The header's columns if they are this schema's or an earlier one's (a prefix)."""
+    n = len(header)
+    if n >= len(FIRST_COLUMNS) and header == COLUMNS[:n]:
+        return header
+    return None
+
+
+def add_defaults(columns: dict[str, np.ndarray], n: int) -> None:
+    """Columns an older file lacks, at the record's defaults."""
+    for name in COLUMNS:
+        if name in columns:
+            continue
+        value = DEFAULTS[name]
+        if name in FLOAT_COLUMNS:
+            columns[name] = np.full(n, value, dtype=np.float64)
+        elif name in INT_COLUMNS:
+            columns[name] = np.full(n, value, dtype=np.int64)
+        else:
+            columns[name] = np.full(n, value, dtype=object)
 
 
 def _empty(p: Path, truncated: bool, notes: list[str]) -> Records:

@@ -19,7 +19,7 @@ Conventions the client follows:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 OUTCOMES: tuple[str, ...] = (
     "ok",
@@ -68,6 +68,9 @@ class RequestRecord:
     tokens_source: str
     cost_usd: float
     fault: str
+    # Added after the first 27 columns (files without them still read, with these defaults).
+    response_model: str = ""  # the model the service said answered (`model` in its response)
+    reconnects: int = 0  # stale pooled connections replaced before this attempt was answered
 
     @property
     def ok(self) -> bool:
@@ -91,7 +94,15 @@ FLOAT_COLUMNS: frozenset[str] = frozenset(
     }
 )
 INT_COLUMNS: frozenset[str] = frozenset(
-    {"attempt", "turn", "status", "prompt_tokens", "completion_tokens", "cached_tokens"}
+    {
+        "attempt",
+        "turn",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "reconnects",
+    }
 )
 STR_COLUMNS: frozenset[str] = frozenset(COLUMNS) - FLOAT_COLUMNS - INT_COLUMNS
 
@@ -151,6 +162,8 @@ def to_csv_line(r: RequestRecord) -> str:
                 t(r.tokens_source),
                 _fmt_cost(r.cost_usd),
                 t(r.fault),
+                t(r.response_model),
+                str(r.reconnects),
             )
         )
         + "\n"
@@ -158,3 +171,9 @@ def to_csv_line(r: RequestRecord) -> str:
 
 
 HEADER_LINE = ",".join(COLUMNS) + "\n"
+# The columns every requests.csv has had; a file whose header stops after them (an older
+# loadkit) reads with the later columns at their defaults.
+FIRST_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("fault") + 1]
+DEFAULTS: dict[str, object] = {
+    f.name: f.default for f in fields(RequestRecord) if f.default is not MISSING
+}

@@ -42,7 +42,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 import gevent
 import numpy as np
@@ -62,6 +61,7 @@ from loadkit.traffic.sse import (
     interpret_chunk,
     usage_tokens,
 )
+from loadkit.urls import split_base
 
 if TYPE_CHECKING:
     from loadkit.scenario.model import ClientPolicy
@@ -178,15 +178,6 @@ class _Attempt:
     pieces: list[str] = field(default_factory=list)
     usage: tuple[int, int, int] | None = None
     body_bytes: int = 0
-
-
-def _join_url(base: str, path: str) -> tuple[str, str]:
-    """(origin, request path) for base URLs given with or without a trailing /v1."""
-    parts = urlsplit(base.rstrip("/"))
-    prefix = parts.path
-    if prefix.endswith("/v1"):
-        prefix = prefix[:-3]
-    return f"{parts.scheme}://{parts.netloc}", prefix + path
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -383,7 +374,8 @@ class LLMClient:
         t_intended_ms: float | None,
     ) -> tuple[RequestRecord, str, dict[str, str]]:
         path = PATHS[call.kind]
-        origin, uri = _join_url(self.endpoints[region], path)
+        origin, prefix = split_base(self.endpoints[region])
+        uri = prefix + path
         half_rtt = float(self.rtt_ms.get(region, 0.0)) / 2000.0
         body = json.dumps(request_body(call)).encode()
         hdrs = {
