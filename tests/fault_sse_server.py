@@ -1,7 +1,11 @@
 """A tiny OpenAI-shaped SSE server with scripted misbehaviour, for the client's failure tests.
 
 The model name picks the behaviour (`cut`, `malformed`, `error_frame`, `reasoning`,
-`no_usage`, `tagged`, `no_retry_503`, `date_429`, `flaky_500`). Run as
+`no_usage`, `tagged`, `no_retry_503`, `date_429`, `flaky_500`, `close_after`,
+`always_close`). `close_after` is llama.cpp's server: its headers promise keep-alive, but it
+closes the connection after a streamed answer; here a request that arrives on such a
+connection before the close is met by the close (the race a pooled client loses).
+`always_close` closes every connection before answering. Run as
 `python -m tests.fault_sse_server --port 0`: prints its URL, answers GET /health.
 """
 
@@ -12,6 +16,7 @@ import asyncio
 import email.utils
 import json
 import time
+import weakref
 from collections import Counter
 
 from aiohttp import web
@@ -36,6 +41,12 @@ async def chat(request: web.Request) -> web.StreamResponse:
     seen: Counter[str] = request.app["seen"]
     rid = request.headers.get("x-loadkit-request-id", "")
     seen[rid] += 1
+    spent: weakref.WeakSet[asyncio.BaseTransport] = request.app["spent"]
+    transport = request.transport
+    assert transport is not None
+    if mode == "always_close" or (mode == "close_after" and transport in spent):
+        transport.close()  # no byte of a response
+        return web.Response()
     if mode == "no_retry_503":
         return web.json_response(
             {"error": {"message": "down"}}, status=503, headers={"x-should-retry": "false"}
@@ -75,6 +86,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
         await resp.write(_usage(7, 5))
     await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
+    if mode == "close_after":
+        spent.add(transport)
     return resp
 
 
@@ -85,6 +98,7 @@ async def health(request: web.Request) -> web.Response:
 async def serve(port: int) -> None:
     app = web.Application()
     app["seen"] = Counter()
+    app["spent"] = weakref.WeakSet()
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/health", health)
     runner = web.AppRunner(app, access_log=None)

@@ -298,3 +298,25 @@ def test_connect_timeout_then_failover(default_mock):
     assert first["outcome"] == "connect_error" and first["error"] == "connect timeout"
     assert 280.0 <= first["e2e_ms"] <= 800.0
     assert second["region"] == "live" and second["outcome"] == "ok"
+
+
+def test_a_stale_pooled_connection_is_replaced_once_without_a_new_attempt(fault_server):
+    """llama.cpp's server closes after each streamed answer although it says keep-alive."""
+    out = drive("calls", url=fault_server.url, model="close_after", n=6)
+    results = out["results"]
+    assert all(r["ok"] for r in results)
+    records = [r["records"] for r in results]
+    assert all(len(recs) == 1 for recs in records)  # the resend is not an attempt
+    recs = [recs[0] for recs in records]
+    assert [r["outcome"] for r in recs] == ["ok"] * 6
+    # the first request opened the connection; every later one met a spent connection
+    assert [r["reconnects"] for r in recs] == [0, 1, 1, 1, 1, 1]
+    # the clock restarted at the resend: TTFT is one 20 ms step, not a failed try plus one
+    assert all(r["ttft_ms"] < 150.0 for r in recs)
+    assert all(r["response_model"] == "m" for r in recs)
+
+
+def test_a_fresh_connection_that_closes_is_still_an_error(fault_server):
+    res = one(fault_server, "always_close", retries={"max_retries": 0})
+    (rec,) = res["records"]
+    assert rec["outcome"] == "connect_error" and rec["reconnects"] == 0

@@ -61,6 +61,7 @@ from loadkit.traffic.sse import (
     interpret_chunk,
     usage_tokens,
 )
+from loadkit.traffic.stale import STALE_ERRORS, ReuseTracker
 from loadkit.urls import split_base
 
 if TYPE_CHECKING:
@@ -178,6 +179,9 @@ class _Attempt:
     pieces: list[str] = field(default_factory=list)
     usage: tuple[int, int, int] | None = None
     body_bytes: int = 0
+    t_start: float = NAN  # the attempt's clock: restarted by a stale-connection resend
+    reconnects: int = 0
+    response_model: str = ""
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -263,6 +267,7 @@ class LLMClient:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.pool_size = pool_size or policy.max_concurrency or 1024
         self._clients: dict[str, HTTPClient] = {}
+        self._reuse: dict[str, ReuseTracker] = {}
         self._between_s = float(policy.timeouts.between_tokens_s)
         self._seq = 0
 
@@ -281,6 +286,7 @@ class LLMClient:
             )
             if origin.startswith("http://"):
                 client._connection_pool._create_tcp_socket = stamped_tcp_socket
+            self._reuse[origin] = ReuseTracker(client)
             self._clients[origin] = client
         return client
 
@@ -288,6 +294,29 @@ class LLMClient:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+        self._reuse.clear()
+
+    def _send(
+        self, origin: str, uri: str, body: bytes, hdrs: dict[str, str], a: _Attempt, half_rtt: float
+    ) -> Any:
+        """POST and read the response head; a stale pooled connection is replaced once.
+
+        The resend is not a new attempt: it goes at once, without backoff, on a fresh
+        connection, and the attempt's clock restarts at it (the send that was answered).
+        A fresh connection that fails, or one that fails after the response began, is an
+        error as before (see `loadkit.traffic.stale`).
+        """
+        http = self._http(origin)
+        reuse = self._reuse[origin]
+        try:
+            return http.request("POST", uri, body=body, headers=hdrs)
+        except STALE_ERRORS:
+            if not reuse.reused:
+                raise
+        a.reconnects += 1
+        a.t_start = time.perf_counter() - half_rtt  # the simulated outbound half stays
+        with reuse.fresh():
+            return http.request("POST", uri, body=body, headers=hdrs)
 
     def _price_for(self, region: str, model: str) -> Price | None:
         """`price` is one Price, a Mapping model -> Price, or a callable region -> Price."""
@@ -388,7 +417,7 @@ class LLMClient:
             **self.headers,
         }
         a = _Attempt()
-        t_start = time.perf_counter()
+        a.t_start = time.perf_counter()
         try:
             if half_rtt:
                 gevent.sleep(half_rtt)
@@ -397,12 +426,12 @@ class LLMClient:
             a.outcome, a.error = "aborted", type(exc).__name__
             a.t_end = time.perf_counter()
             record = self._record(
-                call, region, path, attempt_no, request_id, t_intended_ms, t_start, half_rtt, a
+                call, region, path, attempt_no, request_id, t_intended_ms, half_rtt, a
             )
             self._emit(call, record, a)
             raise
         record = self._record(
-            call, region, path, attempt_no, request_id, t_intended_ms, t_start, half_rtt, a
+            call, region, path, attempt_no, request_id, t_intended_ms, half_rtt, a
         )
         self._emit(call, record, a)
         if half_rtt:
@@ -429,7 +458,7 @@ class LLMClient:
         first.start()
         try:
             try:
-                resp = self._http(origin).request("POST", uri, body=body, headers=hdrs)
+                resp = self._send(origin, uri, body, hdrs, a, half_rtt)
             except (_FirstTokenTimeout, _TotalTimeout):
                 a.outcome, a.error = "timeout", "no response headers before the timeout"
                 return
@@ -494,6 +523,8 @@ class LLMClient:
                             return
                         if chunk.usage is not None:
                             a.usage = usage_tokens(chunk.usage)
+                        if chunk.model and not a.response_model:
+                            a.response_model = chunk.model
                         if chunk.finish_reason:
                             finished = True
                         text = chunk.text.encode() if chunk.content else b""
@@ -525,6 +556,8 @@ class LLMClient:
             a.outcome, a.error = "malformed", "response is not a JSON object"
             return
         a.usage = usage_tokens(obj.get("usage"))
+        model = obj.get("model")
+        a.response_model = model if isinstance(model, str) else ""
         if call.kind == "embeddings":
             if not isinstance(obj.get("data"), list):
                 a.outcome, a.error = "malformed", "embeddings response without data"
@@ -570,10 +603,10 @@ class LLMClient:
         attempt_no: int,
         request_id: str,
         t_intended_ms: float | None,
-        t_start: float,
         half_rtt: float,
         a: _Attempt,
     ) -> RequestRecord:
+        t_start = a.t_start
         shift_ms = half_rtt * 1000.0
         t_sent = (t_start - self.run_t0) * 1000.0
         t_int = NAN if t_intended_ms is None else float(t_intended_ms)
@@ -626,6 +659,8 @@ class LLMClient:
             tokens_source=source,
             cost_usd=cost,
             fault=a.fault,
+            response_model=a.response_model,
+            reconnects=a.reconnects,
         )
 
     def _emit(self, call: PlannedCall, record: RequestRecord, a: _Attempt) -> None:

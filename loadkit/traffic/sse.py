@@ -71,6 +71,7 @@ class Chunk(NamedTuple):
     finish_reason: str | None
     usage: dict[str, Any] | None
     error: str | None
+    model: str = ""  # the chunk's `model`: who the service says is answering
 
 
 class MalformedChunk(ValueError):
@@ -172,7 +173,15 @@ def interpret_chunk(data: str) -> Chunk:
             text += _text_of(choice)
             finish = choice.get("finish_reason") or finish
     usage = obj.get("usage")
-    return Chunk(text, bool(text), finish, usage if type(usage) is dict else None, None)
+    model = obj.get("model")
+    return Chunk(
+        text,
+        bool(text),
+        finish,
+        usage if type(usage) is dict else None,
+        None,
+        model if type(model) is str else "",
+    )
 
 
 def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int, int] | None:
