@@ -211,17 +211,14 @@ def measure_step(
     run_dir: Path, slo: Any, level: float, index: int, warmup_s: float, end_s: float
 ) -> StepResult:
     """Judge a step's run folder on the records sent in [warmup_s, end_s)."""
-    from loadkit.analysis.requests import logical
+    from loadkit.analysis.requests import logical, started_between
     from loadkit.analysis.slo import goodput as goodput_of
     from loadkit.analysis.slo import limits_from
     from loadkit.analysis.summary import summarize
     from loadkit.results.reader import read_records
 
     recs = read_records(Path(run_dir) / "requests.csv")
-    t_sent = np.asarray(recs["t_sent"], dtype=np.float64)
-    t_int = np.asarray(recs["t_intended"], dtype=np.float64)
-    start = np.where(np.isfinite(t_int), t_int, t_sent)
-    keep = (start >= warmup_s * 1000.0) & (start < end_s * 1000.0)
+    keep = started_between(recs.columns, warmup_s * 1000.0, end_s * 1000.0)
     cols = {name: arr[keep] for name, arr in recs.columns.items()}
     window_s = max(end_s - warmup_s, 1e-9)
     summary = summarize(cols, duration_s=window_s, slo=slo)

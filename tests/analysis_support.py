@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from loadkit.results import schema
 from loadkit.results.schema import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS
 
 DEFAULTS: dict[str, Any] = {
+    **schema.DEFAULTS,
     "run_id": "t",
     "attempt": 0,
     "worker": "w",

@@ -157,14 +157,14 @@ def test_search_when_everything_passes_or_nothing_does() -> None:
 
 
 def test_measure_step_ignores_the_warmup(tmp_path: Path) -> None:
-    from loadkit.results.schema import COLUMNS
+    from loadkit.results.schema import COLUMNS, DEFAULTS
     from loadkit.scenario.model import Slo
 
     rows = []
     for i in range(40):
         t = i * 100.0  # one request every 100 ms for 4 s
         ttft = 900.0 if t < 1000 else 100.0  # slow only during warm-up
-        row = {c: "" for c in COLUMNS}
+        row = {c: DEFAULTS.get(c, "") for c in COLUMNS}
         row.update(
             run_id="r",
             request_id=f"q{i}",

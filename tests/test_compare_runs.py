@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from loadkit.cli import main as cli_main
-from loadkit.results.schema import COLUMNS
+from loadkit.results.schema import COLUMNS, DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def _write_run(folder: Path, ttft: np.ndarray, failed: int = 0, scenario: str = 
     lines = [",".join(COLUMNS)]
     for i in range(n):
         bad = i < failed
-        row = {c: "" for c in COLUMNS}
+        row = {c: DEFAULTS.get(c, "") for c in COLUMNS}
         row.update(
             run_id="r",
             request_id=f"q{i}",

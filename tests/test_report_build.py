@@ -15,6 +15,7 @@ from loadkit.errors import UserError
 from loadkit.report.build import build_report
 from loadkit.report.synthetic import SynthFault, SynthRun, write_run
 from loadkit.results.reader import read_records
+from loadkit.results.schema import COLUMNS
 
 SPEC = SynthRun(
     requests=3000,
@@ -118,13 +119,15 @@ def test_corrupt_lines_give_a_clear_message_and_a_report_of_the_rest(synth_run, 
     lines[10] = ",".join(fields)
     lines[20] = "garbage\n"
     (folder / "requests.csv").write_text("".join(lines))
-    with pytest.raises(UserError, match=r"requests\.csv:21:2: expected 27 fields, got 1"):
+    with pytest.raises(
+        UserError, match=rf"requests\.csv:21:2: expected {len(COLUMNS)} fields, got 1"
+    ):
         read_records(folder / "requests.csv")  # the fast reader stops at the first bad line
     assert main(["report", str(folder)]) == 1
     out = capsys.readouterr()
     assert "requests.csv:11: ttft_ms: expected a number, got 'fast'" in out.err
     assert "skipped 2 unreadable lines" in out.err
-    assert "requests.csv:21: expected 27 fields, got 1" in out.err
+    assert f"requests.csv:21: expected {len(COLUMNS)} fields, got 1" in out.err
     assert "report:" in out.out
     doc = json.loads((folder / "summary.json").read_text())
     assert doc["attempts"] == n_rows - 2 and doc["report"]["damaged_records"] is True

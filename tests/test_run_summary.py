@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from loadkit.analysis.summary import format_table, logical_requests, summarize
+from loadkit.analysis.summary import format_table, summarize
 from loadkit.errors import UserError
 from loadkit.results.run_folder import (
     REDACTED,
@@ -44,24 +44,10 @@ def _row(rid, attempt, outcome, t_sent, e2e, ttft=50.0, cost=0.001, t_int=NAN, l
         "prompt_tokens": 200,
         "cost_usd": cost,
         "tokens_source": "server",
+        "region": "eu",
+        "workload": "chat",
+        "fault": "",
     }
-
-
-def test_logical_requests_span_attempts() -> None:
-    cols = _cols(
-        [
-            _row("a", 1, "rate_limited", 0.0, 5.0, ttft=NAN),
-            _row("a", 2, "ok", 500.0, 300.0),
-            _row("b", 1, "ok", 100.0, 200.0),
-            _row("c", 1, "timeout", 200.0, 1000.0, ttft=NAN),
-        ]
-    )
-    lr = logical_requests(cols)
-    by = dict(zip(lr["outcome"].tolist(), lr["latency_ms"].tolist(), strict=False))
-    assert sorted(lr["outcome"].tolist()) == ["ok", "ok", "timeout"]
-    # request a: from its first send (0) to the end of its second attempt (500 + 300)
-    assert 800.0 in lr["latency_ms"].tolist() and by["timeout"] == 1000.0
-    assert sorted(lr["attempts"].tolist()) == [1, 1, 2]
 
 
 def test_summary_figures() -> None:

@@ -115,3 +115,14 @@ def logical(cols: Mapping[str, np.ndarray]) -> Logical:
         faulted=faulted,
         attempt_group=group,
     )
+
+
+def started_between(cols: Mapping[str, np.ndarray], t0_ms: float, t1_ms: float) -> np.ndarray:
+    """Attempt mask: every attempt of each logical request that started in [t0_ms, t1_ms).
+
+    A window judges requests, not attempts: a retry that lands after the window's end
+    still decides its request's outcome, and never stands alone as a failed request.
+    """
+    lr = logical(cols)
+    keep = (lr.start_ms >= t0_ms) & (lr.start_ms < t1_ms)
+    return keep[lr.attempt_group]

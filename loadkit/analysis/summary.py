@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from loadkit.analysis.requests import logical
+
 PERCENTILES = (50, 95, 99)
 
 
@@ -45,44 +47,6 @@ def _f(cols: Mapping[str, np.ndarray], name: str) -> np.ndarray:
 
 def _s(cols: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     return np.asarray(cols[name]).astype(str)
-
-
-def logical_requests(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """One entry per request_id: final outcome, user-visible latency, attempts, cost."""
-    rid = _s(cols, "request_id")
-    n = rid.size
-    if n == 0:
-        empty = np.array([], dtype=np.float64)
-        return {
-            "outcome": np.array([], dtype=str),
-            "latency_ms": empty,
-            "attempts": empty,
-            "cost_usd": empty,
-            "start_ms": empty,
-        }
-    t_sent = _f(cols, "t_sent")
-    t_int = _f(cols, "t_intended")
-    start = np.where(np.isfinite(t_int), t_int, t_sent)
-    end = t_sent + np.nan_to_num(_f(cols, "e2e_ms"), nan=0.0)
-    attempt = np.asarray(cols["attempt"], dtype=np.int64)
-    # Sort by request, then attempt: the last row of each group is the final attempt.
-    order = np.lexsort((attempt, rid))
-    rid_s = rid[order]
-    first = np.ones(n, dtype=bool)
-    first[1:] = rid_s[1:] != rid_s[:-1]
-    starts = np.flatnonzero(first)
-    ends = np.append(starts[1:], n) - 1
-    outcome = _s(cols, "outcome")[order][ends]
-    g_start = np.minimum.reduceat(start[order], starts)
-    g_end = np.maximum.reduceat(end[order], starts)
-    cost = np.add.reduceat(np.nan_to_num(_f(cols, "cost_usd"), nan=0.0)[order], starts)
-    return {
-        "outcome": outcome,
-        "latency_ms": g_end - g_start,
-        "attempts": (ends - starts + 1).astype(np.float64),
-        "cost_usd": cost,
-        "start_ms": g_start,
-    }
 
 
 def active_span_s(cols: Mapping[str, np.ndarray]) -> float:
@@ -115,9 +79,9 @@ def summarize(
     e2e = _f(cols, "e2e_ms")
     lag = _f(cols, "sched_lag_ms")
     lag0 = np.nan_to_num(lag, nan=0.0)
-    logical = logical_requests(cols)
-    n_req = int(logical["outcome"].size)
-    n_ok = int(np.count_nonzero(logical["outcome"] == "ok"))
+    lr = logical(cols)
+    n_req = lr.n
+    n_ok = int(lr.ok.sum())
     comp = np.asarray(cols["completion_tokens"], dtype=np.float64)
     prompt = np.asarray(cols["prompt_tokens"], dtype=np.float64)
     raw_cost = _f(cols, "cost_usd")
@@ -128,8 +92,7 @@ def summarize(
         str(k): int(v) for k, v in zip(*np.unique(outcome, return_counts=True), strict=True)
     }
     final_by_outcome = {
-        str(k): int(v)
-        for k, v in zip(*np.unique(logical["outcome"], return_counts=True), strict=True)
+        str(k): int(v) for k, v in zip(*np.unique(lr.outcome, return_counts=True), strict=True)
     }
     open_loop = bool(np.any(np.isfinite(_f(cols, "t_intended"))))
     est = _s(cols, "tokens_source") == "estimated"
@@ -152,7 +115,7 @@ def summarize(
         "itl_ms": _pcts(_f(cols, "itl_mean_ms")[ok]),
         "itl_p99_max_ms": _max_or_none(_f(cols, "itl_p99_ms")[ok]),
         "e2e_ms": _pcts(e2e[ok]),
-        "request_latency_ms": _pcts(logical["latency_ms"][logical["outcome"] == "ok"]),
+        "request_latency_ms": _pcts(lr.latency_ms[lr.ok]),
         "open_loop": open_loop,
         "cost_usd_total": round(total_cost, 8) if priced else None,
         "cost_usd_per_request": round(total_cost / n_req, 10) if n_req and priced else None,

@@ -4,6 +4,12 @@ An operational readiness review before a scale-up asks four things: does the ser
 its SLOs, does it recover from failures (and does failover work), is the spend sustainable,
 and is every region's experience acceptable. A check the run could not answer (no faults
 injected, no budget or pricing, no SLO) is "not tested", never a silent go.
+
+Failed requests can never add up to a go: a run in which nothing succeeded is no-go, and
+so is one whose failed requests exceed the scenario's `slo.error_rate`, or, when it sets
+none, `DEFAULT_ERROR_RATE`. Every no-go item carries a one-line `reason` (the measured
+value against its limit), and `decided_by` names the first, so the console and the
+report say which check decided a no-go even when every SLO line says ok.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 from loadkit.analysis.slo import Limits
 
 GO, NO_GO, NOT_TESTED, INFO = "go", "no-go", "not tested", "info"
+# Failed requests a run may have when its scenario sets no `slo.error_rate` (1%).
+DEFAULT_ERROR_RATE = 0.01
 
 _NAMES = {"ttft_ms": "TTFT", "e2e_ms": "E2E", "itl_ms": "ITL"}
 
@@ -34,8 +42,16 @@ def _usd(v: float | None) -> str:
     return f"${v:,.2f}" if v >= 1 else f"${v:.6f}"
 
 
-def _item(area: str, check: str, status: str, evidence: str) -> dict[str, str]:
-    return {"area": area, "check": check, "status": status, "evidence": evidence}
+def _item(area: str, check: str, status: str, evidence: str, reason: str = "") -> dict[str, str]:
+    """One row; a no-go's `reason` is the measured value against its limit, in one line."""
+    item = {"area": area, "check": check, "status": status, "evidence": evidence}
+    if status == NO_GO:
+        item["reason"] = reason or f"{check}: {evidence}"
+    return item
+
+
+def _error_limit(lim: Limits) -> float:
+    return lim.error_rate if lim.error_rate is not None else DEFAULT_ERROR_RATE
 
 
 def _slo_items(summary: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -53,8 +69,40 @@ def _slo_items(summary: Mapping[str, Any]) -> list[dict[str, str]]:
             name = f"{pct} {_NAMES.get(field, field)}{basis if field != 'itl_ms' else ''}"
             value, limit = _ms(c["value"]), _ms(c["limit"])
         status = GO if c["ok"] else NO_GO
-        items.append(_item("SLO", name, status, f"{value} against a limit of {limit}"))
+        items.append(
+            _item(
+                "SLO",
+                name,
+                status,
+                f"{value} against a limit of {limit}",
+                f"{name} {value} > {limit}",
+            )
+        )
     return items
+
+
+def _traffic_items(summary: Mapping[str, Any], lim: Limits) -> list[dict[str, str]]:
+    """Did anything succeed, and did few enough requests fail (even with no SLO set)?"""
+    n = int(summary.get("requests") or 0)
+    if not n:
+        return [_item("traffic", "requests", NO_GO, "no request completed: nothing was measured")]
+    n_ok = int(summary.get("requests_ok") or 0)
+    outcomes = summary.get("final_outcomes") or {}
+    failed = ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items()) if k != "ok")
+    if not n_ok:
+        ev = f"none of {n:,} requests succeeded ({failed})"
+        return [_item("traffic", "requests", NO_GO, ev, f"{ev}")]
+    if lim.error_rate is not None:
+        return []  # the scenario's own error-rate SLO judges it (an SLO line)
+    rate = float(summary.get("error_rate") or 0.0)
+    ok = rate <= DEFAULT_ERROR_RATE
+    ev = (
+        f"{_pct(rate)} of {n:,} requests failed after retries"
+        + (f" ({failed})" if failed else "")
+        + f"; limit {_pct(DEFAULT_ERROR_RATE)}, loadkit's default (set slo.error_rate to change it)"
+    )
+    reason = f"failed requests {_pct(rate)} > {_pct(DEFAULT_ERROR_RATE)} (loadkit's default limit)"
+    return [_item("traffic", "failed requests", GO if ok else NO_GO, ev, reason)]
 
 
 def _resilience_items(extra: Mapping[str, Any], lim: Limits) -> list[dict[str, str]]:
@@ -75,19 +123,18 @@ def _resilience_items(extra: Mapping[str, Any], lim: Limits) -> list[dict[str, s
             f"{_ms(f['ttft_p95_ms'])}, {f['failed_attempts_injected']} injected and "
             f"{f['failed_attempts_organic']} organic failed attempts"
         )
+        check = f"recovery from {f['fault_id']} ({f['kind']})"
         if f["recovered"]:
             ev = f"back within limits {f['recovery_s']:.0f} s after the window ended; {during}"
             status = GO
         else:
             ev = f"{f['recovery_note']}; {during}"
             status = NO_GO
-        items.append(
-            _item("resilience", f"recovery from {f['fault_id']} ({f['kind']})", status, ev)
-        )
+        items.append(_item("resilience", check, status, ev, f"{check}: {f['recovery_note']}"))
     fo = extra.get("failover") or {}
     if fo.get("requests"):
         share = fo["ok"] / fo["requests"]
-        need = 1.0 - (lim.error_rate if lim.error_rate is not None else 0.01)
+        need = 1.0 - _error_limit(lim)
         items.append(
             _item(
                 "resilience",
@@ -95,6 +142,7 @@ def _resilience_items(extra: Mapping[str, Any], lim: Limits) -> list[dict[str, s
                 GO if share >= need else NO_GO,
                 f"{fo['ok']} of {fo['requests']} requests that failed over to another region "
                 f"succeeded ({_pct(share)}; needs {_pct(need)})",
+                f"failover: {_pct(share)} of failed-over requests succeeded < {_pct(need)}",
             )
         )
     return items
@@ -162,32 +210,35 @@ def _cost_items(extra: Mapping[str, Any], requests: int) -> list[dict[str, str]]
 def _region_items(extra: Mapping[str, Any], lim: Limits) -> list[dict[str, str]]:
     rows = (extra.get("breakdown") or {}).get("region") or []
     items = []
+    err_lim = _error_limit(lim)
+    felt = "as users felt it (retries included)"
     for r in rows:
         p95 = r["ttft_ms"]["p95"]
         e95 = r["e2e_ms"]["p95"]
-        bad = []
-        if lim.error_rate is not None and r["error_rate"] > lim.error_rate:
-            bad.append("error rate")
+        bad: list[tuple[str, str]] = []
+        if r["error_rate"] > err_lim:
+            bad.append(("error rate", f"error rate {_pct(r['error_rate'])} > {_pct(err_lim)}"))
         if lim.ttft_p95_ms is not None and (p95 is None or p95 > lim.ttft_p95_ms):
-            bad.append("p95 TTFT")
+            bad.append(("p95 TTFT", f"p95 TTFT {felt} {_ms(p95)} > {_ms(lim.ttft_p95_ms)}"))
         e_lim = lim.e2e_ms
         if e_lim is not None and (e95 is None or e95 > e_lim):
-            bad.append("p95 E2E")
-        tested = lim.error_rate is not None or lim.ttft_p95_ms is not None or e_lim is not None
-        status = NO_GO if bad else GO if tested else NOT_TESTED
+            bad.append(("p95 E2E", f"p95 E2E {felt} {_ms(e95)} > {_ms(e_lim)}"))
         ev = (
             f"{r['requests']} requests, error rate {_pct(r['error_rate'])}, p95 TTFT {_ms(p95)}, "
             f"p95 E2E {_ms(e95)} as users felt them (retries included)"
         )
         if bad:
-            ev += f"; over the limit: {', '.join(bad)}"
-        items.append(_item("customer impact", f"region {r['region']}", status, ev))
+            ev += f"; over the limit: {', '.join(b for b, _ in bad)}"
+        check = f"region {r['region']}"
+        reason = f"{check}: " + "; ".join(why for _, why in bad)
+        items.append(_item("customer impact", check, NO_GO if bad else GO, ev, reason))
     return items
 
 
 def verdict(summary: Mapping[str, Any], extra: Mapping[str, Any], lim: Limits) -> dict[str, Any]:
     items = (
-        _slo_items(summary)
+        _traffic_items(summary, lim)
+        + _slo_items(summary)
         + _resilience_items(extra, lim)
         + _cost_items(extra, int(summary.get("requests") or 0))
         + _region_items(extra, lim)
@@ -204,14 +255,31 @@ def verdict(summary: Mapping[str, Any], extra: Mapping[str, Any], lim: Limits) -
                 f"({_pct(g['good_share'])} of requests)",
             ),
         )
-    if not summary.get("requests"):
-        items.insert(
-            0, _item("traffic", "requests", NO_GO, "no request completed: nothing was measured")
-        )
+    return _overall(items)
+
+
+def _overall(items: list[dict[str, str]]) -> dict[str, Any]:
     failing = [i["check"] for i in items if i["status"] == NO_GO]
     untested = [i["check"] for i in items if i["status"] == NOT_TESTED]
-    overall = NO_GO if failing else GO
-    return {"overall": overall, "failing": failing, "not_tested": untested, "items": items}
+    reasons = [i["reason"] for i in items if i["status"] == NO_GO]
+    return {
+        "overall": NO_GO if failing else GO,
+        "failing": failing,
+        "not_tested": untested,
+        "decided_by": reasons[0] if reasons else None,
+        "reasons": reasons,
+        "items": items,
+    }
+
+
+def headline(v: Mapping[str, Any]) -> str:
+    """The verdict in one line: `GO` or `NO-GO: <the check that decided it>`."""
+    if v["overall"] != NO_GO:
+        untested = v.get("not_tested") or []
+        return "GO" + (f" ({len(untested)} not tested: {', '.join(untested)})" if untested else "")
+    reasons = v.get("reasons") or [v.get("decided_by") or ", ".join(v["failing"])]
+    more = f" (and {len(reasons) - 1} more: {'; '.join(reasons[1:])})" if len(reasons) > 1 else ""
+    return f"NO-GO: {reasons[0]}{more}"
 
 
 def with_stop_reason(v: Mapping[str, Any], stop_reason: str | None) -> dict[str, Any]:
@@ -220,7 +288,4 @@ def with_stop_reason(v: Mapping[str, Any], stop_reason: str | None) -> dict[str,
     if not stop_reason or not stop_reason.startswith("aborted"):
         return out
     item = _item("resilience", "abort condition", NO_GO, f"the run was stopped: {stop_reason}")
-    out["items"] = [*v["items"], item]
-    out["failing"] = [*v["failing"], item["check"]]
-    out["overall"] = NO_GO
-    return out
+    return {**out, **_overall([*v["items"], item])}

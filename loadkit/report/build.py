@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loadkit.analysis.run import RunAnalysis, analyse
-from loadkit.analysis.verdict import with_stop_reason
+from loadkit.analysis.verdict import headline, with_stop_reason
 from loadkit.errors import UserError
 from loadkit.report import charts as C
 from loadkit.report import style as S
@@ -184,6 +184,4 @@ def _summary_doc(
 
 def report_line(result: ReportResult) -> str:
     """What `loadkit report` and `loadkit run` print."""
-    v = result.summary["verdict"]
-    verdict = "GO" if v["overall"] == "go" else "NO-GO (" + ", ".join(v["failing"]) + ")"
-    return f"readiness: {verdict}\nreport: {result.html}"
+    return f"readiness: {headline(result.summary['verdict'])}\nreport: {result.html}"

@@ -9,6 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from loadkit.analysis.verdict import headline
 from loadkit.report import style as S
 
 _CSS = """
@@ -79,12 +80,9 @@ def render(
     overall = v["overall"]
     color = S.GO_COLOR if overall == "go" else S.NOGO_COLOR
     head = (
-        f"{'GO' if overall == 'go' else 'NO-GO'}: "
-        + (
-            f"{len(v['failing'])} check(s) failed: {', '.join(v['failing'])}"
-            if v["failing"]
-            else "every tested check passed"
-        )
+        headline(v)
+        if v["failing"]
+        else "GO: every tested check passed"
         + (f" ({len(v['not_tested'])} not tested)" if v["not_tested"] else "")
     )
     parts = [
