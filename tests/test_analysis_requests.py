@@ -71,11 +71,22 @@ def test_cost_per_success_waste_and_retry_shares():
     assert c["wasted_share"] == pytest.approx(0.0005 / 0.0025)
     assert c["retry_usd"] == pytest.approx(0.001)  # A's second attempt (C's cost nothing)
     assert c["retry_ok_usd"] == pytest.approx(0.001)
-    assert "monthly_usd_at_mean" not in monthly_projection(0.001, 10.0, 10.0)
-    p = monthly_projection(0.001, peak_rps=10.0, mean_rps=2.0)
-    assert p["monthly_usd_at_peak"] == pytest.approx(0.001 * 10 * 30 * 86400)
-    assert p["monthly_usd_at_mean"] == pytest.approx(0.001 * 2 * 30 * 86400)
+    same = monthly_projection(0.001, 10.0, 10.0, 10.0)
+    assert "monthly_usd_at_planned_mean" not in same and "rate_note" not in same
+    # the measured rate leads; the planned ones are beside it, a gap over 5% is said
+    p = monthly_projection(0.001, measured_rps=5.05, peak_rps=10.0, mean_rps=2.25)
+    assert p["monthly_usd"] == pytest.approx(0.001 * 5.05 * 30 * 86400)
+    assert p["monthly_usd_at_planned_peak"] == pytest.approx(0.001 * 10 * 30 * 86400)
+    assert p["monthly_usd_at_planned_mean"] == pytest.approx(0.001 * 2.25 * 30 * 86400)
+    assert p["rate_note"] == "measured 5.05 requests/s, planned 2.25 (x2.24)"
     assert monthly_projection(None, 10.0) is None
+
+
+def test_no_price_is_not_zero_dollars():
+    cols = columns([{**r, "cost_usd": float("nan")} for r in ROWS])
+    c = cost_breakdown(cols, logical(cols))
+    assert not c["priced"]
+    assert c["per_ok_request_usd"] is None and c["total_usd"] is None
 
 
 def test_breakdown_by_home_region():

@@ -50,3 +50,37 @@ def test_a_no_go_decided_outside_the_slo_lines_names_its_check() -> None:
     assert "region na: p95 TTFT as users felt it (retries included) 612 ms > 500 ms" in reasons
     line = headline(v)
     assert line.startswith("NO-GO: ") and "612 ms > 500 ms" in line
+
+
+def test_a_model_other_than_the_scenarios_is_shown_not_hidden() -> None:
+    from loadkit.analysis.models import same_model
+    from loadkit.analysis.summary import format_table, summarize
+
+    assert same_model("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
+    assert same_model("gpt-4o-mini", "openai/gpt-4o-mini")
+    assert not same_model("gpt-4o-mini", "tiny-llama-random")
+    rows = [{"request_id": f"r{i}", "t_sent": 10.0 * i, "model": "gpt-4o-mini"} for i in range(4)]
+    rows[0]["response_model"] = "gpt-4o-mini-2024-07-18"
+    for r in rows[1:]:
+        r["response_model"] = "tiny-llama-random"
+    cols = columns(rows)
+    s = summarize(cols)
+    assert s["model_mismatch"] == [
+        {"requested": "gpt-4o-mini", "answered": "tiny-llama-random", "attempts": 3}
+    ]
+    warning = [x for x in format_table(s).splitlines() if x.startswith("warning:")]
+    assert warning == [
+        "warning: the scenario asks for model gpt-4o-mini but the service answered as "
+        "tiny-llama-random in 3 attempts: prices, cache billing and comparisons assume gpt-4o-mini"
+    ]
+    v = analyse(cols).to_json()["verdict"]
+    assert any(i["check"] == "model that answered" for i in v["items"])
+
+
+def test_estimated_tokens_of_failed_attempts_only_are_said_so() -> None:
+    from loadkit.analysis.summary import format_table, summarize
+
+    rows = [{"request_id": f"r{i}", "t_sent": 10.0 * i} for i in range(9)]
+    rows.append(failed(request_id="x", t_sent=5.0, tokens_source="estimated"))
+    table = format_table(summarize(columns(rows)))
+    assert "(10% of attempts' tokens estimated: only failed attempts" in table

@@ -85,7 +85,9 @@ def test_verdict_has_evidence_per_area(built):
     assert regions == ["region eu", "region na"]
     assert v["overall"] == ("no-go" if v["failing"] else "go")
     proj = result.summary["cost"]["monthly_projection"]
-    assert proj["peak_requests_per_s"] == pytest.approx(SPEC.requests / SPEC.duration_s, rel=1e-3)
+    planned = SPEC.requests / SPEC.duration_s
+    assert proj["planned_peak_requests_per_s"] == pytest.approx(planned, rel=1e-3)
+    assert proj["measured_requests_per_s"] == result.summary["requests_per_s"]
 
 
 def test_injected_and_organic_failures_are_split(built):

@@ -39,7 +39,7 @@ def test_quickstart_run_then_report(tmp_path) -> None:
     assert doc["goodput"]["good_requests"] <= before["requests_ok"] <= len(rec)
     assert doc["cost"]["total_usd"] == pytest.approx(float(rec["cost_usd"].sum()), rel=1e-6)
     assert doc["cost"]["priced"] and doc["cost"]["per_ok_request_usd"] > 0
-    assert doc["cost"]["monthly_projection"]["monthly_usd_at_peak"] > 0
+    assert doc["cost"]["monthly_projection"]["monthly_usd"] > 0
     assert [r["region"] for r in doc["breakdown"]["region"]] == ["local"]
     html = (out / "report.html").read_text()
     assert "quickstart" in html and html.count("data:image/png;base64,") == 8

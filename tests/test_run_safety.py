@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
+import threading
+from collections.abc import Iterator
 
 import numpy as np
+import pytest
 
 from loadkit.results.reader import read_records
 from tests.run_helpers import run_cli, scenario, summary
@@ -137,3 +142,57 @@ def test_closed_loop_request_budget(tmp_path) -> None:
     rec = read_records(out / "requests.csv")
     assert len(set(rec["request_id"].tolist())) == 12
     assert summary(out)["duration_s"] < 20
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the status in the server's `status` attribute."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.server.seen.append((self.command, self.path))  # type: ignore[attr-defined]
+        body = json.dumps({"error": {"message": "no such thing", "type": "invalid"}}).encode()
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_server() -> Iterator[http.server.ThreadingHTTPServer]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    srv.seen = []  # type: ignore[attr-defined]
+    srv.status = 404  # type: ignore[attr-defined]
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.mark.parametrize("status", [404, 401, 403])
+def test_a_target_that_refuses_stops_before_any_load(tmp_path, refusing_server, status) -> None:
+    refusing_server.status = status
+    port = refusing_server.server_address[1]
+    path = scenario(
+        tmp_path,
+        "refused",
+        target={"base_url": f"http://127.0.0.1:{port}/v1", "model": "gpt-4o-mini"},
+    )
+    proc = run_cli("run", str(path), "--out", str(tmp_path / "run"))
+    line = _one_line_error(proc)
+    assert f"HTTP {status}" in line and f"127.0.0.1:{port}/v1/" in line, line
+    # the check itself: GET /v1/models, then (no such route) one 1-token chat completion
+    expected = [("GET", "/v1/models")]
+    if status == 404:
+        expected.append(("POST", "/v1/chat/completions"))
+    assert refusing_server.seen == expected
+    assert not (tmp_path / "run" / "requests.csv").exists()

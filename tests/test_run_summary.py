@@ -47,6 +47,9 @@ def _row(rid, attempt, outcome, t_sent, e2e, ttft=50.0, cost=0.001, t_int=NAN, l
         "region": "eu",
         "workload": "chat",
         "fault": "",
+        "model": "m",
+        "response_model": "",
+        "reconnects": 0,
     }
 
 

@@ -22,7 +22,8 @@ def breakdown(lr: Logical, by: str, lim: Limits, duration_s: float) -> list[dict
     n = np.bincount(codes, minlength=g).astype(np.float64)
     n_ok = np.bincount(codes, weights=lr.ok, minlength=g)
     good = np.bincount(codes, weights=good_mask(lr, lim), minlength=g)
-    cost = np.bincount(codes, weights=lr.cost_usd, minlength=g)
+    cost = np.bincount(codes, weights=np.nan_to_num(lr.cost_usd, nan=0.0), minlength=g)
+    priced = np.bincount(codes, weights=np.isfinite(lr.cost_usd), minlength=g) > 0
     fo = np.bincount(codes, weights=lr.failover, minlength=g)
     ttft, _ = grouped_percentiles(codes, lr.ttft_ms, g, (50.0, 95.0, 99.0))
     e2e, _ = grouped_percentiles(codes, lr.latency_ms, g, (50.0, 95.0, 99.0))
@@ -40,7 +41,9 @@ def breakdown(lr: Logical, by: str, lim: Limits, duration_s: float) -> list[dict
                 "good_share": round(float(good[i] / n[i]), 6),
                 "ttft_ms": _p(ttft[i]),
                 "e2e_ms": _p(e2e[i]),
-                "cost_usd_per_ok_request": round(float(cost[i] / n_ok[i]), 10) if n_ok[i] else None,
+                "cost_usd_per_ok_request": (
+                    round(float(cost[i] / n_ok[i]), 10) if n_ok[i] and priced[i] else None
+                ),
                 "failover_requests": int(fo[i]),
             }
         )

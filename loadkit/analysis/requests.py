@@ -5,7 +5,8 @@
 - latency (E2E the user felt) spans from start to the end of the last attempt;
 - TTFT the user felt: from start to the first token of the last attempt (ok only);
 - region/workload: the first attempt's (the user's home region, before any failover);
-- failover: attempts went to more than one region; faulted: some attempt carried a fault tag.
+- failover: attempts went to more than one region; faulted: some attempt carried a fault tag;
+- cost: every attempt's, added up; NaN when no attempt had a price (unknown, not $0).
 """
 
 from __future__ import annotations
@@ -91,7 +92,10 @@ def logical(cols: Mapping[str, np.ndarray]) -> Logical:
     g_end = np.maximum.reduceat(end[order], starts)
     ttft_last = _f(cols, "ttft_ms")[fin]
     user_ttft = np.where(ok, t_sent[fin] + ttft_last - g_start, np.nan)
-    cost = np.add.reduceat(np.nan_to_num(_f(cols, "cost_usd"), nan=0.0)[order], starts)
+    raw_cost = _f(cols, "cost_usd")[order]
+    cost = np.add.reduceat(np.nan_to_num(raw_cost, nan=0.0), starts)
+    # no attempt of the request had a price: its cost is unknown (NaN), not $0
+    cost = np.where(np.logical_or.reduceat(np.isfinite(raw_cost), starts), cost, np.nan)
     region = np.asarray(cols["region"])[order]
     reg_first = region[starts]
     # failover: some attempt's region differs from the first attempt's

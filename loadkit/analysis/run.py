@@ -157,7 +157,8 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
         "window_s": win.width_s,
     }
     proj = monthly_projection(
-        costs["per_request_usd"] if costs["priced"] else None,
+        costs["per_request_usd"],
+        summary["requests_per_s"],
         facts.peak_requests_per_s,
         facts.mean_requests_per_s,
     )

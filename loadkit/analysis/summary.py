@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from loadkit.analysis.models import mismatch_lines, model_mismatches
 from loadkit.analysis.requests import logical
 
 PERCENTILES = (50, 95, 99)
@@ -121,6 +122,11 @@ def summarize(
         "cost_usd_per_request": round(total_cost / n_req, 10) if n_req and priced else None,
         "cost_usd_per_ok_request": round(total_cost / n_ok, 10) if n_ok and priced else None,
     }
+    out["reconnects"] = int(np.asarray(cols["reconnects"], dtype=np.int64).sum())
+    out["tokens_estimated_ok_share"] = round(float(est[ok].mean()), 4) if ok.any() else 0.0
+    mismatch = model_mismatches(cols)
+    if mismatch:
+        out["model_mismatch"] = mismatch
     if open_loop:
         out["sched_lag_ms"] = _pcts(lag)
         out["ttft_from_intended_ms"] = _pcts((ttft + lag0)[ok])
@@ -226,10 +232,25 @@ def format_table(summary: Mapping[str, Any]) -> str:
             + (f"${per:.8f} per request" if per is not None else "n/a per request")
             + (f", ${per_ok:.8f} per successful request" if per_ok is not None else "")
         )
-    if summary.get("tokens_estimated_share"):
-        lines.append(
-            f"({100 * summary['tokens_estimated_share']:.0f}% of attempts' tokens estimated)"
+    est = summary.get("tokens_estimated_share")
+    if est:
+        est_ok = summary.get("tokens_estimated_ok_share")
+        why = (
+            "only failed attempts, which got no usage from the service"
+            if est_ok == 0.0
+            else f"{100 * est_ok:.0f}% of successful ones"
+            if est_ok is not None
+            else ""
         )
+        lines.append(
+            f"({100 * est:.0f}% of attempts' tokens estimated" + (f": {why})" if why else ")")
+        )
+    if summary.get("reconnects"):
+        lines.append(
+            f"{summary['reconnects']:,} stale pooled connections replaced before their requests"
+            " were answered (not counted as attempts)"
+        )
+    lines += mismatch_lines(summary.get("model_mismatch") or [])
     slo = summary.get("slo")
     if slo:
         for c in slo["checks"]:

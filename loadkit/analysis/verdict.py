@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from loadkit.analysis.models import mismatch_lines
 from loadkit.analysis.slo import Limits
 
 GO, NO_GO, NOT_TESTED, INFO = "go", "no-go", "not tested", "info"
@@ -148,7 +149,9 @@ def _resilience_items(extra: Mapping[str, Any], lim: Limits) -> list[dict[str, s
     return items
 
 
-def _cost_items(extra: Mapping[str, Any], requests: int) -> list[dict[str, str]]:
+def _cost_items(
+    extra: Mapping[str, Any], requests: int, mismatch: list[dict[str, Any]] | None = None
+) -> list[dict[str, str]]:
     cost = extra.get("cost") or {}
     items = []
     cap = cost.get("budget_requests")
@@ -161,6 +164,8 @@ def _cost_items(extra: Mapping[str, Any], requests: int) -> list[dict[str, str]]
                 f"{requests:,} requests of a budget of {cap:,} per run",
             )
         )
+    for line in mismatch_lines(mismatch or []):
+        items.append(_item("cost", "model that answered", INFO, line.removeprefix("warning: ")))
     if not cost.get("priced"):
         return [
             *items,
@@ -189,21 +194,18 @@ def _cost_items(extra: Mapping[str, Any], requests: int) -> list[dict[str, str]]
         )
     proj = cost.get("monthly_projection")
     if proj:
-        items.append(
-            _item(
-                "cost",
-                "monthly projection",
-                INFO,
-                f"{_usd(proj['monthly_usd_at_peak'])} per month if traffic held the scenario's "
-                f"peak of {proj['peak_requests_per_s']:.2f} requests/s"
-                + (
-                    f"; {_usd(proj['monthly_usd_at_mean'])} at its mean of "
-                    f"{proj['mean_requests_per_s']:.2f} requests/s"
-                    if "monthly_usd_at_mean" in proj
-                    else ""
-                ),
-            )
+        ev = (
+            f"{_usd(proj['monthly_usd'])} per month at the measured "
+            f"{proj['measured_requests_per_s']:.2f} requests/s"
         )
+        if "monthly_usd_at_planned_peak" in proj:
+            ev += (
+                f"; {_usd(proj['monthly_usd_at_planned_peak'])} at the scenario's planned peak "
+                f"of {proj['planned_peak_requests_per_s']:.2f} requests/s"
+            )
+        if proj.get("rate_note"):
+            ev += f" ({proj['rate_note']})"
+        items.append(_item("cost", "monthly projection", INFO, ev))
     return items
 
 
@@ -240,7 +242,7 @@ def verdict(summary: Mapping[str, Any], extra: Mapping[str, Any], lim: Limits) -
         _traffic_items(summary, lim)
         + _slo_items(summary)
         + _resilience_items(extra, lim)
-        + _cost_items(extra, int(summary.get("requests") or 0))
+        + _cost_items(extra, int(summary.get("requests") or 0), summary.get("model_mismatch"))
         + _region_items(extra, lim)
     )
     g = extra.get("goodput") or {}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadkit.analysis.models import mismatch_lines
 from loadkit.analysis.run import RunAnalysis, analyse
 from loadkit.analysis.verdict import headline, with_stop_reason
 from loadkit.errors import UserError
@@ -139,6 +140,7 @@ def build_report(run_dir: str | Path, window_s: float | None = None) -> ReportRe
     if records.n == 0:
         notes.append("requests.csv holds no complete records: nothing to chart")
     a = analyse(records.columns, ff.facts)
+    notes += mismatch_lines(a.summary.get("model_mismatch") or [])
     doc = _summary_doc(folder, records, a, notes)
     if not doc.get("scenario") and ff.scenario is not None:
         doc["scenario"] = ff.scenario.name

@@ -371,7 +371,7 @@ def cost(a: RunAnalysis) -> Any:
     ax.set_title("Output tokens per second (successful attempts)", loc="left")
     _xlabel(ax, a)
     ax = axes[1, 1]
-    total = c["total_usd"]
+    total = c["total_usd"] or 0.0
     if total > 0:
         useful = total - c["wasted_usd"]
         retry_ok = c["retry_ok_usd"]

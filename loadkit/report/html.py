@@ -246,17 +246,21 @@ def _cost_table(c: Mapping[str, Any]) -> str:
     if p:
         rows.append(
             (
-                f"monthly at the scenario's peak ({p['peak_requests_per_s']:.2f} req/s)",
-                S.fmt_usd(p["monthly_usd_at_peak"]),
+                f"monthly at the measured rate ({p['measured_requests_per_s']:.2f} req/s)",
+                S.fmt_usd(p["monthly_usd"]),
             )
         )
-        if "monthly_usd_at_mean" in p:
-            rows.append(
-                (
-                    f"monthly at the scenario's mean ({p['mean_requests_per_s']:.2f} req/s)",
-                    S.fmt_usd(p["monthly_usd_at_mean"]),
+        for key, label in (("peak", "planned peak"), ("mean", "planned mean")):
+            if f"monthly_usd_at_planned_{key}" in p:
+                rate = p[f"planned_{key}_requests_per_s"]
+                rows.append(
+                    (
+                        f"monthly at the scenario's {label} ({rate:.2f} req/s)",
+                        S.fmt_usd(p[f"monthly_usd_at_planned_{key}"]),
+                    )
                 )
-            )
+        if p.get("rate_note"):
+            rows.append(("request rate", p["rate_note"]))
     return _table(["cost", "USD"], [(_e(a), _e(b)) for a, b in rows], {1})
 
 

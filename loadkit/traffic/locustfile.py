@@ -45,7 +45,7 @@ from loadkit.traffic.distributed import (
     split_regions,
 )
 from loadkit.traffic.gctune import quiet_gc
-from loadkit.traffic.runner import PROGRESS_PREFIX, RunConfig, api_key, resolve_headers
+from loadkit.traffic.runner import PROGRESS_PREFIX, RunConfig, request_headers
 from loadkit.traffic.shape import shape_class
 from loadkit.traffic.shipping import MESSAGE, RecordReceiver, RecordShipper
 from loadkit.traffic.timeline import ClosedTimeline, OpenTimeline, is_open
@@ -78,10 +78,7 @@ class LoadkitApp:
                 )
                 sys.exit(2)
             endpoints = {self.region: endpoints[self.region]}
-        headers = resolve_headers(dict(cfg.header_refs))
-        key = api_key(cfg.api_key_env)
-        if key and not any(h.lower() in ("authorization", "api-key") for h in headers):
-            headers["Authorization"] = f"Bearer {key}"
+        headers = request_headers(cfg.api_key_env, cfg.header_refs)
         self.ctx = RunContext(
             scenario=sc,
             endpoints=endpoints,

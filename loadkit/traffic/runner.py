@@ -5,8 +5,9 @@ The parent process never imports Locust (gevent monkey-patches sockets at import
    and for a target off loopback prints the estimated cost and requires `--yes` unless the
    scenario has a budget;
 2. creates the run folder (scenario copy with secrets redacted, environment.json);
-3. starts the bundled mock when the target is the mock (`loadkit.servers`), else checks that
-   every endpoint accepts a TCP connection (one clear line and exit 2 if not);
+3. starts the bundled mock when the target is the mock (`loadkit.servers`), then sends one
+   real request to every endpoint (`loadkit.preflight`: unreachable, 401, 403 or 404 is one
+   clear line and exit 2, before any load);
 4. runs `python -m locust -f loadkit/traffic/locustfile.py` in its own session, handing it
    the run settings in `run-config.json` (no secrets: keys stay in the environment), shows
    the progress line the locustfile prints every second, copies Locust's console to
@@ -135,17 +136,29 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def check_reachable(url: str, timeout_s: float = 5.0) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"target: {url!r} is not an http(s) URL")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise UserError(f"cannot reach the target {rf.safe_url(url)}: {reason}") from None
+def request_headers(api_key_env: str | None, header_refs: Mapping[str, str]) -> dict[str, str]:
+    """The headers every request of the run carries: target.headers, then the API key."""
+    headers = resolve_headers(header_refs)
+    key = api_key(api_key_env)
+    if key and not any(h.lower() in ("authorization", "api-key") for h in headers):
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def check_endpoints(
+    scenario: Any, endpoints: Mapping[str, str], secrets: list[str], out: IO[str]
+) -> None:
+    """One real request per distinct endpoint before any load (`loadkit.preflight`)."""
+    from loadkit.preflight import check_endpoint
+
+    target = scenario.target
+    headers = {}
+    if target.kind == "http":
+        headers = request_headers(target.api_key_env, target.headers)
+    for url in sorted(set(endpoints.values())):
+        warning = check_endpoint(url, headers, target.model, secrets)
+        if warning:
+            out.write(warning + "\n")
 
 
 def scenario_endpoints(scenario: Any, default_url: str | None) -> dict[str, str]:
@@ -475,9 +488,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
     with contextlib.ExitStack() as stack:
         if target.kind == "mock":
             endpoints = stack.enter_context(mock_endpoints(scenario, folder))
-        else:
-            for url in sorted(set(endpoints.values())):
-                check_reachable(url)
+        check_endpoints(scenario, endpoints, secrets, out)
         upstream = dict(endpoints)
         chaos = None
         if scenario.faults:  # a drill: users -> chaos proxy (a listener per region) -> target
