@@ -208,3 +208,31 @@ def test_the_shipped_outage_drill_compressed(tmp_path: Path) -> None:
     assert after.sum() > 10 and (outcome[after] == "ok").all()
     s = summary(out)
     assert s["chaos"]["steady_state"]["after"]["within_slo"] is True
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
+def test_a_drill_reaches_a_target_given_in_any_base_url_form(
+    tmp_path: Path, start_mock, suffix: str
+) -> None:
+    """docs/scenarios.md shows base_url with /v1: a drill must not send /v1/v1/... (404)."""
+    from tests.run_helpers import FAST_OVERRIDES
+
+    mock = start_mock(FAST_OVERRIDES)
+    path = scenario(
+        tmp_path,
+        "v1drill",
+        target={"base_url": mock.url + suffix, "model": "gpt-4o-mini"},
+        client={**CLIENT, "failover": []},
+        load={"type": "open", "process": "constant", "phases": [{"rate": "20/s", "for": "4s"}]},
+        faults=[{"id": "e", "at": "1s", "for": "1s", "kind": "http_error", "status": 500}],
+    )
+    out = tmp_path / "run"
+    proc = run_cli("run", str(path), "--out", str(out), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rec = read_records(out / "requests.csv")
+    status = rec["status"]
+    fault = rec["fault"].astype(str)
+    assert not (status == 404).any()
+    outside = fault == ""
+    assert outside.sum() >= 40 and (rec["outcome"][outside] == "ok").all()
+    assert (status[~outside] == 500).all() and (~outside).sum() > 0
