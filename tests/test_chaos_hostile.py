@@ -476,9 +476,11 @@ def _mock_running(mock_url: str) -> float:
 
 def test_a_storm_of_1000_dropped_streams(stack: Stack) -> None:
     """1,000 streams through the proxy, each dropped after its first bytes (half with a
-    reset); then the proxy still serves and its fds, tasks and upstream slots are back."""
+    reset), and among them 200 clients leaving mid-body; then the proxy still serves, its
+    fds, tasks and upstream slots are back, and it wrote no traceback."""
     head, body = post(CHAT, chat(max_tokens=2000, stream=True), JSON)
     request = head.encode() + body
+    cut = request[: len(head) + len(body) // 2]
     http_request("POST", stack.url + CHAT, json_body=json.loads(chat()))  # warm the pool
     assert _wait(lambda: stack.status()["in_flight"] == 0)
     offset = stack.err_size()
@@ -491,6 +493,10 @@ def test_a_storm_of_1000_dropped_streams(stack: Stack) -> None:
             s = socket.create_connection((stack.host, stack.port), timeout=10)
             s.sendall(request)
             socks.append(s)
+        for i in range(20):
+            s = socket.create_connection((stack.host, stack.port), timeout=10)
+            s.sendall(cut)
+            _rst(s) if i % 2 else s.close()
         for i, s in enumerate(socks):
             assert s.recv(4096).startswith(b"HTTP/1.1 200")
             _rst(s) if (i + batch) % 2 else s.close()
@@ -502,11 +508,25 @@ def test_a_storm_of_1000_dropped_streams(stack: Stack) -> None:
     assert _wait(lambda: stack.status()["in_flight"] == 0, 5), stack.status()
     assert _wait(lambda: _mock_running(stack.mock_url) == 0, 10)  # upstream requests aborted
     assert _wait(lambda: stack.fds() <= fds0 + 3, 10), (fds0, stack.fds())
+    assert stack.rss_mb() < rss0 + 64, (rss0, stack.rss_mb())
     r = http_request("POST", stack.url + CHAT, json_body=json.loads(chat()), timeout=10)
     assert r.status_code == 200 and r.json()["usage"]
     err = stack.err_since(offset)
     assert "Traceback" not in err, err[-2000:]
     print(
-        f"\nstorm: 1000 dropped streams in {storm_s:.1f}s; fds {fds0} -> {stack.fds()}; "
+        f"\nstorm: 1000 dropped streams + 200 mid-body in {storm_s:.1f}s; "
+        f"fds {fds0} -> {stack.fds()}; "
         f"RSS {rss0:.1f} -> {peak_rss:.1f} (right after) -> {stack.rss_mb():.1f} MB"
     )
+
+
+def test_the_event_loop_does_not_run_inside_an_except_block() -> None:
+    """Else every traceback the proxy logs is led by a chained `No module named 'uvloop'`."""
+    from loadkit.chaos import cli
+
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError) as info:
+        cli._run(boom())
+    assert info.value.__context__ is None
