@@ -14,10 +14,23 @@ from loadkit.errors import UserError
 
 
 async def listen(
-    app: web.Application, host: str, port: int, shutdown_s: float
+    app: web.Application,
+    host: str,
+    port: int,
+    shutdown_s: float,
+    handler_cancellation: bool = False,
 ) -> tuple[web.AppRunner, int]:
-    """Serve `app` on host:port (0 = the OS chooses); returns the runner and the bound port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_s)
+    """Serve `app` on host:port (0 = the OS chooses); returns the runner and the bound port.
+
+    `handler_cancellation`: a client that disconnects cancels its handler (aiohttp's opt-in).
+    """
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=shutdown_s,
+        handler_cancellation=handler_cancellation,
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=4096)
     try:

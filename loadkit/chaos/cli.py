@@ -12,11 +12,12 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from loadkit.aioserve import announce, wait_for_stop_signal
+from loadkit.chaos.body import MAX_BODY_BYTES
 from loadkit.chaos.faults import FaultSpec, FaultSpecError, fault_from_json
 from loadkit.errors import UserError
 
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--faults", default=None, help="YAML/JSON file of faults to start with")
     p.add_argument("--seed", type=int, default=0, help="seed of the fault draws (default 0)")
+    p.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=MAX_BODY_BYTES / (1 << 20),
+        help="largest request body accepted, in MiB (default %(default)g; larger: 413)",
+    )
     p.add_argument(
         "--token",
         default=None,
@@ -85,7 +92,8 @@ async def _serve(args: argparse.Namespace, regions: dict[str, str], specs: list[
     from loadkit.chaos.proxy import ChaosProxy
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    proxy = ChaosProxy(args.upstream, regions, args.host, args.seed, token)
+    max_body = int(args.max_body_mb * (1 << 20))
+    proxy = ChaosProxy(args.upstream, regions, args.host, args.seed, token, max_body=max_body)
     try:
         url = await proxy.start(args.port)
         if specs:
@@ -98,16 +106,24 @@ async def _serve(args: argparse.Namespace, regions: dict[str, str], specs: list[
     return 0
 
 
-def _run(coro: Any) -> int:
-    """uvloop when installed (`pip install loadkit[fast]`; LOADKIT_CHAOS_LOOP=asyncio opts out),
-    else asyncio's own loop."""
+def _loop_runner() -> Callable[[Any], int]:
+    """uvloop's `run` when installed (`pip install loadkit[fast]`; LOADKIT_CHAOS_LOOP=asyncio
+    opts out), else asyncio's.
+
+    Only chosen here, not run: a loop started inside `except ImportError` would chain that
+    ImportError as the context of every traceback it ever logs.
+    """
+    if os.environ.get("LOADKIT_CHAOS_LOOP") == "asyncio":
+        return asyncio.run
     try:
-        if os.environ.get("LOADKIT_CHAOS_LOOP") == "asyncio":
-            raise ImportError
         import uvloop
     except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+        return asyncio.run
+    return uvloop.run  # type: ignore[no-any-return]
+
+
+def _run(coro: Any) -> int:
+    return _loop_runner()(coro)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if name in regions:
                 raise UserError(f"--region: {name!r} given twice")
             regions[name] = _check_url(url, f"--region {name}")
+        if not args.max_body_mb > 0:
+            raise UserError(f"--max-body-mb: must be > 0, got {args.max_body_mb:g}")
         specs = load_fault_file(args.faults) if args.faults else []
         return _run(_serve(args, regions, specs))
     except UserError as exc:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from loadkit.chaos import responses
+from loadkit.chaos.body import BodyRejected, ClientGone, parse_document, read_body
 from loadkit.chaos.faults import FaultSpecError, fault_from_json
 
 if TYPE_CHECKING:
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
 PREFIX = "/chaos"
 
 
-def _err(status: int, message: str) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": "chaos_error"}}, status=status)
+def _err(status: int, message: str, code: str | None = None) -> web.Response:
+    body = responses.openai_error(message, "chaos_error", None, code)
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 class ControlApi:
@@ -74,23 +76,22 @@ class ControlApi:
                 return await handler(request)
             except FaultSpecError as exc:
                 return _err(400, str(exc))
+            except BodyRejected as exc:
+                resp = _err(exc.status, str(exc), exc.code)
+                resp.force_close()  # the rest of the body is not worth reading
+                return resp
+            except ClientGone:
+                return web.Response()  # nobody to answer (logged at debug level)
 
         return guarded
 
     async def _json(self, request: web.Request) -> Any:
         """JSON, or YAML when the content type says so (a fault file posted as it is)."""
-        raw = await request.read() or b"null"
-        if "yaml" in request.content_type:
-            import yaml
-
-            try:
-                return yaml.safe_load(raw)
-            except yaml.YAMLError as exc:
-                raise FaultSpecError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
+        raw = await read_body(request, self.proxy.max_body) or b"null"
         try:
-            return json.loads(raw)
+            return parse_document(raw, "yaml" in request.content_type)
         except ValueError as exc:
-            raise FaultSpecError(f"invalid JSON: {exc}") from None
+            raise FaultSpecError(str(exc)) from None
 
     async def list_faults(self, request: web.Request) -> web.Response:
         return web.json_response({"faults": [f.to_json() for f in self.proxy.faults.all()]})

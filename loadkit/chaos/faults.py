@@ -135,13 +135,25 @@ class FaultSpec:
         return out
 
 
+def _show(value: Any) -> str:
+    """A value for an error message: scalars as they are, containers by type only (a YAML
+    alias fan-out would print for ever)."""
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value if len(value) <= 80 else value[:80] + "...")
+    return f"a {type(value).__name__}"
+
+
 def _number(name: str, value: Any) -> float | int:
     typ, low, high = _PARAM_TYPES[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not isinstance(value, int | float | str) or isinstance(value, bool):
+        raise FaultSpecError(f"{name}: expected a number, got {_show(value)}")
+    if isinstance(value, str):
         try:
-            value = float(str(value))
+            value = float(value)
         except ValueError:
-            raise FaultSpecError(f"{name}: expected a number, got {value!r}") from None
+            raise FaultSpecError(f"{name}: expected a number, got {_show(value)}") from None
     if not math.isfinite(value) or not low <= value <= high:
         raise FaultSpecError(f"{name}: must be in [{low:g}, {high:g}], got {value!r}")
     if typ is int:
@@ -160,13 +172,16 @@ def fault_from_json(obj: Any, default_id: str = "fault") -> FaultSpec:
         raise FaultSpecError(f"unknown key(s): {', '.join(sorted(map(str, unknown)))}")
     kind = obj.get("kind")
     if kind not in FAULT_KINDS:
-        raise FaultSpecError(f"kind: expected one of {', '.join(FAULT_KINDS)}, got {kind!r}")
-    fid = str(obj.get("id") or default_id)
+        raise FaultSpecError(f"kind: expected one of {', '.join(FAULT_KINDS)}, got {_show(kind)}")
+    fid = obj.get("id") or default_id
+    if not isinstance(fid, str | int) or isinstance(fid, bool):
+        raise FaultSpecError(f"id: expected a short name, got {_show(fid)}")
+    fid = str(fid)
     if not fid or len(fid) > 200 or any(c in fid for c in ",\r\n"):
-        raise FaultSpecError(f"id: expected a short name without commas, got {fid!r}")
+        raise FaultSpecError(f"id: expected a short name without commas, got {_show(fid)}")
     rate = obj.get("rate", 1.0)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-        raise FaultSpecError(f"rate: expected a number in [0, 1], got {rate!r}")
+        raise FaultSpecError(f"rate: expected a number in [0, 1], got {_show(rate)}")
     where_obj = obj.get("where") or {}
     if not isinstance(where_obj, Mapping):
         raise FaultSpecError("where: expected a mapping")
@@ -176,6 +191,9 @@ def fault_from_json(obj: Any, default_id: str = "fault") -> FaultSpec:
             f"where: unknown key(s) {', '.join(sorted(map(str, bad)))} "
             f"(have {', '.join(_WHERE_KEYS)})"
         )
+    for k, v in where_obj.items():
+        if v is not None and not isinstance(v, str | int | float):
+            raise FaultSpecError(f"where.{k}: expected a string, got {_show(v)}")
     where = Selector(**{k: str(v) for k, v in where_obj.items() if v is not None})
     params_obj = obj.get("params") or {}
     if not isinstance(params_obj, Mapping):
@@ -203,7 +221,7 @@ def fault_from_json(obj: Any, default_id: str = "fault") -> FaultSpec:
     if max_hits is not None and (
         isinstance(max_hits, bool) or not isinstance(max_hits, int) or max_hits < 0
     ):
-        raise FaultSpecError(f"max_hits: expected an integer >= 0, got {max_hits!r}")
+        raise FaultSpecError(f"max_hits: expected an integer >= 0, got {_show(max_hits)}")
     return FaultSpec(
         id=fid, kind=kind, rate=float(rate), where=where, params=params, max_hits=max_hits
     )
@@ -242,8 +260,8 @@ def parse_header(value: str) -> FaultSpec:
         if not part:
             continue
         key, sep, val = part.partition("=")
-        if not sep:
-            raise FaultSpecError(f"x-loadkit-chaos: expected key=value, got {part!r}")
+        if not sep or not key.strip():
+            raise FaultSpecError(f"expected key=value, got {_show(part)}")
         pairs[key.strip().lower()] = val.strip()
     for short, kind in (
         ("stall_after_tokens", "stall"),
@@ -262,11 +280,15 @@ def parse_header(value: str) -> FaultSpec:
     fid = pairs.pop("id", "header")
     kind = pairs.pop("kind", None)
     first = pairs.pop("first", None)
-    rate = float(pairs.pop("rate", "1"))
+    rate_text = pairs.pop("rate", "1")
+    try:
+        rate = float(rate_text)
+    except ValueError:
+        raise FaultSpecError(f"rate: expected a number in [0, 1], got {_show(rate_text)}") from None
     obj: dict[str, Any] = {"id": fid, "kind": kind, "rate": rate, "params": pairs}
     if first is not None:
         if not first.isdigit():
-            raise FaultSpecError(f"first: expected an integer, got {first!r}")
+            raise FaultSpecError(f"first: expected an integer, got {_show(first)}")
         obj["max_hits"] = int(first)
     return fault_from_json(obj, "header")
 

@@ -15,21 +15,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import functools
+import logging
+import posixpath
+import re
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 from aiohttp import ClientConnectionResetError, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
 from loadkit.aioserve import listen
 from loadkit.chaos import responses, sse
 from loadkit.chaos import upstream as up
+from loadkit.chaos.body import (
+    MAX_BODY_BYTES,
+    BodyRejected,
+    ClientGone,
+    decoded_by_server,
+    model_of,
+    read_body,
+)
 from loadkit.chaos.faults import (
     MID_STREAM,
     FaultSet,
@@ -62,6 +76,13 @@ OUTAGE_SHUTDOWN_S = 0.1  # a region going down: its connections are reset, handl
 HIGH_WATER = 1 << 20  # bytes buffered toward a slow client before the upstream is paused
 LOW_WATER = 256 << 10
 FAULT_HEADER = "x-loadkit-fault"
+ADMIN_REFUSED = (
+    "the chaos proxy does not forward the upstream's /admin API; call the upstream directly"
+)
+
+log = logging.getLogger("loadkit.chaos")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -91,12 +112,74 @@ def _alive(request: web.Request) -> bool:
     return t is not None and not t.is_closing()
 
 
-def _model_of(body: bytes) -> str:
-    if body[:1] != b"{":
-        return ""
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        return str(json.loads(body).get("model", ""))
-    return ""
+def _admin_path(raw_path: str) -> bool:
+    """Whether a request target reaches the upstream's `/admin` API once the upstream has
+    decoded it: percent-escapes, dot segments, repeated slashes and case all undone."""
+    path = raw_path if raw_path.startswith("/") else urlsplit(raw_path).path
+    path = path.split("?", 1)[0]
+    for _ in range(3):  # %2561 -> %61 -> a
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    path = posixpath.normpath(re.sub(r"/+", "/", "/" + path.replace("\\", "/"))).lower()
+    return path == "/admin" or path.startswith("/admin/")
+
+
+class _ClientFaultFilter(logging.Filter):
+    """aiohttp logs a full traceback when a client sends a malformed request or leaves
+    mid-body; that is the client's doing, not a bug of the proxy: one debug line instead."""
+
+    CLIENT_FAULTS = (ConnectionError, HttpProcessingError, RequestPayloadError)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, self.CLIENT_FAULTS):
+            detail = " ".join(str(exc).split())[:200]
+            log.debug("%s: %s: %s", record.getMessage(), type(exc).__name__, detail)
+            return False
+        return True
+
+
+def quiet_client_faults() -> None:
+    """Install `_ClientFaultFilter` on aiohttp's server logger (once per process)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ClientFaultFilter) for f in server_log.filters):
+        server_log.addFilter(_ClientFaultFilter())
+
+
+def _uncancelled(fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
+    """Run a change of the fault set to its end even if the control client hangs up (its
+    handler is cancelled then): a half-applied outage would leave a listener half closed."""
+
+    @functools.wraps(fn)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return await asyncio.shield(fn(*args, **kwargs))  # type: ignore[arg-type]
+
+    return run
+
+
+def _client_error(
+    status: int,
+    message: str,
+    code: str | None = None,
+    param: str | None = None,
+    etype: str = "chaos_error",
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """An answer from the proxy itself (not the upstream), in OpenAI's error shape."""
+    body = responses.openai_error(message, etype, param, code)
+    resp = web.Response(body=body, status=status, headers=headers)
+    resp.content_type = "application/json"
+    return resp
+
+
+def _rejected(exc: BodyRejected) -> web.Response:
+    """The 4xx for a body the proxy will not take; the connection closes after it, so the
+    rest of a huge body is never read (aiohttp would otherwise drain it for seconds)."""
+    resp = _client_error(exc.status, str(exc), exc.code)
+    resp.force_close()
+    return resp
 
 
 def _reset(transport: asyncio.BaseTransport | None) -> None:
@@ -108,6 +191,18 @@ def _reset(transport: asyncio.BaseTransport | None) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
+
+
+def _upstream_headers(request: web.Request, identity: bool) -> list[tuple[str, str]]:
+    """The client's headers as the upstream gets them: hop-by-hop ones dropped, and
+    `Content-Encoding` too when aiohttp decoded the body (the upstream gets it plain, so it
+    must not try to decompress it again). `identity`: the answer must come uncompressed."""
+    drop = _DROP_REQUEST | {"content-encoding"} if decoded_by_server(request) else _DROP_REQUEST
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in drop]
+    if identity:  # frames must be readable
+        headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
+        headers.append(("Accept-Encoding", "identity"))
+    return headers
 
 
 class RelaySink(up.Sink):
@@ -226,8 +321,11 @@ class ChaosProxy:
         host: str = "127.0.0.1",
         seed: int = 0,
         token: str | None = None,
+        *,
+        max_body: int = MAX_BODY_BYTES,
     ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.max_body = max_body
         self.host = host
         self.token = token
         self.faults = FaultSet()
@@ -237,6 +335,7 @@ class ChaosProxy:
         self.url = ""
         self.requests_total = 0
         self.active_streams = 0
+        self.in_flight = 0  # proxied requests being handled (body, delay, upstream, relay)
         self.upstream_errors = 0
         self.header_hits: dict[str, int] = {}
         self.journal: list[dict[str, Any]] = []
@@ -251,6 +350,7 @@ class ChaosProxy:
     async def start(self, port: int = 0) -> str:
         from loadkit.chaos.control import ControlApi
 
+        quiet_client_faults()
         app = self._app()
         ControlApi(self).add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._front_handler)
@@ -271,14 +371,18 @@ class ChaosProxy:
         self.pool.close()
 
     def _app(self) -> web.Application:
-        app = web.Application(handler_args={"max_field_size": 65536}, client_max_size=64 << 20)
+        # lingering_time: after a 413 aiohttp drains the unread body; 2 s of that is enough.
+        handler_args = {"max_field_size": 65536, "lingering_time": 2.0}
+        app = web.Application(handler_args=handler_args, client_max_size=self.max_body)
         app.router.add_get("/health", self._health)
         return app
 
     async def _listen(
         self, app: web.Application, port: int, shutdown_s: float = SHUTDOWN_TIMEOUT_S
     ) -> tuple[web.AppRunner, int]:
-        return await listen(app, self.host, port, shutdown_s)
+        # A client that leaves cancels its handler: a delayed request stops waiting, its
+        # upstream request is aborted (no hour-long latency fault held for nobody).
+        return await listen(app, self.host, port, shutdown_s, handler_cancellation=True)
 
     async def _open_region(self, listener: RegionListener) -> None:
         app = self._app()
@@ -307,6 +411,7 @@ class ChaosProxy:
         if len(self.journal) > 100_000:
             del self.journal[:50_000]
 
+    @_uncancelled
     async def put(self, spec: FaultSpec) -> str:
         async with self._lock:
             event = "update" if spec.id in self.faults else "start"
@@ -315,6 +420,7 @@ class ChaosProxy:
             await self._apply_outages()
             return event
 
+    @_uncancelled
     async def remove(self, fid: str) -> bool:
         async with self._lock:
             spec = self.faults.get(fid)
@@ -325,6 +431,7 @@ class ChaosProxy:
             await self._apply_outages()
             return True
 
+    @_uncancelled
     async def replace_all(self, specs: list[FaultSpec]) -> None:
         async with self._lock:
             self.faults.clear()
@@ -334,6 +441,7 @@ class ChaosProxy:
                 self.log("start", spec)
             await self._apply_outages()
 
+    @_uncancelled
     async def reset(self) -> None:
         async with self._lock:
             self.faults.clear()
@@ -369,7 +477,7 @@ class ChaosProxy:
         return await self._proxy(request, listener, name or self.default_region)
 
     def _request_info(self, request: web.Request, region: str, body: bytes) -> RequestInfo:
-        model = _model_of(body) if self.faults.needs_model else ""
+        model = model_of(body) if self.faults.needs_model else ""
         digest = ""
         if self.faults.needs_key:
             auth = request.headers.get("authorization", "")
@@ -413,14 +521,28 @@ class ChaosProxy:
             # The front listener reaching a region under outage: as refused as it gets.
             _reset(request.transport)
             return web.Response()
-        body = await request.read()
-        info = self._request_info(request, region, body)
+        if _admin_path(request.raw_path):
+            return _client_error(403, ADMIN_REFUSED, "admin_not_forwarded")
+        self.in_flight += 1
         try:
+            return await self._proxy_body(request, listener, region)
+        finally:
+            self.in_flight -= 1
+
+    async def _proxy_body(
+        self, request: web.Request, listener: RegionListener | None, region: str
+    ) -> web.StreamResponse:
+        try:
+            body = await read_body(request, self.max_body)
+            info = self._request_info(request, region, body)
             spec = self._pick(request, info)
+        except BodyRejected as exc:
+            return _rejected(exc)
+        except ClientGone:
+            return web.Response()  # nobody to answer
         except FaultSpecError as exc:
-            return web.json_response(
-                {"error": {"message": f"x-loadkit-chaos: {exc}", "type": "chaos_error"}},
-                status=400,
+            return _client_error(
+                400, f"x-loadkit-chaos: {exc}", "invalid_chaos_header", "x-loadkit-chaos"
             )
         transport = request.transport
         if listener is not None and transport is not None:
@@ -448,10 +570,7 @@ class ChaosProxy:
             if kind in ("latency", "brownout"):
                 extra_headers[FAULT_HEADER] = spec.id
         origin = listener.origin if listener is not None else self.origin
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
-        if kind in MID_STREAM:  # frames must be readable
-            headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
-            headers.append(("Accept-Encoding", "identity"))
+        headers = _upstream_headers(request, kind in MID_STREAM)
         try:
             conn, head, sink = await up.send(
                 self.pool, origin, request.method, request.raw_path, headers, body, RelaySink
@@ -459,11 +578,7 @@ class ChaosProxy:
         except up.UpstreamError as exc:
             self.upstream_errors += 1
             msg = f"chaos proxy: upstream {origin.scheme}://{origin.host_header} failed: {exc}"
-            return web.json_response(
-                {"error": {"message": msg, "type": "proxy_error", "param": None, "code": None}},
-                status=502,
-                headers=extra_headers,
-            )
+            return _client_error(502, msg, etype="proxy_error", headers=extra_headers)
         assert isinstance(sink, RelaySink)
         sink.conn = conn
         try:
@@ -519,7 +634,10 @@ class ChaosProxy:
         self, spec: FaultSpec, status: int, retry_after_ms: Any, body: bytes
     ) -> web.Response:
         ra = float(retry_after_ms) if retry_after_ms is not None else None
-        model = _model_of(body) if status == 429 else ""
+        model = ""
+        if status == 429:
+            with contextlib.suppress(BodyRejected):
+                model = model_of(body)
         out, headers = responses.error_response(status, spec.id, ra, model)
         return web.Response(body=out, status=status, headers=headers)
 
@@ -542,6 +660,7 @@ class ChaosProxy:
             if k.lower() not in _DROP_RESPONSE:
                 headers.add(k, v)
         is_sse = head.get("content-type").startswith("text/event-stream")
+        old_client = request.version < (1, 1)
         mid = spec is not None and spec.kind in MID_STREAM
         if mid and is_sse and head.status == 200:
             assert spec is not None
@@ -560,6 +679,8 @@ class ChaosProxy:
                 return web.Response()
             return web.Response(body=data, status=head.status, reason=head.reason, headers=headers)
         resp = web.StreamResponse(status=head.status, reason=head.reason, headers=headers)
+        if old_client:
+            resp.force_close()  # HTTP/1.0 knows no chunks: the end of the body is the close
         self.active_streams += 1
         try:
             await resp.prepare(request)
@@ -567,9 +688,10 @@ class ChaosProxy:
                 assert spec is not None
                 await self._faulty_stream(request, resp, sink, spec)
             else:
-                await self._pass_through(request, resp, sink)
+                await self._pass_through(request, resp, sink, raw=not old_client)
         except (ConnectionResetError, ClientConnectionResetError):
-            pass  # the client left; the upstream connection is aborted by the caller
+            # the client left; the upstream connection is aborted by the caller
+            log.debug("client %s left mid-stream", request.remote)
         except up.UpstreamError:
             self.upstream_errors += 1
             _reset(request.transport)  # the upstream broke mid-stream: so does the client's
@@ -578,13 +700,14 @@ class ChaosProxy:
         return resp
 
     async def _pass_through(
-        self, request: web.Request, resp: web.StreamResponse, sink: RelaySink
+        self, request: web.Request, resp: web.StreamResponse, sink: RelaySink, raw: bool = True
     ) -> None:
-        """Body bytes go from the upstream socket to the client's in one callback each."""
+        """Body bytes go from the upstream socket to the client's in one callback each
+        (`raw`: in chunked framing; else through aiohttp, which frames what the client reads)."""
         transport = request.transport
         writer = getattr(resp, "_payload_writer", None)
         send_headers = getattr(writer, "send_headers", None)
-        if transport is None or send_headers is None:  # an aiohttp without the hook
+        if transport is None or send_headers is None or not raw:  # or an aiohttp without the hook
             async for piece in sink.chunks():
                 await resp.write(piece)
             await resp.write_eof()
@@ -722,6 +845,7 @@ class ChaosProxy:
             "uptime_s": round(self.now_s(), 3),
             "requests": self.requests_total,
             "active_streams": self.active_streams,
+            "in_flight": self.in_flight,
             "upstream_errors": self.upstream_errors,
             "faults": faults,
             "regions": {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 # OpenAI's own wording where it has one; 529 is Anthropic's "overloaded" (also sent by some
 # gateways), in OpenAI's error shape so OpenAI clients parse it.
@@ -30,6 +29,14 @@ def _go_duration(ms: float) -> str:
     if s < 60:
         return f"{s:.3g}s"
     return f"{int(s // 60)}m{int(s % 60)}s"
+
+
+def openai_error(
+    message: str, etype: str, param: str | None = None, code: str | None = None
+) -> bytes:
+    """An error body in OpenAI's shape, which every OpenAI client parses."""
+    body = {"error": {"message": message, "type": etype, "param": param, "code": code}}
+    return json.dumps(body).encode()
 
 
 def error_response(
@@ -60,10 +67,7 @@ def error_response(
     if retry_after_ms is not None:
         headers["retry-after"] = str(max(1, math.ceil(retry_after_ms / 1000.0)))
         headers["retry-after-ms"] = str(round(retry_after_ms))
-    body: dict[str, Any] = {
-        "error": {"message": message, "type": etype, "param": None, "code": code}
-    }
-    return json.dumps(body).encode(), headers
+    return openai_error(message, etype, None, code), headers
 
 
 def error_frame(fault_id: str) -> bytes:
