@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from loadkit.servers import ServerProcess, start_server
+from tests.real_target import llama_server  # noqa: F401  (the real-target fixture)
 
 # The default profile at 1/20 of its latency: every engine effect stays, tests stay fast.
 FAST_MOCK = {"latency_scale": 0.05, "jitter": {"sigma": 0.0, "step_sigma": 0.0, "tail_prob": 0.0}}
