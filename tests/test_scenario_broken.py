@@ -59,17 +59,19 @@ def test_zero_byte_file(tmp_path: Path) -> None:
 
 def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
     line = "# " + "x" * 98 + "\n"
-    (tmp_path / "huge.yaml").write_text("name: huge\n" + line * 30_000)  # ~3 MB
-    _assert_one_line_error(_validate("huge.yaml", tmp_path), "huge.yaml: file is 3.0 MB")
+    (tmp_path / "huge.yaml").write_text("name: huge\n" + line * 110_000)  # 11.1 MB
+    _assert_one_line_error(
+        _validate("huge.yaml", tmp_path), "huge.yaml:1: file is 11,110,011 bytes; a scenario"
+    )
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    _assert_one_line_error(_validate("nope.yaml", tmp_path), "error: nope.yaml: file not found")
+    _assert_one_line_error(_validate("nope.yaml", tmp_path), "error: nope.yaml:1: file not found")
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     (tmp_path / "adir").mkdir()
-    _assert_one_line_error(_validate("adir", tmp_path), "adir: is a directory")
+    _assert_one_line_error(_validate("adir", tmp_path), "adir:1: is a directory")
 
 
 def test_deep_nesting(tmp_path: Path) -> None:

@@ -49,6 +49,8 @@ from loadkit.workload.distributions import (
     Uniform,
 )
 
+MAX_PHASES = 1_000  # keeps validation and the plan quick; a day's shape is `daily:`
+
 TOP_KEYS = (
     "name",
     "seed",
@@ -652,10 +654,20 @@ def _positive_rate(field: Field) -> float:
     return rate
 
 
+def _phase_items(field: Field) -> list[Field]:
+    items = field.items(min_len=1)
+    if len(items) > MAX_PHASES:
+        field.fail(
+            f"at most {MAX_PHASES:,} phases, got {len(items):,} (for a daily shape use "
+            "`daily:`, to replay recorded traffic use a trace)"
+        )
+    return items
+
+
 def _user_phases(field: Field) -> tuple[UserPhase, ...]:
     phases: list[UserPhase] = []
     level: int | None = None
-    for item in field.items(min_len=1):
+    for item in _phase_items(field):
         m = item.mapping(("kind", "users", "for"), required=("kind", "for"))
         kind = m.req("kind").choice(("ramp", "hold", "spike", "step"))
         dur = m.req("for").duration(positive=True)
@@ -678,7 +690,7 @@ def _user_phases(field: Field) -> tuple[UserPhase, ...]:
 
 def _rate_phases(field: Field) -> tuple[RatePhase, ...]:
     phases: list[RatePhase] = []
-    for item in field.items(min_len=1):
+    for item in _phase_items(field):
         m = item.mapping(("rate", "from", "to", "for"), required=("for",))
         dur = m.req("for").duration(positive=True)
         if "rate" in m:
