@@ -7,11 +7,12 @@ fragment stands for the case's own name. Files under `parts/` are parents used b
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.scenario_support import assert_one_line_error as _assert_one_line_error
+from tests.scenario_support import validate as _validate
 
 CORPUS = Path(__file__).resolve().parent / "broken_scenarios"
 CASES = sorted(CORPUS.glob("*.yaml"))
@@ -21,26 +22,6 @@ def _expected(path: Path) -> str:
     first = path.read_bytes().split(b"\n", 1)[0].decode("utf-8")
     assert first.startswith("# expect: "), f"{path.name}: line 1 must be '# expect: ...'"
     return first[len("# expect: ") :].replace("{file}", path.name)
-
-
-def _validate(arg: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadkit.cli", "validate", arg],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def _assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stdout == ""
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ")
-    assert fragment in lines[0], f"expected {fragment!r} in {lines[0]!r}"
 
 
 def test_corpus_is_big_enough() -> None:
