@@ -241,13 +241,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dist = run.add_argument_group("distributed (Locust's master; see docs/distributed.md)")
     dist.add_argument(
-        "--master", action="store_true", help="be Locust's master: workers run the users"
+        "--master",
+        action="store_true",
+        help="be Locust's master: workers run the users. Like Locust, it listens on all "
+        "interfaces, port 5557 (*:5557), unauthenticated: keep it on a private network or "
+        "set --master-bind-host",
     )
     dist.add_argument(
-        "--master-bind-host", default="*", metavar="H", help="interface to listen on (default *)"
+        "--master-bind-host",
+        default="*",
+        metavar="H",
+        help="interface to listen on (default *, all; 127.0.0.1 for workers on this machine)",
     )
     dist.add_argument(
-        "--master-bind-port", type=int, default=5557, metavar="P", help="default 5557"
+        "--master-bind-port",
+        type=int,
+        default=5557,
+        metavar="P",
+        help="port to listen on (default 5557, Locust's)",
     )
     dist.add_argument(
         "--expect-workers",

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from loadkit.cost import Price, lookup_price, price_table
 from loadkit.errors import UserError
@@ -254,6 +255,16 @@ def _url(field: Field) -> str:
     if not _URL.fullmatch(text):
         field.fail(
             f"expected an http(s) URL like https://api.openai.com/v1, got {units.describe(text)}"
+        )
+    try:
+        password = urlsplit(text).password
+    except ValueError:
+        password = None
+    if password:
+        # The URL travels to every worker and into run-config.json: no secret in it.
+        field.fail(
+            "a password in the URL; send credentials in a header from an environment "
+            "variable instead (headers: {authorization: 'Basic ${MY_CREDENTIALS}'})"
         )
     return text.rstrip("/")
 
