@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -240,13 +241,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dist = run.add_argument_group("distributed (Locust's master; see docs/distributed.md)")
     dist.add_argument(
-        "--master", action="store_true", help="be Locust's master: workers run the users"
+        "--master",
+        action="store_true",
+        help="be Locust's master: workers run the users. Like Locust, it listens on all "
+        "interfaces, port 5557 (*:5557), unauthenticated: keep it on a private network or "
+        "set --master-bind-host",
     )
     dist.add_argument(
-        "--master-bind-host", default="*", metavar="H", help="interface to listen on (default *)"
+        "--master-bind-host",
+        default="*",
+        metavar="H",
+        help="interface to listen on (default *, all; 127.0.0.1 for workers on this machine)",
     )
     dist.add_argument(
-        "--master-bind-port", type=int, default=5557, metavar="P", help="default 5557"
+        "--master-bind-port",
+        type=int,
+        default=5557,
+        metavar="P",
+        help="port to listen on (default 5557, Locust's)",
     )
     dist.add_argument(
         "--expect-workers",
@@ -397,7 +409,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return _dispatch(args)
+    except BrokenPipeError:
+        # The reader went away (`loadkit validate x | head`): stop quietly. Point stdout at
+        # devnull so the interpreter's final flush of what is still buffered cannot raise
+        # again. Exit 1, not 0: the output was not all delivered, so a caller that checks
+        # the status (`set -o pipefail`) must not take a cut-off listing for a complete
+        # one; 1 stays apart from 2, which means the user's input is wrong.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is no file (captured, replaced)
+            pass
+        finally:
+            os.close(devnull)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's exit
+        return code
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

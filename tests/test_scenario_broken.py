@@ -7,11 +7,12 @@ fragment stands for the case's own name. Files under `parts/` are parents used b
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.scenario_support import assert_one_line_error as _assert_one_line_error
+from tests.scenario_support import validate as _validate
 
 CORPUS = Path(__file__).resolve().parent / "broken_scenarios"
 CASES = sorted(CORPUS.glob("*.yaml"))
@@ -21,26 +22,6 @@ def _expected(path: Path) -> str:
     first = path.read_bytes().split(b"\n", 1)[0].decode("utf-8")
     assert first.startswith("# expect: "), f"{path.name}: line 1 must be '# expect: ...'"
     return first[len("# expect: ") :].replace("{file}", path.name)
-
-
-def _validate(arg: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadkit.cli", "validate", arg],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def _assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stdout == ""
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ")
-    assert fragment in lines[0], f"expected {fragment!r} in {lines[0]!r}"
 
 
 def test_corpus_is_big_enough() -> None:
@@ -59,17 +40,19 @@ def test_zero_byte_file(tmp_path: Path) -> None:
 
 def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
     line = "# " + "x" * 98 + "\n"
-    (tmp_path / "huge.yaml").write_text("name: huge\n" + line * 30_000)  # ~3 MB
-    _assert_one_line_error(_validate("huge.yaml", tmp_path), "huge.yaml: file is 3.0 MB")
+    (tmp_path / "huge.yaml").write_text("name: huge\n" + line * 110_000)  # 11.1 MB
+    _assert_one_line_error(
+        _validate("huge.yaml", tmp_path), "huge.yaml:1: file is 11,110,011 bytes; a scenario"
+    )
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    _assert_one_line_error(_validate("nope.yaml", tmp_path), "error: nope.yaml: file not found")
+    _assert_one_line_error(_validate("nope.yaml", tmp_path), "error: nope.yaml:1: file not found")
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     (tmp_path / "adir").mkdir()
-    _assert_one_line_error(_validate("adir", tmp_path), "adir: is a directory")
+    _assert_one_line_error(_validate("adir", tmp_path), "adir:1: is a directory")
 
 
 def test_deep_nesting(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from loadkit.cost import Price, lookup_price, price_table
 from loadkit.errors import UserError
@@ -48,6 +49,8 @@ from loadkit.workload.distributions import (
     Normal,
     Uniform,
 )
+
+MAX_PHASES = 1_000  # keeps validation and the plan quick; a day's shape is `daily:`
 
 TOP_KEYS = (
     "name",
@@ -252,6 +255,16 @@ def _url(field: Field) -> str:
     if not _URL.fullmatch(text):
         field.fail(
             f"expected an http(s) URL like https://api.openai.com/v1, got {units.describe(text)}"
+        )
+    try:
+        password = urlsplit(text).password
+    except ValueError:
+        password = None
+    if password:
+        # The URL travels to every worker and into run-config.json: no secret in it.
+        field.fail(
+            "a password in the URL; send credentials in a header from an environment "
+            "variable instead (headers: {authorization: 'Basic ${MY_CREDENTIALS}'})"
         )
     return text.rstrip("/")
 
@@ -652,10 +665,20 @@ def _positive_rate(field: Field) -> float:
     return rate
 
 
+def _phase_items(field: Field) -> list[Field]:
+    items = field.items(min_len=1)
+    if len(items) > MAX_PHASES:
+        field.fail(
+            f"at most {MAX_PHASES:,} phases, got {len(items):,} (for a daily shape use "
+            "`daily:`, to replay recorded traffic use a trace)"
+        )
+    return items
+
+
 def _user_phases(field: Field) -> tuple[UserPhase, ...]:
     phases: list[UserPhase] = []
     level: int | None = None
-    for item in field.items(min_len=1):
+    for item in _phase_items(field):
         m = item.mapping(("kind", "users", "for"), required=("kind", "for"))
         kind = m.req("kind").choice(("ramp", "hold", "spike", "step"))
         dur = m.req("for").duration(positive=True)
@@ -678,7 +701,7 @@ def _user_phases(field: Field) -> tuple[UserPhase, ...]:
 
 def _rate_phases(field: Field) -> tuple[RatePhase, ...]:
     phases: list[RatePhase] = []
-    for item in field.items(min_len=1):
+    for item in _phase_items(field):
         m = item.mapping(("rate", "from", "to", "for"), required=("for",))
         dur = m.req("for").duration(positive=True)
         if "rate" in m:

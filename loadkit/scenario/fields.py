@@ -192,12 +192,17 @@ def check_range(
     if low is not None and high is not None:
         lb = "(" if low_open else "["
         hb = ")" if high_open else "]"
-        field.fail(f"must be in {lb}{low:g}, {high:g}{hb}, got {shown}")
+        field.fail(f"must be in {lb}{_bound(low)}, {_bound(high)}{hb}, got {shown}")
     if bad_low:
         op = ">" if low_open else ">="
-        field.fail(f"must be {op} {low:g}, got {shown}")
+        field.fail(f"must be {op} {_bound(low)}, got {shown}")
     op = "<" if high_open else "<="
-    field.fail(f"must be {op} {high:g}, got {shown}")
+    field.fail(f"must be {op} {_bound(high)}, got {shown}")
+
+
+def _bound(limit: float | None) -> str:
+    """A range's end as the user would write it (whole numbers exactly: 2**63 - 1)."""
+    return str(limit) if isinstance(limit, int) else f"{limit:g}"
 
 
 def hint(word: str, options: Iterable[str]) -> str:

@@ -3,13 +3,16 @@
 PyYAML's composer keeps a mark on every node; we walk the node graph ourselves (SafeLoader
 rules, no arbitrary tags) so that a value inherited from a parent file still reports the
 parent's file:line after the merge. Aliases, merge keys (`<<`) and duplicate keys are handled
-here too, with limits so that hostile input (alias bombs, deep nesting, huge files) ends in
-a `ScenarioError` rather than a hang or a traceback.
+here too, with limits so that hostile input (alias bombs, deep nesting, huge files, endless
+lists, devices and named pipes) ends in a `ScenarioError` rather than a hang or a traceback.
+The limits are counted while the YAML is composed, so the time a file can take is bounded
+by them (about a second or two on a busy machine), not by its size.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,10 +21,13 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from loadkit.scenario import units
 from loadkit.scenario.errors import Loc, ScenarioError
 
-MAX_FILE_BYTES = 2 * 1024 * 1024
-MAX_VALUES = 200_000
+MAX_FILE_BYTES = 10_000_000  # 10 MB; large data belongs in a trace file
+MAX_VALUES = 200_000  # values after alias expansion
+MAX_NODES = 50_000  # values written in one file (the largest bundled scenario has ~300)
+MAX_ITEMS = 10_000  # items of one list, keys of one mapping
 MAX_DEPTH = 64
 MAX_EXTENDS = 16
 
@@ -90,27 +96,38 @@ def merge(base: Value, over: Value) -> Value:
 
 
 def _read_text(shown: str, path: Path, via: Loc | None) -> str:
-    where = via if via is not None else Loc(shown, 0)
+    """The file's text; only a regular file under `MAX_FILE_BYTES` is read.
+
+    A whole-file problem is reported on line 1 of the file, or, for an `extends:` target,
+    on the extending file's `extends` line.
+    """
+    where = via if via is not None else Loc(shown, 1)
     what = "extends" if via is not None else ""
     prefix = f"{shown}: " if via is not None else ""
+
+    def fail(message: str) -> ScenarioError:
+        return ScenarioError(where, what, prefix + message)
+
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise ScenarioError(where, what, f"{prefix}is a directory, not a scenario file")
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(
-                Loc(shown, 0),
-                "",
-                f"file is {size / 1e6:.1f} MB; a scenario must be under "
-                f"{MAX_FILE_BYTES // (1024 * 1024)} MB (keep large data in a trace file)",
-            )
-        raw = path.read_bytes()
+        # stat before open: opening a named pipe for reading waits for a writer, and a
+        # device such as /dev/zero never ends.
+        problem = _not_a_file(os.stat(path))
+        if problem:
+            raise fail(problem)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
+            problem = _not_a_file(os.fstat(fh.fileno()))  # swapped since the stat?
+            if problem:
+                raise fail(problem)
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise ScenarioError(where, what, f"{prefix}file not found") from None
+        raise fail("file not found") from None
+    except NotADirectoryError:
+        raise fail("file not found (a folder on the way is a file)") from None
     except PermissionError:
-        raise ScenarioError(where, what, f"{prefix}permission denied") from None
+        raise fail("permission denied") from None
     except OSError as exc:
-        raise ScenarioError(where, what, f"{prefix}cannot read: {exc.strerror}") from None
+        raise fail(f"cannot read: {exc.strerror or exc}") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -123,9 +140,33 @@ def _read_text(shown: str, path: Path, via: Loc | None) -> str:
         ) from None
 
 
+def _not_a_file(st: os.stat_result) -> str | None:
+    """Why this is not a scenario file we read, or None for a regular file within the cap."""
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        if st.st_size > MAX_FILE_BYTES:
+            return (
+                f"file is {st.st_size:,} bytes; a scenario must be at most "
+                f"{MAX_FILE_BYTES // 1_000_000} MB (keep large data in a trace file)"
+            )
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a scenario file"
+    kind = next((k for test, k in _KINDS if test(mode)), "a special file")
+    return f"is {kind}, not a regular file; a scenario must be a regular file"
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def _parse(shown: str, text: str) -> Value:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text, shown)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -161,6 +202,53 @@ def _parse(shown: str, text: str) -> Value:
     return value
 
 
+def _compose(text: str, shown: str) -> Node | None:
+    loader = _BoundedLoader(text, shown)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe composer, counting as it goes: a file with more than `MAX_NODES`
+    values, or a list or mapping with more than `MAX_ITEMS` entries, stops right there
+    (with the key path), before the rest of it costs time and memory."""
+
+    def __init__(self, text: str, shown: str) -> None:
+        super().__init__(text)
+        self.shown = shown
+        self.nodes = 0
+        self.keys: list[str] = []  # the key path to the node being composed
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        self.nodes += 1
+        if isinstance(parent, SequenceNode):
+            step = f"[{index}]"
+            count = index
+        elif isinstance(parent, MappingNode):
+            step = f".{index.value}" if isinstance(index, ScalarNode) else ""
+            count = len(parent.value)
+        else:
+            step, count = "", 0
+        if count >= MAX_ITEMS:
+            what = "items" if isinstance(parent, SequenceNode) else "keys"
+            self.fail(f"more than {MAX_ITEMS:,} {what} (no scenario list or mapping is this long)")
+        if self.nodes > MAX_NODES:
+            self.keys.append(step)
+            self.fail(f"more than {MAX_NODES:,} values in one file")
+        self.keys.append(step)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.keys.pop()
+
+    def fail(self, message: str) -> None:
+        mark = self.peek_event().start_mark
+        path = "".join(self.keys).lstrip(".")
+        raise ScenarioError(Loc(self.shown, mark.line + 1), path, message)
+
+
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or exc.context or "cannot parse"
     text = f"YAML syntax: {problem}"
@@ -188,60 +276,73 @@ class _Walker:
     def loc(self, node: Node) -> Loc:
         return Loc(self.shown, node.start_mark.line + 1)
 
-    def convert(self, node: Node, depth: int) -> Value:
+    def convert(self, node: Node, depth: int, path: str = "") -> Value:
         self.count += 1
         if self.count > MAX_VALUES:
             raise ScenarioError(
-                self.loc(node), "", f"more than {MAX_VALUES:,} values (alias expansion?)"
+                self.loc(node), path, f"more than {MAX_VALUES:,} values (alias expansion?)"
             )
         if depth > MAX_DEPTH:
-            raise ScenarioError(self.loc(node), "", f"nested more than {MAX_DEPTH} levels deep")
+            raise ScenarioError(self.loc(node), path, f"nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, ScalarNode):
-            return Value("scalar", self.scalar(node), self.loc(node))
+            return Value("scalar", self.scalar(node, path), self.loc(node))
         if not isinstance(node, ScalarNode) and node.tag not in _PLAIN_TAGS:
-            raise ScenarioError(self.loc(node), "", f"YAML: unsupported tag {node.tag!r}")
+            raise ScenarioError(self.loc(node), path, f"YAML: unsupported tag {node.tag!r}")
         if isinstance(node, SequenceNode):
-            items = [self.convert(item, depth + 1) for item in node.value]
+            items = [
+                self.convert(item, depth + 1, f"{path}[{i}]") for i, item in enumerate(node.value)
+            ]
             return Value("seq", items, self.loc(node))
         if isinstance(node, MappingNode):
-            return self.mapping(node, depth)
-        raise ScenarioError(self.loc(node), "", "YAML: unsupported node")  # pragma: no cover
+            return self.mapping(node, depth, path)
+        raise ScenarioError(self.loc(node), path, "YAML: unsupported node")  # pragma: no cover
 
-    def scalar(self, node: ScalarNode) -> Any:
+    def scalar(self, node: ScalarNode, path: str) -> Any:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:
-            raise ScenarioError(self.loc(node), "", _yaml_problem(exc)) from None
+            raise ScenarioError(self.loc(node), path, _yaml_problem(exc)) from None
         except (ValueError, OverflowError, TypeError) as exc:
+            if node.tag == "tag:yaml.org,2002:int":
+                digits = sum(ch.isdigit() for ch in node.value)
+                if digits > 100:  # Python refuses int(text) past 4,300 digits
+                    raise ScenarioError(
+                        self.loc(node),
+                        path,
+                        f"number too large, got {units.shorten_digits(node.value)}",
+                    ) from None
             raise ScenarioError(
-                self.loc(node), "", f"YAML: bad value {node.value!r}: {exc}"
+                self.loc(node), path, f"YAML: bad value {units.describe(node.value)}: {exc}"
             ) from None
 
-    def mapping(self, node: MappingNode, depth: int) -> Value:
+    def mapping(self, node: MappingNode, depth: int, path: str) -> Value:
         data: dict[str, Value] = {}
         key_locs: dict[str, Loc] = {}
         merged: list[Value] = []
         for key_node, val_node in node.value:
             if isinstance(key_node, ScalarNode) and key_node.tag == MERGE_TAG:
-                merged.extend(self.merge_sources(val_node, depth))
+                merged.extend(self.merge_sources(val_node, depth, path))
                 continue
             if not isinstance(key_node, ScalarNode):
-                raise ScenarioError(self.loc(key_node), "", "a key must be a plain word")
-            key = self.scalar(key_node)
+                raise ScenarioError(self.loc(key_node), path, "a key must be a plain word")
+            key = self.scalar(key_node, path)
             if not isinstance(key, str):
                 key = (
                     str(key) if isinstance(key, int | float) and not isinstance(key, bool) else key
                 )
             if not isinstance(key, str):
-                raise ScenarioError(self.loc(key_node), "", f"a key must be text, got {key!r}")
+                raise ScenarioError(
+                    self.loc(key_node), path, f"a key must be text, got {units.describe(key)}"
+                )
+            sub = f"{path}.{key}" if path else key
             if key in data:
                 raise ScenarioError(
                     self.loc(key_node),
-                    key,
+                    sub,
                     f"duplicate key (first given on line {key_locs[key].line})",
                 )
             key_locs[key] = self.loc(key_node)
-            data[key] = self.convert(val_node, depth + 1)
+            data[key] = self.convert(val_node, depth + 1, sub)
         for source in merged:
             for key, val in source.data.items():
                 if key not in data:
@@ -249,10 +350,14 @@ class _Walker:
                     key_locs[key] = source.key_locs.get(key, source.loc)
         return Value("map", data, self.loc(node), key_locs)
 
-    def merge_sources(self, node: Node, depth: int) -> list[Value]:
-        value = self.convert(node, depth + 1)
+    def merge_sources(self, node: Node, depth: int, path: str) -> list[Value]:
+        value = self.convert(node, depth + 1, f"{path}.<<" if path else "<<")
         sources = [value] if value.kind != "seq" else value.data
         for src in sources:
             if src.kind != "map":
-                raise ScenarioError(src.loc, "<<", "a merge key takes a mapping or a list of them")
+                raise ScenarioError(
+                    src.loc,
+                    f"{path}.<<" if path else "<<",
+                    "a merge key takes a mapping or a list of them",
+                )
         return list(sources)

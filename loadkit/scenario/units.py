@@ -43,8 +43,8 @@ def describe(value: object) -> str:
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."
         return repr(text)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(value)
+    if isinstance(value, int) and value.bit_length() > 64:
+        return _long_int(value)
     if is_number(value):
         return str(value)
     if isinstance(value, dict):
@@ -52,6 +52,34 @@ def describe(value: object) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     return f"a {type(value).__name__}"
+
+
+_LONG_KEEP = 20  # digits shown at each end of a long number
+
+
+def shorten_digits(text: str) -> str:
+    """A long run of digits as written, cut in the middle: `12345...7890 (5,000 digits)`."""
+    text = text.strip()
+    digits = sum(ch.isdigit() for ch in text)
+    if len(text) <= 2 * _LONG_KEEP + 3:
+        return text
+    return f"{text[:_LONG_KEEP]}...{text[-4:]} ({digits:,} digits)"
+
+
+def _long_int(value: int) -> str:
+    """`str(int)` is refused past 4,300 digits (and slow long before): count them instead."""
+    mag = abs(value)
+    digits = max(1, int(mag.bit_length() * 0.30102999566398120))
+    while mag >= 10**digits:
+        digits += 1
+    while digits > 1 and mag < 10 ** (digits - 1):
+        digits -= 1
+    if digits <= 2 * _LONG_KEEP:
+        return str(value)
+    head = mag // 10 ** (digits - _LONG_KEEP)
+    tail = mag % 10**4
+    sign = "-" if value < 0 else ""
+    return f"{sign}{head}...{tail:04d} ({digits:,} digits)"
 
 
 def parse_duration(value: object) -> float:
@@ -75,14 +103,22 @@ def parse_duration(value: object) -> float:
 
 
 def _suggest_unit(value: object) -> str:
-    return f"{value}s" if is_number(value) else "90s"
+    return f"{_as_written(value, '90')}s"
+
+
+def _as_written(value: object, instead: str) -> str:
+    """A number to repeat in a suggestion; an absurd one is replaced by `instead`."""
+    if is_number(value) and abs(value) < 1e9:  # type: ignore[arg-type]  (False for nan, inf)
+        return str(value)
+    return instead
 
 
 def parse_rate(value: object) -> float:
     """`12/s`, `300/min`, `5000/h` -> requests per second."""
     if is_number(value):
         raise ValueError(
-            f"a rate needs a unit, got {describe(value)} (write {value}/s, or 300/min, 5000/h)"
+            f"a rate needs a unit, got {describe(value)} "
+            f"(write {_as_written(value, '12')}/s, or 300/min, 5000/h)"
         )
     if not isinstance(value, str):
         raise ValueError(f"expected a rate like 12/s, 300/min or 5000/h, got {describe(value)}")

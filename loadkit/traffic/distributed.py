@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 WORKER_REGION_ENV = "LOADKIT_WORKER_REGION"
+REDACTED = "<redacted>"  # as in the run folder's scenario copy
 HELLO = "loadkit_hello"
 ASSIGN = "loadkit_assign"
 # New assignments take effect this long after the master sends them.
@@ -55,16 +57,28 @@ globals().update(worker_locustfile_globals(RUN_CONFIG, SCENARIO_NAME, SCENARIO_T
 # -- the worker locustfile ------------------------------------------------------------------
 
 
-def write_worker_locustfile(folder: Path, run_config: Path, scenario_path: Path) -> Path:
-    """The generated locustfile (in a private folder: it holds the unredacted scenario)."""
+def write_worker_locustfile(
+    folder: Path, run_config: Path, scenario_path: Path, secret_values: Iterable[str] = ()
+) -> Path:
+    """The generated locustfile, which Locust sends to every worker.
+
+    It carries the run config (environment variable names, never values) and the scenario
+    text. A valid scenario holds no secret (keys are named by `api_key_env`, header values
+    by `${VAR}`), but a value the user pasted into a comment would travel: every known
+    secret value (the API key, the resolved header values) is replaced by `<redacted>`.
+    """
     cfg = json.loads(run_config.read_text())
+    text = scenario_path.read_text(encoding="utf-8")
+    for secret in secret_values:
+        if len(secret) >= 4:  # as the run folder's copy: shorter values are no secrets
+            text = text.replace(secret, REDACTED)
     path = folder / f"loadkit_run_{cfg['run_id']}.py"
     path.write_text(
         _BOOTSTRAP.format(
             run_id=cfg["run_id"],
             config=json.dumps(cfg),
             scenario_name=scenario_path.name,
-            scenario_text=scenario_path.read_text(encoding="utf-8"),
+            scenario_text=text,
         )
     )
     return path
@@ -263,17 +277,24 @@ def check_master_options(opts: Any) -> None:
 
 
 def master_setup(
-    stack: Any, opts: Any, run_config: Path, scenario: Any, endpoints: dict[str, str], out: Any
+    stack: Any,
+    opts: Any,
+    run_config: Path,
+    scenario: Any,
+    endpoints: dict[str, str],
+    out: Any,
+    secret_values: Iterable[str] = (),
 ) -> Path:
     """The worker locustfile (removed with the run) and what to tell the user."""
     from loadkit.traffic.runner import is_loopback
 
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="loadkit-master-")))
-    path = write_worker_locustfile(folder, run_config, Path(scenario.source_path))
+    path = write_worker_locustfile(folder, run_config, Path(scenario.source_path), secret_values)
     n = opts.expect_workers
     port = opts.master_bind_port
+    host = "all interfaces" if opts.master_bind_host in ("*", "") else opts.master_bind_host
     out.write(
-        f"master on port {port}: waiting for {n} worker{'s' if n != 1 else ''}; start "
+        f"master on {host}, port {port}: waiting for {n} worker{'s' if n != 1 else ''}; start "
         f"{'them' if n != 1 else 'it'} with: loadkit worker --master-host HOST "
         f"--master-port {port} [--region R]\n"
     )

@@ -124,6 +124,41 @@ def api_key(api_key_env: str | None) -> str | None:
     return value
 
 
+def secret_values(target: Any) -> list[str]:
+    """The API key and the `${VAR}` header values this run sends: kept out of every file
+    and every message to a worker (a missing variable is the user's mistake)."""
+    if target.kind != "http":
+        return []
+    key = api_key(target.api_key_env)
+    return ([key] if key else []) + [v for v in resolve_headers(target.headers).values() if v]
+
+
+def run_config(
+    scenario: Any,
+    opts: RunOptions,
+    run_dir: Path,
+    run_id: str,
+    scale: float,
+    endpoints: dict[str, str],
+) -> RunConfig:
+    """The settings every Locust process reads (and a master sends to its workers): the
+    names of environment variables, never their values."""
+    target = scenario.target
+    return RunConfig(
+        scenario_path=str(Path(scenario.source_path or opts.scenario).resolve()),
+        run_dir=str(run_dir.resolve()),
+        run_id=run_id,
+        time_scale=scale,
+        users_override=opts.users,
+        processes=opts.expect_workers if opts.master else opts.processes,
+        endpoints=endpoints,
+        api_key_env=target.api_key_env if target.kind == "http" else None,
+        header_refs={k: str(v) for k, v in target.headers.items()},
+        drain_s=opts.drain_s,
+        extra={"web": opts.web},
+    )
+
+
 def is_loopback(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     if host in ("localhost", "localhost.localdomain"):
@@ -469,12 +504,8 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     target = scenario.target
-    secrets: list[str] = []
+    secrets = secret_values(target)
     if target.kind == "http":
-        key = api_key(target.api_key_env)
-        if key:
-            secrets.append(key)
-        secrets += [v for v in resolve_headers(target.headers).values() if v]
         endpoints = scenario_endpoints(scenario, None)
         remote = sorted({u for u in endpoints.values() if not is_loopback(u)})
         if remote:
@@ -500,19 +531,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
                 )
             )
             endpoints = chaos.endpoints
-        cfg = RunConfig(
-            scenario_path=str(Path(scenario.source_path or opts.scenario).resolve()),
-            run_dir=str(folder.path.resolve()),
-            run_id=run_id,
-            time_scale=scale,
-            users_override=opts.users,
-            processes=opts.expect_workers if opts.master else opts.processes,
-            endpoints=endpoints,
-            api_key_env=target.api_key_env if target.kind == "http" else None,
-            header_refs={k: str(v) for k, v in target.headers.items()},
-            drain_s=opts.drain_s,
-            extra={"web": opts.web},
-        )
+        cfg = run_config(scenario, opts, folder.path, run_id, scale, endpoints)
         cfg.write(folder.run_config)
         rf.write_json(
             folder.environment_json,
@@ -540,7 +559,9 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         if opts.master:
             from loadkit.traffic.distributed import master_setup
 
-            locustfile = master_setup(stack, opts, folder.run_config, scenario, endpoints, out)
+            locustfile = master_setup(
+                stack, opts, folder.run_config, scenario, endpoints, out, secrets
+            )
         out.write(f"run {run_id}: {scenario.name} -> {folder.path}\n")
         if opts.web:
             out.write(f"Locust web UI: http://127.0.0.1:{opts.web_port}\n")
