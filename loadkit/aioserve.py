@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -14,10 +15,21 @@ from loadkit.errors import UserError
 
 
 async def listen(
-    app: web.Application, host: str, port: int, shutdown_s: float
+    app: web.Application,
+    host: str,
+    port: int,
+    shutdown_s: float,
+    runner_class: type[web.AppRunner] = web.AppRunner,
+    **runner_kwargs: Any,
 ) -> tuple[web.AppRunner, int]:
-    """Serve `app` on host:port (0 = the OS chooses); returns the runner and the bound port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_s)
+    """Serve `app` on host:port (0 = the OS chooses); returns the runner and the bound port.
+
+    `runner_class` and `runner_kwargs` (e.g. `keepalive_timeout`) let a server choose its
+    connection handling.
+    """
+    runner = runner_class(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_s, **runner_kwargs
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=4096)
     try:

@@ -85,6 +85,12 @@ def _complete(data: bytes) -> bool:
     return False  # close-delimited: read to EOF
 
 
+def _closing(data: bytes) -> bool:
+    """The response says `Connection: close`: read on, to see the close happen."""
+    parsed = _parse(data)
+    return parsed is not None and parsed[1].get("connection", "").lower() == "close"
+
+
 def exchange(
     server: ServerProcess,
     data: bytes,
@@ -118,8 +124,8 @@ def exchange(
                     closed = True
                     break
                 got += chunk
-                if _complete(got):
-                    break
+                if _complete(got) and not _closing(got):
+                    break  # a whole response on a connection the server keeps
             elif sent >= len(data) and drip == 0.0 and time.monotonic() - t0 > timeout:
                 break
     finally:
@@ -212,7 +218,11 @@ def _cases() -> list[Case]:
         Case("deep-array-embeddings", request("POST", EMB, deep), (400,)),
         Case("deep-array-admin", request("PATCH", "/admin/config", deep, ADMIN), (400,)),
         Case("deep-object-admin", request("PATCH", "/admin/config", deep_obj, ADMIN), (400,)),
-        Case("huge-int-literal", request("POST", CHAT, b'{"max_tokens": ' + b"9" * 10_000 + b"}"), (400,)),
+        Case(
+            "huge-int-literal",
+            request("POST", CHAT, b'{"max_tokens": ' + b"9" * 10_000 + b"}"),
+            (400,),
+        ),
         Case("invalid-utf8", request("POST", CHAT, b'{"model": "\xff\xfe"}'), (400,)),
         Case("garbage-gzip", request("POST", CHAT, b"this is not gzip at all", gz), (400,)),
         Case(
@@ -232,7 +242,11 @@ def _cases() -> list[Case]:
             request("PATCH", "/admin/config", gzip_bomb(16 << 20), {**gz, **ADMIN}),
             (413,),
         ),
-        Case("unknown-encoding", request("POST", CHAT, chat_body(), {"Content-Encoding": "lzma"}), (400, 415)),
+        Case(
+            "unknown-encoding",
+            request("POST", CHAT, chat_body(), {"Content-Encoding": "lzma"}),
+            (400, 415),
+        ),
         Case(
             "chunked-over-limit",
             request(
@@ -249,8 +263,13 @@ def _cases() -> list[Case]:
             request("POST", CHAT, b"zz\r\nabc\r\n0\r\n\r\n", {"Transfer-Encoding": "chunked"}),
             (400,),
         ),
-        Case("http10-stream", request("POST", CHAT, chat_body(stream=True), version="1.0"), (200,),
-             openai_shaped=False, check=_http10_stream),
+        Case(
+            "http10-stream",
+            request("POST", CHAT, chat_body(stream=True), version="1.0"),
+            (200,),
+            openai_shaped=False,
+            check=_http10_stream,
+        ),
         Case("embeddings-2049-inputs", request("POST", EMB, many), (400,), check=_code(None)),
         Case(
             "embeddings-too-many-tokens",
@@ -259,11 +278,20 @@ def _cases() -> list[Case]:
             check=_code("max_tokens_per_request", "max_tokens_per_request"),
         ),
         Case("bad-request-line", b"GARBAGE\r\n\r\n", (400,)),
-        Case("binary-request-line", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", (400,)),
+        Case(
+            "binary-request-line", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", (400,)
+        ),
         Case("bad-http-version", b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n", (400, 505)),
-        Case("request-line-too-long", f"GET /{'a' * 20_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
-             (400, 414)),
-        Case("header-too-long", request("GET", "/health", headers={"X-Big": "a" * 100_000}), (400, 431)),
+        Case(
+            "request-line-too-long",
+            f"GET /{'a' * 20_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+            (400, 414),
+        ),
+        Case(
+            "header-too-long",
+            request("GET", "/health", headers={"X-Big": "a" * 100_000}),
+            (400, 431),
+        ),
         Case(
             "too-many-headers",
             request("GET", "/health", headers={f"X-H{i}": "v" for i in range(300)}),
@@ -277,7 +305,11 @@ def _cases() -> list[Case]:
             b"Content-Length: 3\r\n\r\n{}",
             (400,),
         ),
-        Case("negative-content-length", request("POST", CHAT, b"{}", {"Content-Length": "-1"}), (400,)),
+        Case(
+            "negative-content-length",
+            request("POST", CHAT, b"{}", {"Content-Length": "-1"}),
+            (400,),
+        ),
         Case(
             "content-length-over-limit",
             request("POST", CHAT, b"{}", {"Content-Length": str(10 * LIMIT)}),
@@ -318,7 +350,9 @@ def _cases() -> list[Case]:
         Case("admin-without-token", request("GET", "/admin/config"), (401, 403)),
         Case(
             "admin-wrong-token",
-            request("PATCH", "/admin/config", b'{"latency_scale": 9}', {"Authorization": "Bearer x"}),
+            request(
+                "PATCH", "/admin/config", b'{"latency_scale": 9}', {"Authorization": "Bearer x"}
+            ),
             (401, 403),
         ),
         Case("admin-reset-without-token", request("POST", "/admin/reset"), (401, 403)),
@@ -340,9 +374,10 @@ def hostile_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 
 
 def healthy(server: ServerProcess) -> bool:
-    return server.process.poll() is None and http_request(
-        "GET", server.url + "/health", timeout=5.0
-    ).status_code == 200
+    return (
+        server.process.poll() is None
+        and http_request("GET", server.url + "/health", timeout=5.0).status_code == 200
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
