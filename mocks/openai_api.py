@@ -9,18 +9,17 @@ region's decode loop writes each token straight to the transport from pre-encode
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import numpy as np
 from aiohttp import HttpVersion11, web
 
 from loadkit.tokens import estimate_tokens
+from mocks import embeddings
 from mocks.body import parse_object, read_body
 from mocks.engine import QueueFull, Sequence
 from mocks.errors import ApiError, error_response, too_large
@@ -694,7 +693,7 @@ class OpenAIApi:
                 tr.abort()
         return resp
 
-    async def embeddings(self, request: web.Request) -> web.Response:
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
         region = self.lookup(request)
         _check_region(region)
         key = _api_key(request, region)
@@ -721,6 +720,7 @@ class OpenAIApi:
                 param="encoding_format",
                 code="invalid_value",
             )
+        embeddings.check_limits(texts, tokens)
         for t in texts:
             if isinstance(t, str):
                 _context_check(region, estimate_tokens(t), None, "input")
@@ -737,26 +737,17 @@ class OpenAIApi:
             if not await seq.first:  # type: ignore[misc]
                 return web.Response(status=503)
             region.engine.finish_prefill_only(seq)
-            items = []
-            for i, t in enumerate(texts):
-                vec = _embedding(t, spec.id, region.seed, dims)
-                emb: Any = (
-                    base64.b64encode(vec.tobytes()).decode() if fmt == "base64" else vec.tolist()
-                )
-                items.append({"object": "embedding", "index": i, "embedding": emb})
-            body = {
-                "object": "list",
-                "data": items,
-                "model": spec.id,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            }
             headers = {
                 **rl_headers,
                 "x-mock-queue-ms": f"{seq.queue_s * 1000:.3f}",
                 "x-mock-region": region.name,
                 "openai-model": spec.id,
             }
-            return web.Response(body=_dumps(body), content_type="application/json", headers=headers)
+            pieces = embeddings.body_pieces(texts, spec.id, region.seed, dims, fmt, tokens)
+            if embeddings.is_small(len(texts), dims):
+                body = b"".join([p async for p in pieces])
+                return web.Response(body=body, content_type="application/json", headers=headers)
+            return await _send_pieces(request, pieces, headers)
         finally:
             region.engine.release(seq)
 
@@ -805,11 +796,21 @@ def _embedding_inputs(data: dict[str, Any]) -> list[str | list[int]]:
     raise _invalid_type("input", "a string or array of strings or tokens", inp)
 
 
-def _embedding(item: str | list[int], model: str, seed: int, dims: int) -> np.ndarray:
-    """A unit vector determined by the input, the model and the seed."""
-    raw = item if isinstance(item, str) else ",".join(map(str, item))
-    digest = hashlib.blake2b(f"{model}\x00{raw}".encode(), digest_size=8).digest()
-    rng = np.random.default_rng([seed, int.from_bytes(digest, "little")])
-    vec = rng.standard_normal(dims).astype(np.float32)
-    vec /= np.float32(np.linalg.norm(vec) or 1.0)
-    return vec.astype("<f4")
+async def _send_pieces(
+    request: web.Request, pieces: AsyncIterator[bytes], headers: dict[str, str]
+) -> web.StreamResponse:
+    """A large body written as it is built (chunked; close-delimited for HTTP/1.0).
+
+    A client that stops reading is cut after EOF_TIMEOUT_S instead of holding the handler.
+    """
+    resp = web.StreamResponse(headers=headers)
+    resp.content_type = "application/json"
+    await resp.prepare(request)
+    try:
+        async for piece in pieces:
+            await asyncio.wait_for(resp.write(piece), EOF_TIMEOUT_S)
+        await asyncio.wait_for(resp.write_eof(), EOF_TIMEOUT_S)
+    except (TimeoutError, ConnectionError):
+        if request.transport is not None:
+            request.transport.abort()
+    return resp

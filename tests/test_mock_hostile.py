@@ -529,3 +529,18 @@ def test_storm_of_dropped_streams(start_mock: StartMock) -> None:
     assert rss2 < rss0 + 200_000  # bounded: no per-connection state survives
     assert http_request("POST", server.url + CHAT, content=chat_body()).status_code == 200
     assert server.process.poll() is None
+
+
+def test_largest_valid_embeddings_request_is_answered_whole(hostile_mock: ServerProcess) -> None:
+    """2,048 inputs (the cap) leave as a streamed body equal to the one-shot answer."""
+    inputs = [f"input number {i}" for i in range(2048)]
+    body = {"model": "text-embedding-3-small", "input": inputs, "dimensions": 64}
+    resp = http_request("POST", hostile_mock.url + EMB, json_body=body, timeout=30.0)
+    assert resp.status_code == 200
+    data = resp.json()
+    assert [d["index"] for d in data["data"]] == list(range(2048))
+    assert data["usage"]["prompt_tokens"] == sum(-(-len(t) // 4) for t in inputs)
+    one = http_request(
+        "POST", hostile_mock.url + EMB, json_body={**body, "input": inputs[1234]}
+    ).json()
+    assert data["data"][1234]["embedding"] == one["data"][0]["embedding"]
