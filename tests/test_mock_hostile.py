@@ -544,3 +544,29 @@ def test_largest_valid_embeddings_request_is_answered_whole(hostile_mock: Server
         "POST", hostile_mock.url + EMB, json_body={**body, "input": inputs[1234]}
     ).json()
     assert data["data"][1234]["embedding"] == one["data"][0]["embedding"]
+
+
+def test_admin_token_from_the_environment_and_timeouts_from_flags(tmp_path: Path) -> None:
+    """LOADKIT_MOCK_ADMIN_TOKEN works like --admin-token; --header-timeout beats the file."""
+    from loadkit.servers import start_server
+
+    server = start_server(
+        "mock",
+        ["mocks", "--port", "0", "--header-timeout", "0.5", "--idle-timeout", "60"],
+        env={"LOADKIT_MOCK_ADMIN_TOKEN": TOKEN},
+    )
+    try:
+        url = server.url + "/admin/config"
+        assert http_request("GET", url).status_code == 403
+        assert http_request("GET", url, headers=ADMIN).status_code == 200
+        silent = socket.create_connection(_addr(server))
+        try:
+            t0 = time.monotonic()
+            silent.settimeout(5.0)
+            while silent.recv(65536):
+                pass
+            assert time.monotonic() - t0 < 3.0
+        finally:
+            silent.close()
+    finally:
+        server.stop()
