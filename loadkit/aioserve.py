@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -18,18 +19,16 @@ async def listen(
     host: str,
     port: int,
     shutdown_s: float,
-    handler_cancellation: bool = False,
+    runner_class: type[web.AppRunner] = web.AppRunner,
+    **runner_kwargs: Any,
 ) -> tuple[web.AppRunner, int]:
     """Serve `app` on host:port (0 = the OS chooses); returns the runner and the bound port.
 
-    `handler_cancellation`: a client that disconnects cancels its handler (aiohttp's opt-in).
+    `runner_class` and `runner_kwargs` (e.g. `keepalive_timeout`) let a server choose its
+    connection handling.
     """
-    runner = web.AppRunner(
-        app,
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=shutdown_s,
-        handler_cancellation=handler_cancellation,
+    runner = runner_class(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_s, **runner_kwargs
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=4096)

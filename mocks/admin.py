@@ -3,6 +3,10 @@
 PATCH takes profile keys at the top level (all regions) and/or under `regions.NAME`, plus
 `down: "refuse" | "503" | false` to take a region down or bring it back. Everything is
 validated before anything changes, so a bad request changes nothing.
+
+With a token (`--admin-token` / `LOADKIT_MOCK_ADMIN_TOKEN`) every route needs
+`Authorization: Bearer TOKEN` or `x-loadkit-mock-token: TOKEN` (403 otherwise), checked as
+the chaos proxy checks its control API's token; without one the API is open, as before.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from loadkit.control_token import token_ok
 from loadkit.errors import UserError
-from mocks.openai_api import ApiError
+from mocks.body import read_body
+from mocks.errors import ApiError
 from mocks.profile import Profile, apply_overrides
 
 if TYPE_CHECKING:
@@ -23,6 +30,10 @@ if TYPE_CHECKING:
 
 DOWN_MODES = {False: False, None: False, "refuse": "refuse", "503": "503", 503: "503"}
 FIXED_KEYS = ("port", "name")
+TOKEN_HEADER = "x-loadkit-mock-token"
+MAX_BODY_BYTES = 1 << 20  # a PATCH is a few keys; aiohttp's own default limit
+
+AdminHandler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _profile_dict(p: Profile) -> dict[str, Any]:
@@ -58,17 +69,34 @@ class AdminApi:
         self.server = server
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/admin/config", self.get_config)
-        app.router.add_patch("/admin/config", self.patch_config)
-        app.router.add_post("/admin/reset", self.reset)
+        app.router.add_get("/admin/config", self._guard(self.get_config))
+        app.router.add_patch("/admin/config", self._guard(self.patch_config))
+        app.router.add_post("/admin/reset", self._guard(self.reset))
+
+    def _guard(self, handler: AdminHandler) -> AdminHandler:
+        """Refuse callers without the admin token, when one is set."""
+
+        async def guarded(request: web.Request) -> web.Response:
+            token = self.server.admin_token
+            if token and not token_ok(request, token, TOKEN_HEADER):
+                raise ApiError(
+                    403,
+                    "admin: this API needs the mock's admin token (Authorization: Bearer "
+                    f"TOKEN or {TOKEN_HEADER}: TOKEN)",
+                    code="invalid_admin_token",
+                )
+            return await handler(request)
+
+        return guarded
 
     async def get_config(self, request: web.Request) -> web.Response:
         return web.json_response(snapshot(self.server))
 
     async def patch_config(self, request: web.Request) -> web.Response:
+        raw = await read_body(request, MAX_BODY_BYTES, self.server.timeouts.body_s)
         try:
-            body = json.loads(await request.read() or b"{}")
-        except ValueError:
+            body = json.loads(raw or b"{}")
+        except (ValueError, RecursionError):  # RecursionError: nesting too deep to parse
             raise ApiError(400, "admin: the body must be a JSON object") from None
         if not isinstance(body, dict):
             raise ApiError(400, "admin: the body must be a JSON object")

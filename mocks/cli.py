@@ -10,6 +10,8 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import math
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +20,7 @@ from loadkit.errors import UserError
 from mocks.profile import DEFAULT_PROFILE, MockConfig, load_config
 
 GC_GEN0_THRESHOLD = 10_000
+TOKEN_ENV = "LOADKIT_MOCK_ADMIN_TOKEN"  # as the chaos proxy's LOADKIT_CHAOS_TOKEN
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,13 +44,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--regions", default=None, help="comma-separated region names, each a clone of the profile"
     )
+    p.add_argument(
+        "--admin-token",
+        default=None,
+        help=f"token the /admin API requires (default: ${TOKEN_ENV}; none = open)",
+    )
+    for name, what, default in (
+        ("header", "for a request's headers, from connect or its first byte", 10),
+        ("body", "for a request's whole body, from its headers", 30),
+        ("idle", "before an idle kept-alive connection is closed", 75),
+    ):
+        p.add_argument(
+            f"--{name}-timeout",
+            type=_seconds,
+            default=None,
+            metavar="S",
+            help=f"seconds to wait {what} (default {default}, or the config's timeouts:)",
+        )
     return p
 
 
-async def _serve(config: MockConfig, host: str, port: int) -> int:
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+async def _serve(config: MockConfig, host: str, port: int, admin_token: str | None) -> int:
     from mocks.server import MockServer
 
-    server = MockServer(config, host)
+    server = MockServer(config, host, admin_token)
     try:
         url = await server.start(port)
         gc.freeze()  # what exists at start (modules, profiles) is never rescanned
@@ -67,10 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         regions = [r.strip() for r in args.regions.split(",")] if args.regions else None
-        config = load_config(args.profile, args.config, regions, args.seed)
+        timeouts = {
+            f"{name}_s": value
+            for name in ("header", "body", "idle")
+            if (value := getattr(args, f"{name}_timeout")) is not None
+        }
+        config = load_config(args.profile, args.config, regions, args.seed, timeouts)
         if not 0 <= args.port <= 65535:
             raise UserError(f"--port: expected 0..65535, got {args.port}")
-        return asyncio.run(_serve(config, args.host, args.port))
+        token = args.admin_token or os.environ.get(TOKEN_ENV) or None
+        return asyncio.run(_serve(config, args.host, args.port, token))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code

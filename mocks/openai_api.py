@@ -9,18 +9,20 @@ region's decode loop writes each token straight to the transport from pre-encode
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import numpy as np
-from aiohttp import ClientPayloadError, web
+from aiohttp import HttpVersion11, web
 
 from loadkit.tokens import estimate_tokens
+from mocks import embeddings
+from mocks.body import parse_object, read_body
 from mocks.engine import QueueFull, Sequence
+from mocks.errors import ApiError, error_response, too_large
 from mocks.profile import ModelSpec
 from mocks.ratelimit import go_duration
 from mocks.region import Region
@@ -33,43 +35,10 @@ RID = web.RequestKey("mock_rid", str)  # x-request-id of the response
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RegionLookup = Callable[[web.Request], Region]
 
+log = logging.getLogger("mocks")
+
 EOF_TIMEOUT_S = 30.0  # a client that never reads the end of its stream is cut after this
-BODY_TIMEOUT_S = 30.0  # a client that never finishes sending its body gets a 408
-
-INVALID_JSON = (
-    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-    "sent was not valid JSON. If you have trouble figuring out how to fix this, please contact "
-    "us through our help center at help.openai.com.)"
-)
-
-
-class ApiError(Exception):
-    """Raised inside handlers; the middleware turns it into OpenAI's error body."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type_
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
-
-
-def error_response(exc: ApiError) -> web.Response:
-    body = {
-        "error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
-    }
-    return web.json_response(body, status=exc.status, headers=exc.headers)
+SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 
 
 def _dumps(obj: Any) -> bytes:
@@ -86,6 +55,8 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except ApiError as exc:
+        if exc.close:
+            return await _answer_and_close(request, error_response(exc))
         return error_response(exc)
     except web.HTTPException as exc:
         if exc.status == 404:
@@ -98,8 +69,28 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
             msg = f"Method {request.method} is not allowed for {request.path}."
             return error_response(ApiError(405, msg, code="method_not_allowed"))
         if exc.status == 413:
-            return error_response(_too_large(0))
+            return error_response(too_large(0))
         return error_response(ApiError(exc.status, exc.reason or "error"))
+    except ConnectionError:
+        raise  # the client is gone: nobody to answer
+    except Exception:
+        # A bug, not the client's fault: logged with its traceback, still OpenAI's shape.
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return await _answer_and_close(
+            request, error_response(ApiError(500, SERVER_ERROR, "server_error", close=True))
+        )
+
+
+async def _answer_and_close(request: web.Request, resp: web.Response) -> web.Response:
+    """Send `resp`, then close at once: no lingering read of a body that may never come."""
+    try:
+        await resp.prepare(request)
+        await resp.write_eof()
+    except ConnectionError:
+        pass
+    if request.protocol is not None:
+        request.protocol.force_close()  # the write above is flushed before the close
+    return resp
 
 
 async def stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -115,13 +106,6 @@ async def stamp_headers(request: web.Request, response: web.StreamResponse) -> N
         t0 = request.get(T0)
         ms = (asyncio.get_running_loop().time() - t0) * 1000 if t0 is not None else 0.0
         h["openai-processing-ms"] = str(round(ms))
-
-
-def _too_large(limit: int) -> ApiError:
-    lim = f" of {limit} bytes" if limit else ""
-    return ApiError(
-        413, f"Request body too large: the maximum size is{lim} exceeded.", code="request_too_large"
-    )
 
 
 # ------------------------------------------------------------------ request checks
@@ -161,43 +145,12 @@ def _api_key(request: web.Request, region: Region) -> str:
     return key or "anonymous"
 
 
-async def _read_json(request: web.Request, limit: int) -> tuple[dict[str, Any], bytes]:
-    """The parsed JSON object and the raw body (the seeded draws hash the raw bytes)."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise _too_large(limit)
-    content = request.content
-    if content.is_eof():  # the whole body has arrived (the usual case): take it, no await
-        body = content.read_nowait()
-        if len(body) > limit:
-            raise _too_large(limit)
-        return _parse_json(body), body
-    body = bytearray()
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            while True:
-                chunk = await request.content.read(65536)
-                if not chunk:
-                    break
-                body += chunk
-                if len(body) > limit:
-                    raise _too_large(limit)
-    except TimeoutError:
-        raise ApiError(408, "Timed out reading the request body.", code="timeout") from None
-    except (ConnectionError, ClientPayloadError):  # the client left mid-body: nobody to answer
-        raise ApiError(400, "The request body was cut short.", code="incomplete_body") from None
-    raw = bytes(body)
-    return _parse_json(raw), raw
-
-
-def _parse_json(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, INVALID_JSON) from None
-    if not isinstance(data, dict):
-        raise ApiError(400, INVALID_JSON)
-    return data
+async def _read_json(
+    request: web.Request, limit: int, deadline_s: float
+) -> tuple[dict[str, Any], bytes]:
+    """The parsed JSON object and the decoded body (the seeded draws hash its bytes)."""
+    body = await read_body(request, limit, deadline_s)
+    return parse_object(body), body
 
 
 def _type_name(v: Any) -> str:
@@ -535,8 +488,9 @@ class _SseResponse(web.StreamResponse):
 class OpenAIApi:
     """Handlers bound to a way of finding the request's region."""
 
-    def __init__(self, lookup: RegionLookup) -> None:
+    def __init__(self, lookup: RegionLookup, body_timeout_s: float = 30.0) -> None:
         self.lookup = lookup
+        self.body_timeout_s = body_timeout_s
         self._templates: dict[tuple[bool, str, bool, int], _Template] = {}
 
     def add_routes(self, app: web.Application, prefix: str = "") -> None:
@@ -578,7 +532,7 @@ class OpenAIApi:
         region = self.lookup(request)
         _check_region(region)
         key = _api_key(request, region)
-        data, body = await _read_json(request, region.profile.max_body_bytes)
+        data, body = await _read_json(request, region.profile.max_body_bytes, self.body_timeout_s)
         spec = _model(data, region, "chat")
         if chat:
             text = _messages_text(data)
@@ -701,14 +655,18 @@ class OpenAIApi:
                 "Cache-Control": "no-cache",
             }
         )
-        resp.enable_chunked_encoding()
+        # HTTP/1.0 has no chunked encoding: the stream is close-delimited there (aiohttp
+        # closes after it), and the decode loop writes bare frames instead of chunks.
+        chunked = request.version >= HttpVersion11
+        if chunked:
+            resp.enable_chunked_encoding()
         await resp.prepare(request)
         end = fmt.end_frames(finish, usage)
         first = fmt.role_frame() + fmt.token_frame(TOKEN_BYTES[seq.word0 & TOKEN_MASK])
         # The decode loop writes tokens 2..n-1 (no `on_final`); the last token leaves here
         # with the stream's end, so finish/usage/[DONE] and the chunked terminator share one
         # write (one send instead of two per stream).
-        seq.head, seq.tail = fmt.head, fmt.tail
+        seq.head, seq.tail = (fmt.head, fmt.tail) if chunked else (fmt.pre, fmt.post)
         try:
             if seq.n_out <= 1:  # headers, the only token and the end in one segment
                 await resp.write_eof(first + end)
@@ -735,11 +693,11 @@ class OpenAIApi:
                 tr.abort()
         return resp
 
-    async def embeddings(self, request: web.Request) -> web.Response:
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
         region = self.lookup(request)
         _check_region(region)
         key = _api_key(request, region)
-        data, _ = await _read_json(request, region.profile.max_body_bytes)
+        data, _ = await _read_json(request, region.profile.max_body_bytes, self.body_timeout_s)
         spec = _model(data, region, "embedding")
         texts = _embedding_inputs(data)
         tokens = sum(estimate_tokens(t) if isinstance(t, str) else len(t) for t in texts)
@@ -762,6 +720,7 @@ class OpenAIApi:
                 param="encoding_format",
                 code="invalid_value",
             )
+        embeddings.check_limits(texts, tokens)
         for t in texts:
             if isinstance(t, str):
                 _context_check(region, estimate_tokens(t), None, "input")
@@ -778,26 +737,17 @@ class OpenAIApi:
             if not await seq.first:  # type: ignore[misc]
                 return web.Response(status=503)
             region.engine.finish_prefill_only(seq)
-            items = []
-            for i, t in enumerate(texts):
-                vec = _embedding(t, spec.id, region.seed, dims)
-                emb: Any = (
-                    base64.b64encode(vec.tobytes()).decode() if fmt == "base64" else vec.tolist()
-                )
-                items.append({"object": "embedding", "index": i, "embedding": emb})
-            body = {
-                "object": "list",
-                "data": items,
-                "model": spec.id,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            }
             headers = {
                 **rl_headers,
                 "x-mock-queue-ms": f"{seq.queue_s * 1000:.3f}",
                 "x-mock-region": region.name,
                 "openai-model": spec.id,
             }
-            return web.Response(body=_dumps(body), content_type="application/json", headers=headers)
+            pieces = embeddings.body_pieces(texts, spec.id, region.seed, dims, fmt, tokens)
+            if embeddings.is_small(len(texts), dims):
+                body = b"".join([p async for p in pieces])
+                return web.Response(body=body, content_type="application/json", headers=headers)
+            return await _send_pieces(request, pieces, headers)
         finally:
             region.engine.release(seq)
 
@@ -846,11 +796,21 @@ def _embedding_inputs(data: dict[str, Any]) -> list[str | list[int]]:
     raise _invalid_type("input", "a string or array of strings or tokens", inp)
 
 
-def _embedding(item: str | list[int], model: str, seed: int, dims: int) -> np.ndarray:
-    """A unit vector determined by the input, the model and the seed."""
-    raw = item if isinstance(item, str) else ",".join(map(str, item))
-    digest = hashlib.blake2b(f"{model}\x00{raw}".encode(), digest_size=8).digest()
-    rng = np.random.default_rng([seed, int.from_bytes(digest, "little")])
-    vec = rng.standard_normal(dims).astype(np.float32)
-    vec /= np.float32(np.linalg.norm(vec) or 1.0)
-    return vec.astype("<f4")
+async def _send_pieces(
+    request: web.Request, pieces: AsyncIterator[bytes], headers: dict[str, str]
+) -> web.StreamResponse:
+    """A large body written as it is built (chunked; close-delimited for HTTP/1.0).
+
+    A client that stops reading is cut after EOF_TIMEOUT_S instead of holding the handler.
+    """
+    resp = web.StreamResponse(headers=headers)
+    resp.content_type = "application/json"
+    await resp.prepare(request)
+    try:
+        async for piece in pieces:
+            await asyncio.wait_for(resp.write(piece), EOF_TIMEOUT_S)
+        await asyncio.wait_for(resp.write_eof(), EOF_TIMEOUT_S)
+    except (TimeoutError, ConnectionError):
+        if request.transport is not None:
+            request.transport.abort()
+    return resp

@@ -221,6 +221,8 @@ def _check_sub(obj: Any, path: str, loc: _Located | None) -> None:
             raise _fail(loc, f"{path}.tail_alpha", "expected a number > 0", obj.tail_alpha)
         if obj.tail_max < 1:
             raise _fail(loc, f"{path}.tail_max", "expected a number >= 1", obj.tail_max)
+    if isinstance(obj, Timeouts) and obj.idle_s <= 0:
+        raise _fail(loc, f"{path}.idle_s", "expected a number > 0", obj.idle_s)
     if isinstance(obj, RateLimits) and obj.burst_seconds <= 0:
         raise _fail(loc, f"{path}.burst_seconds", "expected a number > 0", obj.burst_seconds)
 
@@ -327,11 +329,25 @@ def load_profile(name: str) -> Profile:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """How long the listeners wait on a client (seconds; 0 = no limit), for every region.
+
+    Without them a client that trickles its headers or body a byte at a time, or opens
+    connections and stays silent, holds a connection (and a file descriptor) for good.
+    """
+
+    header_s: float = 10.0  # connection start / first byte of a request -> headers complete
+    body_s: float = 30.0  # headers complete -> whole body read (408 and close past it)
+    idle_s: float = 75.0  # a kept-alive connection with no request is closed after this
+
+
+@dataclass(frozen=True)
 class MockConfig:
     """What the server runs: the ordered regions, each with its own profile."""
 
     regions: tuple[tuple[str, Profile], ...]
     seed: int = 0
+    timeouts: Timeouts = field(default_factory=Timeouts)
 
 
 def load_config(
@@ -339,8 +355,10 @@ def load_config(
     config_file: str | None = None,
     regions: list[str] | None = None,
     seed: int = 0,
+    timeouts: Mapping[str, float] | None = None,
 ) -> MockConfig:
-    """Combine `--profile`, `--config FILE` and `--regions` into a MockConfig."""
+    """Combine `--profile`, `--config FILE`, `--regions` and the timeout flags (which win
+    over the file's `timeouts:`) into a MockConfig."""
     data: Mapping[str, Any] = {}
     loc: _Located | None = None
     if config_file:
@@ -359,7 +377,7 @@ def load_config(
         if loc and not profile and "profile" in data:
             raise UserError(f"{loc.where('profile')}: profile: {exc}") from None
         raise
-    top = {k: v for k, v in data.items() if k not in ("profile", "regions")}
+    top = {k: v for k, v in data.items() if k not in ("profile", "regions", "timeouts")}
     base = apply_overrides(base, top, "", loc)
     region_data = data.get("regions") or {}
     region_data = _mapping(region_data, "regions", loc)
@@ -378,4 +396,9 @@ def load_config(
         over = region_data.get(rname) or {}
         over = _mapping(over, f"regions.{rname}", loc)
         out.append((rname, apply_overrides(base, over, f"regions.{rname}", loc)))
-    return MockConfig(regions=tuple(out), seed=seed)
+    limits = Timeouts()
+    if data.get("timeouts") is not None:
+        limits = _sub(Timeouts, limits, data["timeouts"], "timeouts", loc)
+    if timeouts:
+        limits = _sub(Timeouts, limits, timeouts, "--timeouts", None)
+    return MockConfig(regions=tuple(out), seed=seed, timeouts=limits)

@@ -13,6 +13,7 @@ from aiohttp import web
 from loadkit.aioserve import listen
 from mocks import metrics
 from mocks.admin import AdminApi
+from mocks.conn import GuardedRunner
 from mocks.openai_api import ApiError, OpenAIApi, openai_errors, stamp_headers
 from mocks.profile import MockConfig
 from mocks.region import Region
@@ -21,7 +22,11 @@ SHUTDOWN_TIMEOUT_S = 2.0
 
 
 def _app() -> web.Application:
-    app = web.Application(middlewares=[openai_errors], handler_args={"max_field_size": 65536})
+    # auto_decompress off: mocks.body decodes Content-Encoding itself, bounded by the limit
+    app = web.Application(
+        middlewares=[openai_errors],
+        handler_args={"max_field_size": 65536, "auto_decompress": False},
+    )
     app.on_response_prepare.append(stamp_headers)
     return app
 
@@ -31,9 +36,13 @@ def _url(host: str, port: int) -> str:
 
 
 class MockServer:
-    def __init__(self, config: MockConfig, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, config: MockConfig, host: str = "127.0.0.1", admin_token: str | None = None
+    ) -> None:
         self.host = host
         self.seed = config.seed
+        self.timeouts = config.timeouts
+        self.admin_token = admin_token or None
         self.regions: dict[str, Region] = {
             name: Region(name, i, profile, config.seed)
             for i, (name, profile) in enumerate(config.regions)
@@ -75,11 +84,20 @@ class MockServer:
     # ------------------------------------------------------------ lifecycle
 
     async def _listen(self, app: web.Application, port: int) -> tuple[web.AppRunner, int]:
-        return await listen(app, self.host, port, SHUTDOWN_TIMEOUT_S)
+        t = self.timeouts
+        return await listen(
+            app,
+            self.host,
+            port,
+            SHUTDOWN_TIMEOUT_S,
+            GuardedRunner,
+            header_timeout_s=t.header_s,
+            keepalive_timeout=t.idle_s,
+        )
 
     def _region_app(self, region: Region) -> web.Application:
         app = _app()
-        OpenAIApi(lambda request: region).add_routes(app)
+        OpenAIApi(lambda request: region, self.timeouts.body_s).add_routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics_handler([region]))
         return app
@@ -88,7 +106,7 @@ class MockServer:
         for region in self.regions.values():
             region.engine.start()
         app = _app()
-        api = OpenAIApi(self._front_region)
+        api = OpenAIApi(self._front_region, self.timeouts.body_s)
         api.add_routes(app)
         AdminApi(self).add_routes(app)
         app.router.add_get("/health", self._health)

@@ -18,7 +18,6 @@ TOKEN` or `x-loadkit-chaos-token: TOKEN`; without one, only loopback peers may c
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from aiohttp import web
 from loadkit.chaos import responses
 from loadkit.chaos.body import BodyRejected, ClientGone, parse_document, read_body
 from loadkit.chaos.faults import FaultSpecError, fault_from_json
+from loadkit.control_token import token_ok
 
 if TYPE_CHECKING:
     from loadkit.chaos.proxy import ChaosProxy
@@ -58,10 +58,7 @@ class ControlApi:
     def _allowed(self, request: web.Request) -> bool:
         token = self.proxy.token
         if token:
-            auth = request.headers.get("authorization", "")
-            given = auth[7:] if auth[:7].lower() == "bearer " else ""
-            given = given or request.headers.get("x-loadkit-chaos-token", "")
-            return hmac.compare_digest(given.encode(), token.encode())
+            return token_ok(request, token, "x-loadkit-chaos-token")
         peer = request.remote or ""
         try:
             return ipaddress.ip_address(peer).is_loopback

@@ -251,7 +251,11 @@ def _plain(obj: Any) -> Any:
 def _mock_region_urls(front: str, names: list[str]) -> dict[str, str]:
     import urllib.request
 
-    with urllib.request.urlopen(front + "/admin/config", timeout=5) as resp:
+    # a mock started with LOADKIT_MOCK_ADMIN_TOKEN in the environment wants it back
+    token = os.environ.get("LOADKIT_MOCK_ADMIN_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(front + "/admin/config", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as resp:
         cfg = json.load(resp)
     regions = cfg.get("regions", {})
     out = {}

@@ -1,0 +1,52 @@
+"""OpenAI's error shape, shared by every part of the mock that answers a client."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+class ApiError(Exception):
+    """Raised inside handlers; the middleware turns it into OpenAI's error body.
+
+    `close`: also close the connection after the answer (the client's request is in an
+    unknown state, e.g. a body that stopped arriving).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        close: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+        self.close = close
+
+
+def error_body(exc: ApiError) -> dict[str, dict[str, str | None]]:
+    return {
+        "error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+    }
+
+
+def error_response(exc: ApiError) -> web.Response:
+    resp = web.json_response(error_body(exc), status=exc.status, headers=exc.headers)
+    if exc.close:
+        resp.force_close()
+    return resp
+
+
+def too_large(limit: int) -> ApiError:
+    lim = f" of {limit} bytes" if limit else ""
+    return ApiError(
+        413, f"Request body too large: the maximum size is{lim} exceeded.", code="request_too_large"
+    )
