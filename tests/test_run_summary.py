@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,15 @@ def test_unpriced_run_says_so() -> None:
     s = summarize(_cols(rows), 1.0)
     assert s["cost_usd_total"] is None and s["cost_usd_per_request"] is None
     assert "cost n/a" in format_table(s)
+
+
+def test_redaction_keeps_token_counts_so_the_copy_still_runs(tmp_path) -> None:
+    from loadkit.scenario import load_scenario
+
+    src = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
+    red = redact_text(src.read_text(encoding="utf-8") + "x_access_token: abcdefghijk123\n")
+    assert "max_tokens: 512" in red and "prompt_tokens: {dist: lognormal" in red
+    assert "abcdefghijk123" not in red
+    copy = tmp_path / "scenario.yaml"
+    copy.write_text(red.replace("x_access_token: <redacted>\n", ""), encoding="utf-8")
+    assert load_scenario(copy).workloads[0].max_tokens == 512

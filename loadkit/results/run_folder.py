@@ -35,6 +35,9 @@ REDACTED = "<redacted>"
 _SECRET_KEY = re.compile(
     r"(authorization|api[-_]?key|token|secret|passw(or)?d|cookie|credential)", re.I
 )
+# Keys that name token counts or a tokenizer (max_tokens, prompt_tokens, tokenizer), not a
+# credential: the scenario copy must stay runnable.
+_COUNT_KEY = re.compile(r"(tokens|tokenizer)$", re.I)
 _KEY_LINE = re.compile(
     r"^(?P<indent>\s*(?:-\s+)?)(?P<q>[\"']?)(?P<key>[^\s:\"'#]+)(?P=q)\s*:\s*(?P<value>\S.*)$"
 )
@@ -117,7 +120,13 @@ def redact_text(text: str, secret_values: Iterable[str] = ()) -> str:
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")
         m = _KEY_LINE.match(body)
-        if m and _SECRET_KEY.search(m["key"]) and not m["key"].lower().endswith("_env"):
+        key = m["key"] if m else ""
+        if (
+            m
+            and _SECRET_KEY.search(key)
+            and not key.lower().endswith("_env")
+            and not _COUNT_KEY.search(key)
+        ):
             value = m["value"].split(" #", 1)[0].strip().strip("\"'")
             if value and not _ENV_REF.fullmatch(value) and value not in ("null", "~"):
                 body = f"{m['indent']}{m['q']}{m['key']}{m['q']}: {REDACTED}"
