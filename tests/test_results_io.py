@@ -87,6 +87,9 @@ def test_columns_are_the_design_order():
         "fault",
         "response_model",
         "reconnects",
+        "max_tokens",
+        "finish_reason",
+        "planned_prompt_tokens",
     ]
 
 

@@ -71,6 +71,9 @@ class RequestRecord:
     # Added after the first 27 columns (files without them still read, with these defaults).
     response_model: str = ""  # the model the service said answered (`model` in its response)
     reconnects: int = 0  # stale pooled connections replaced before this attempt was answered
+    max_tokens: int = 0  # the max_tokens sent (0: none sent)
+    finish_reason: str = ""  # the service's finish_reason (stop, length, tool_calls, ...)
+    planned_prompt_tokens: int = 0  # the prompt size the workload asked for (0: unknown)
 
     @property
     def ok(self) -> bool:
@@ -102,6 +105,8 @@ INT_COLUMNS: frozenset[str] = frozenset(
         "completion_tokens",
         "cached_tokens",
         "reconnects",
+        "max_tokens",
+        "planned_prompt_tokens",
     }
 )
 STR_COLUMNS: frozenset[str] = frozenset(COLUMNS) - FLOAT_COLUMNS - INT_COLUMNS
@@ -164,6 +169,9 @@ def to_csv_line(r: RequestRecord) -> str:
                 t(r.fault),
                 t(r.response_model),
                 str(r.reconnects),
+                str(r.max_tokens),
+                t(r.finish_reason),
+                str(r.planned_prompt_tokens),
             )
         )
         + "\n"

@@ -104,6 +104,7 @@ class PlannedCall:
     stream: bool = True
     request_id: str = ""  # a fresh one is made when empty
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    planned_prompt_tokens: int = 0  # the prompt size the workload asked for (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,7 @@ class _Attempt:
     t_start: float = NAN  # the attempt's clock: restarted by a stale-connection resend
     reconnects: int = 0
     response_model: str = ""
+    finish_reason: str = ""
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -527,6 +529,7 @@ class LLMClient:
                             a.response_model = chunk.model
                         if chunk.finish_reason:
                             finished = True
+                            a.finish_reason = str(chunk.finish_reason)[:40]
                         text = chunk.text.encode() if chunk.content else b""
                     if text:
                         if not arrivals:
@@ -567,6 +570,8 @@ class LLMClient:
             a.outcome, a.error = "malformed", "response without choices"
             return
         c0 = choices[0]
+        finish = c0.get("finish_reason")
+        a.finish_reason = finish if isinstance(finish, str) else ""
         msg = c0.get("message")
         if isinstance(msg, dict):
             parts = (msg.get("content"), msg.get("reasoning_content"), msg.get("reasoning"))
@@ -661,6 +666,9 @@ class LLMClient:
             fault=a.fault,
             response_model=a.response_model,
             reconnects=a.reconnects,
+            max_tokens=int(call.max_tokens or 0) if call.kind != "embeddings" else 0,
+            finish_reason=a.finish_reason,
+            planned_prompt_tokens=call.planned_prompt_tokens,
         )
 
     def _emit(self, call: PlannedCall, record: RequestRecord, a: _Attempt) -> None:
