@@ -32,7 +32,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.quiet:
         print(f"ok: {args.scenario}: scenario {scenario.name!r} is valid")
         return 0
-    print(render(scenario, plan(scenario), args.scenario))
+    the_plan = plan(scenario)
+    print(render(scenario, the_plan, args.scenario))
+    if args.calibration:
+        from loadkit.calibrate import validate_lines
+
+        print("\n" + "\n".join(validate_lines(scenario, the_plan, args.calibration)))
     return 0
 
 
@@ -72,6 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         master_bind_host=args.master_bind_host,
         master_bind_port=args.master_bind_port,
         expect_workers=args.expect_workers,
+        calibrate=not args.no_calibrate,
     )
     return run(opts)
 
@@ -202,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("scenario", help="scenario YAML file")
     validate.add_argument("-q", "--quiet", action="store_true", help="only say whether it is valid")
+    validate.add_argument(
+        "--calibration",
+        metavar="RUN_DIR",
+        help="an earlier run folder: show planned prompt tokens in that target's tokens",
+    )
     validate.set_defaults(func=_cmd_validate)
 
     init = sub.add_parser(
@@ -235,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--fail-on-slo", action="store_true", help="exit 1 when an SLO is breached (CI gate)"
+    )
+    run.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="size prompts at 4 characters per token; skip measuring the target's tokens",
     )
     run.add_argument(
         "--yes", action="store_true", help="send paid traffic to a remote target without a budget"

@@ -85,7 +85,7 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
     name = top.req("name").name()
     seed = top.opt("seed", lambda f: f.integer(low=0, high=2**63 - 1), 0)
     description = top.opt("description", lambda f: f.string(allow_empty=True), "")
-    target = _target(top.get("target"))
+    target = _target(top.get("target"), base_dir)
     regions = _regions(top.get("regions"))
     region_names = tuple(r.name for r in regions)
     target = _check_target_regions(top, target, region_names)
@@ -120,12 +120,22 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
 # -- target -----------------------------------------------------------------------------
 
 
-def _target(field: Field | None) -> Target:
+def _target(field: Field | None, base_dir: Path = Path(".")) -> Target:
     if field is None:
         return Target(kind="mock", model=DEFAULT_MOCK_MODEL, mock_profile="hosted-api")
     m = field.mapping(
-        ("mock", "overrides", "base_url", "api_key_env", "headers", "model", "region_endpoints")
+        (
+            "mock",
+            "overrides",
+            "base_url",
+            "api_key_env",
+            "headers",
+            "model",
+            "region_endpoints",
+            "tokenizer",
+        )
     )
+    tokenizer = m.opt("tokenizer", lambda f: _tokenizer(f, base_dir), None)
     mock, base_url = m.get("mock"), m.get("base_url")
     if mock is not None and base_url is not None:
         field.fail("give either `mock: <profile>` or `base_url`, not both")
@@ -157,6 +167,7 @@ def _target(field: Field | None) -> Target:
             mock_overrides=overrides,
             headers=headers,
             region_endpoints=endpoints,
+            tokenizer=tokenizer,
         )
     if "overrides" in m:
         m.req("overrides").fail("only for a `mock:` target")
@@ -169,7 +180,20 @@ def _target(field: Field | None) -> Target:
         api_key_env=m.opt("api_key_env", _env_name, None),
         headers=headers,
         region_endpoints=endpoints,
+        tokenizer=tokenizer,
     )
+
+
+def _tokenizer(field: Field, base_dir: Path) -> str:
+    """A local Hugging Face `tokenizer.json` (relative to the scenario); checked by loading it."""
+    from loadkit.workload.tokenizer import load_tokenizer
+
+    path = (base_dir / field.string().strip()).resolve()
+    try:
+        load_tokenizer(path)
+    except ValueError as exc:
+        field.fail(str(exc))
+    return str(path)
 
 
 def _mock_profiles() -> tuple[str, ...]:

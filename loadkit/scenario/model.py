@@ -55,6 +55,7 @@ class Target:
     api_key_env: str | None = None  # the NAME of an environment variable, never a key
     headers: Mapping[str, str] = field(default_factory=dict)  # values may hold ${ENV}
     region_endpoints: Mapping[str, str] = field(default_factory=dict)  # region -> base URL
+    tokenizer: str | None = None  # a local tokenizer.json, for a service without usage
 
 
 @dataclass(frozen=True)

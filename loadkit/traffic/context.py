@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadkit.traffic.budget import BudgetGuard, BudgetLimits
+from loadkit.workload.sizing import Sizing
 
 
 @dataclass
@@ -32,6 +33,7 @@ class RunContext:
     sink: Any = None
     guard: BudgetGuard = field(default_factory=lambda: BudgetGuard(BudgetLimits()))
     stopping: bool = False
+    sizing: Sizing = field(default_factory=Sizing)  # target tokens -> synthesis units
 
     @property
     def policy(self) -> Any:

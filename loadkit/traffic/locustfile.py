@@ -49,6 +49,7 @@ from loadkit.traffic.runner import PROGRESS_PREFIX, RunConfig, request_headers
 from loadkit.traffic.shape import shape_class
 from loadkit.traffic.shipping import MESSAGE, RecordReceiver, RecordShipper
 from loadkit.traffic.timeline import ClosedTimeline, OpenTimeline, is_open
+from loadkit.workload.sizing import Sizing
 
 log = logging.getLogger("loadkit")
 
@@ -86,6 +87,7 @@ class LoadkitApp:
             run_id=cfg.run_id,
             seed=sc.seed,
             rtt_ms={r.name: r.rtt_ms for r in sc.regions},
+            sizing=Sizing.from_dict(cfg.extra.get("sizing")),
         )
         self.open = is_open(sc)
         self.timeline: Any

@@ -21,7 +21,7 @@ import numpy as np
 
 from loadkit.traffic.client import LLMClient, PlannedCall
 from loadkit.traffic.users import plan_call
-from loadkit.workload import prompts
+from loadkit.workload import prefixblocks, prompts
 from loadkit.workload.plan import rng_for
 
 _PROMPTS = 51  # rng_for(seed, _PROMPTS, workload, session)
@@ -55,7 +55,7 @@ class SessionRunner:
     def _system(self, workload: Any, n_tokens: int) -> str:
         text = self._systems.get(workload.name)
         if text is None:
-            text = prompts.system_prefix(n_tokens, self.ctx.seed)
+            text = prompts.system_prefix(self.ctx.sizing.units(n_tokens), self.ctx.seed)
             self._systems[workload.name] = text
         return text
 
@@ -75,6 +75,8 @@ class SessionRunner:
         session_id = f"{sw.name}-{s_index}"
         system = self._system(sw, sp.system_prefix_tokens) if sp.system_prefix_tokens else ""
         history: list[tuple[str, str]] = []
+        units = self.ctx.sizing.units
+        planned = int(sp.system_prefix_tokens)  # the prompt's content so far, target tokens
         t_next_ms = t_intended_s * 1000.0
         sl = sp.session_slice(s_index)
         for k in range(sl.start, sl.stop):
@@ -89,14 +91,22 @@ class SessionRunner:
             out_tokens = int(sp.output_tokens[k])
             if max_tokens_cap:
                 out_tokens = min(out_tokens, int(max_tokens_cap))
-            user = prompts.text_of_tokens(int(sp.prompt_tokens[k]), rng, self.ctx.seed)
+            own = int(sp.prompt_tokens[k])
+            if sp.hash_ids is not None:  # a Mooncake row: its prompt blocks by their ids
+                user = prefixblocks.hashed_prompt(
+                    sp.hash_ids[k], own, rng, self.ctx.seed, self.ctx.sizing
+                )
+            else:
+                user = prompts.text_of_tokens(units(own), rng, self.ctx.seed)
             if sp.chunk_tokens is not None:
                 self._embed(region, sw.name, session_id, turn, user, t_next_ms)
                 delay = float(sp.retrieval_delay_s[k]) if sp.retrieval_delay_s is not None else 0
                 if delay > 0:
                     gevent.sleep(delay)
-                context = prompts.rag_context(np.asarray(sp.chunk_tokens[k]), rng, self.ctx.seed)
+                chunks = [max(4, units(int(c))) for c in sp.chunk_tokens[k]]
+                context = prompts.rag_context(chunks, rng, self.ctx.seed)
                 user = prompts.rag_prompt(user, context)
+                own += int(np.sum(sp.chunk_tokens[k]))
                 # The chat step is due when retrieval is done, not at the flow's arrival.
                 t_next_ms = (time.perf_counter() - self.ctx.run_t0) * 1000.0
             call = plan_call(
@@ -111,12 +121,14 @@ class SessionRunner:
                 user,
                 out_tokens,
                 stream,
+                planned + own,
             )
             result = self.client.execute(call, t_intended_ms=t_next_ms)
             if not result.ok:
                 return  # a user whose request failed abandons the session
             if sp.history:
                 history.append((user, result.text))
+                planned += own + int(result.record.completion_tokens)
 
     def _embed(
         self, region: str, workload: str, session_id: str, turn: int, text: str, t_ms: float

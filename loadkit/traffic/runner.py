@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from loadkit.calibrate import calibrate_run, size_sections
 from loadkit.errors import UserError
 from loadkit.results import run_folder as rf
 from loadkit.servers import term_with_parent
@@ -67,6 +68,7 @@ class RunOptions:
     master_bind_port: int = 5557
     expect_workers: int = 1
     report: bool = True  # charts/*.png and report.html at the end (loadkit.report)
+    calibrate: bool = True  # fit the target's tokens per synthesised token first (calibrate.py)
 
 
 @dataclass(frozen=True)
@@ -524,6 +526,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         if target.kind == "mock":
             endpoints = stack.enter_context(mock_endpoints(scenario, folder))
         check_endpoints(scenario, endpoints, secrets, out)
+        sizing = calibrate_run(scenario, endpoints, folder.path, out, opts.calibrate)
         upstream = dict(endpoints)
         chaos = None
         if scenario.faults:  # a drill: users -> chaos proxy (a listener per region) -> target
@@ -536,6 +539,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
             )
             endpoints = chaos.endpoints
         cfg = run_config(scenario, opts, folder.path, run_id, scale, endpoints)
+        cfg.extra["sizing"] = sizing
         cfg.write(folder.run_config)
         rf.write_json(
             folder.environment_json,
@@ -668,6 +672,7 @@ def finish(
         from loadkit.results.faults_schema import read_fault_events
 
         doc["chaos"] = drill_summary(cols, read_fault_events(faults_csv), scenario.slo.error_rate)
+    doc.update(size_sections(folder.path, cols, scenario, out))
     rf.write_json(folder.summary_json, doc)
     out.write("\n" + format_table(summary) + "\n")
     if doc.get("workers"):

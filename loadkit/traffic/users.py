@@ -60,8 +60,14 @@ def plan_call(
     user_text: str,
     max_tokens: int | None,
     stream: bool,
+    planned_prompt_tokens: int = 0,
 ) -> PlannedCall:
-    """The request for one turn of a chat, completions or embeddings workload."""
+    """The request for one turn of a chat, completions or embeddings workload.
+
+    `planned_prompt_tokens`: the whole prompt's content as the workload asked for it, in
+    the target's tokens (system prefix + carried history + RAG context + new text; no
+    template overhead), recorded for the planned-vs-served comparison.
+    """
     if kind == "embeddings":
         return PlannedCall(
             kind="embeddings",
@@ -85,6 +91,7 @@ def plan_call(
             prompt=f"{system}\n{prompt}" if system else prompt,
             max_tokens=max_tokens,
             stream=stream,
+            planned_prompt_tokens=planned_prompt_tokens,
         )
     return PlannedCall(
         kind="chat",
@@ -96,6 +103,7 @@ def plan_call(
         messages=prompts.chat_messages(system, history, user_text),
         max_tokens=max_tokens,
         stream=stream,
+        planned_prompt_tokens=planned_prompt_tokens,
     )
 
 
@@ -127,7 +135,7 @@ class LLMUser(FastHttpUser):
         self.model = w.model or sc.target.model
         self.embed_model = getattr(ctx, "embed_model", None) or DEFAULT_EMBED_MODEL
         self.system = (
-            prompts.system_prefix(int(w.system_prefix_tokens), ctx.seed)
+            prompts.system_prefix(ctx.sizing.units(int(w.system_prefix_tokens)), ctx.seed)
             if w.system_prefix_tokens
             else ""
         )
@@ -179,6 +187,8 @@ class LLMUser(FastHttpUser):
         sl = sp.session_slice(s_index)
         session_id = f"{ctx.worker}-{w.name}-{self.user_no}-{self.sessions_done}"
         history: list[tuple[str, str]] = []
+        units = ctx.sizing.units
+        planned = int(w.system_prefix_tokens)  # the prompt's content so far, target tokens
         for k in range(sl.start, sl.stop):
             turn = int(sp.turn[k])
             think = float(sp.think_s[k])
@@ -189,7 +199,8 @@ class LLMUser(FastHttpUser):
             out_tokens = int(sp.output_tokens[k])
             if w.max_tokens:
                 out_tokens = min(out_tokens, int(w.max_tokens))
-            user_text = prompts.text_of_tokens(int(sp.prompt_tokens[k]), self.rng, ctx.seed)
+            user_text = prompts.text_of_tokens(units(int(sp.prompt_tokens[k])), self.rng, ctx.seed)
+            own = int(sp.prompt_tokens[k])
             if sp.chunk_tokens is not None:
                 embed = PlannedCall(
                     kind="embeddings",
@@ -205,8 +216,10 @@ class LLMUser(FastHttpUser):
                     return False
                 if sp.retrieval_delay_s is not None and sp.retrieval_delay_s[k] > 0:
                     gevent.sleep(float(sp.retrieval_delay_s[k]))
-                context = prompts.rag_context(np.asarray(sp.chunk_tokens[k]), self.rng, ctx.seed)
+                chunks = [max(4, units(int(c))) for c in sp.chunk_tokens[k]]
+                context = prompts.rag_context(chunks, self.rng, ctx.seed)
                 user_text = prompts.rag_prompt(user_text, context)
+                own += int(np.sum(sp.chunk_tokens[k]))
             kind = "chat" if w.kind == "rag" else w.kind
             call = plan_call(
                 kind,
@@ -220,12 +233,14 @@ class LLMUser(FastHttpUser):
                 user_text,
                 out_tokens,
                 bool(w.stream),
+                planned + own,
             )
             result = self.llm.execute(call)
             if not result.ok:
                 return False
             if sp.history:
                 history.append((user_text, result.text))
+                planned += own + int(result.record.completion_tokens)
         return True
 
 

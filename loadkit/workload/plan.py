@@ -146,6 +146,7 @@ def plan_trace(
         retrieval_delay_s=None
         if sessions.retrieval_delay_s is None
         else sessions.retrieval_delay_s[sessions.first_turn],
+        hash_ids=trace.hash_ids if trace.hash_ids and any(trace.hash_ids) else None,
     )
     return Plan(
         t_s=trace.t_s.copy(),

@@ -82,6 +82,7 @@ class SessionPlan:
     history: bool = True
     chunk_tokens: np.ndarray | None = None  # int64 (turns, chunks) for RAG
     retrieval_delay_s: np.ndarray | None = None  # float64 per turn for RAG
+    hash_ids: tuple[tuple[int, ...], ...] | None = None  # per turn: a Mooncake row's blocks
 
     @property
     def n_sessions(self) -> int:

@@ -1,0 +1,354 @@
+"""Calibration: measure the target's tokens per synthesised unit before the load starts.
+
+`loadkit.workload.prompts` writes 4 characters per synthesis unit, the project's estimate of
+a token; a real tokenizer disagrees (llama-server's BPE counts ~0.9 tokens per unit on the
+word pool, cl100k ~0.8). Right after the start-up check (`loadkit.preflight`), `loadkit run`
+sends a few synthesised prompts of known size (`SIZES` units, `REPEATS` each, `max_tokens`
+1, not streamed) to the first endpoint, straight to the service (never through a drill's
+chaos proxy), and fits by least squares
+
+    usage.prompt_tokens = scale * units + overhead
+
+`scale` sizes every prompt of the run (`Sizing.units`); `overhead` is the per-request
+template cost (llama-server's ChatML: 10 tokens for a one-message chat). The fit goes to
+`calibration.json` in the run folder, `summary.json["calibration"]`, and to the Locust
+processes through the run config (`extra["sizing"]`).
+
+A service that reports no usage: with `target.tokenizer` (a local `tokenizer.json`) the same
+prompts are counted with it (no template overhead is known then); without, prompts keep the
+4-characters estimate and the summary says so. `loadkit run --no-calibrate` skips all this.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from loadkit.results.run_folder import safe_url
+from loadkit.urls import api_url
+from loadkit.workload.sizing import Sizing
+
+SIZES = (64, 256, 1024)  # synthesis units per calibration prompt
+REPEATS = 2
+FILE_NAME = "calibration.json"
+_STREAM = 0xCA1  # rng_for(seed, _STREAM): calibration text never repeats a run's prompts
+_BODY_MAX = 1 << 20
+_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+
+
+@dataclass(frozen=True)
+class Fit:
+    """`tokens = scale * units + overhead`, fitted by least squares on (units, tokens)."""
+
+    scale: float
+    overhead: float
+    points: tuple[tuple[int, int], ...]
+    max_residual: float  # tokens: the worst point's distance from the line
+
+
+def fit(points: Sequence[tuple[float, float]]) -> Fit:
+    """Least-squares line through (units, tokens); needs two distinct sizes."""
+    x = np.array([p[0] for p in points], dtype=np.float64)
+    y = np.array([p[1] for p in points], dtype=np.float64)
+    if x.size < 2 or np.unique(x).size < 2:
+        raise ValueError("a calibration needs prompts of at least two sizes")
+    a, b = np.polyfit(x, y, 1)
+    if not (np.isfinite(a) and a > 0):
+        raise ValueError(f"the service's prompt tokens do not grow with the prompt (slope {a:g})")
+    resid = np.abs(y - (a * x + b))
+    return Fit(
+        scale=float(a),
+        overhead=float(b),
+        points=tuple((int(u), int(t)) for u, t in zip(x, y, strict=True)),
+        max_residual=float(resid.max()),
+    )
+
+
+def _texts(seed: int) -> list[tuple[int, str]]:
+    from loadkit.workload.plan import rng_for
+    from loadkit.workload.prompts import text_of_tokens
+
+    rng = rng_for(seed, _STREAM)
+    return [(u, text_of_tokens(u, rng, seed)) for u in SIZES for _ in range(REPEATS)]
+
+
+def _post(url: str, headers: Mapping[str, str], body: dict[str, Any], timeout_s: float) -> Any:
+    """The JSON answer, or a string saying why there is none."""
+    hdrs = {"Content-Type": "application/json", "Accept": "application/json", **headers}
+    req = urllib.request.Request(url, json.dumps(body).encode(), hdrs, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            raw = resp.read(_BODY_MAX)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"no answer ({getattr(exc, 'reason', exc)})"
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return "an answer that is not JSON"
+
+
+def _usage_prompt_tokens(doc: Any) -> int | None:
+    usage = doc.get("usage") if isinstance(doc, dict) else None
+    n = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
+def measure(
+    base_url: str,
+    headers: Mapping[str, str],
+    model: str,
+    kind: str,
+    seed: int,
+    timeout_s: float = 60.0,
+) -> tuple[list[tuple[int, int]], str | None]:
+    """(units, usage.prompt_tokens) per calibration prompt, and why it stopped early (or None)."""
+    url = api_url(base_url, _PATHS[kind])
+    points: list[tuple[int, int]] = []
+    for units, text in _texts(seed):
+        body: dict[str, Any] = {"model": model, "max_tokens": 1, "stream": False}
+        if kind == "chat":
+            body["messages"] = [{"role": "user", "content": text}]
+        else:
+            body["prompt"] = text
+        doc = _post(url, headers, body, timeout_s)
+        if isinstance(doc, str):
+            return points, f"{safe_url(url)} answered {doc}"
+        n = _usage_prompt_tokens(doc)
+        if n is None:
+            return points, f"{safe_url(url)} reports no usage.prompt_tokens"
+        points.append((units, n))
+    return points, None
+
+
+def count_locally(tokenizer_path: str, seed: int) -> list[tuple[int, int]]:
+    """(units, tokens) of the calibration prompts counted with a local tokenizer file."""
+    from loadkit.workload.tokenizer import count_tokens, load_tokenizer
+
+    tok = load_tokenizer(tokenizer_path)
+    return [(u, count_tokens(tok, text)) for u, text in _texts(seed)]
+
+
+def _kinds(scenario: Any) -> list[str]:
+    kinds = {"chat" if w.kind == "rag" else w.kind for w in scenario.workloads}
+    return [k for k in ("chat", "completions") if k in kinds]
+
+
+def calibrate(
+    scenario: Any,
+    base_url: str,
+    headers: Mapping[str, str],
+    timeout_s: float = 60.0,
+) -> dict[str, Any]:
+    """The calibration document (`calibration.json`): fits per call kind and the sizing."""
+    kinds = _kinds(scenario)
+    doc: dict[str, Any] = {"endpoint": safe_url(base_url), "sizes_units": list(SIZES)}
+    fits: dict[str, Any] = {}
+    notes: list[str] = []
+    for kind in kinds:
+        points, why = measure(base_url, headers, scenario.target.model, kind, scenario.seed)
+        if why is None:
+            f = fit(points)
+            fits[kind] = {
+                "scale": round(f.scale, 5),
+                "overhead_tokens": round(f.overhead, 2) + 0.0,  # never -0.0
+                "max_residual_tokens": round(f.max_residual, 2),
+                "points": [list(p) for p in f.points],
+            }
+        else:
+            notes.append(why)
+    source = "server"
+    if not fits and kinds and scenario.target.tokenizer:
+        f = fit(count_locally(scenario.target.tokenizer, scenario.seed))
+        fits["tokenizer"] = {
+            "scale": round(f.scale, 5),
+            "overhead_tokens": 0.0,  # a template's tokens are the service's, not the file's
+            "points": [list(p) for p in f.points],
+        }
+        source = "tokenizer"
+    if fits:
+        first = next(iter(fits.values()))
+        sizing = Sizing(first["scale"], first["overhead_tokens"], source)
+    else:
+        sizing = Sizing()
+        notes.append("prompts sized at 4 characters per token (estimate)")
+    doc.update(fits=fits, sizing=sizing.to_dict(), notes=notes)
+    return doc
+
+
+def calibrate_run(
+    scenario: Any,
+    endpoints: Mapping[str, str],
+    run_dir: Path,
+    out: IO[str],
+    enabled: bool = True,
+) -> dict[str, Any]:
+    """Calibrate against the first endpoint (before any chaos proxy), write calibration.json,
+    print one line; returns `Sizing.to_dict()` for the run config (`extra["sizing"]`)."""
+    from loadkit.traffic.runner import request_headers
+
+    target = scenario.target
+    headers: dict[str, str] = {}
+    if target.kind == "http":
+        headers = request_headers(target.api_key_env, target.headers)
+    base_url = sorted(set(endpoints.values()))[0]
+    if enabled:
+        doc = calibrate(scenario, base_url, headers)
+    else:
+        doc = {
+            "endpoint": safe_url(base_url),
+            "fits": {},
+            "sizing": Sizing().to_dict(),
+            "notes": ["skipped (--no-calibrate): prompts sized at 4 characters per token"],
+        }
+    (run_dir / FILE_NAME).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    out.write(describe(doc) + "\n")
+    return doc["sizing"]
+
+
+def describe(doc: Mapping[str, Any]) -> str:
+    """One line for the console and the report."""
+    s = doc.get("sizing") or {}
+    if s.get("source") == "server":
+        return (
+            f"calibration: {s['scale']:.3f} target tokens per synthesised token, "
+            f"{s['overhead_tokens']:+.1f} per request (template), from usage.prompt_tokens"
+        )
+    if s.get("source") == "tokenizer":
+        return f"calibration: {s['scale']:.3f} tokens per synthesised token (local tokenizer)"
+    why = "; ".join(doc.get("notes") or ()) or "not calibrated"
+    return f"calibration: none: {why}"
+
+
+def read(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run folder's calibration.json, or None."""
+    p = Path(run_dir) / FILE_NAME
+    if not p.is_file():
+        return None
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def overheads(doc: Mapping[str, Any] | None) -> dict[str, float]:
+    """Per call kind, the fitted template overhead (tokens per request)."""
+    fits = (doc or {}).get("fits") or {}
+    return {k: float(v.get("overhead_tokens", 0.0)) for k, v in fits.items() if k in _PATHS}
+
+
+# -- in summary.json ---------------------------------------------------------------------------
+
+
+def size_sections(
+    run_dir: Path, cols: Mapping[str, np.ndarray], scenario: Any, out: IO[str]
+) -> dict[str, Any]:
+    """summary.json's `calibration`, `planned_vs_served` and (Mooncake replay)
+    `prefix_replay` sections; prints the planned-vs-served warnings."""
+    from loadkit.analysis.sizes import planned_vs_served
+
+    cal = read(run_dir)
+    doc: dict[str, Any] = {}
+    if cal is not None:
+        doc["calibration"] = {"line": describe(cal)} | {
+            k: cal[k] for k in ("endpoint", "sizing", "fits", "notes") if k in cal
+        }
+    pvs = planned_vs_served(cols, overheads(cal))
+    doc["planned_vs_served"] = pvs
+    for line in pvs["warnings"]:
+        out.write(f"warning: {line}\n")
+    prefix = prefix_replay(run_dir, cols, scenario)
+    if prefix is not None:
+        doc["prefix_replay"] = prefix
+    return doc
+
+
+def prefix_replay(
+    run_dir: Path, cols: Mapping[str, np.ndarray], scenario: Any
+) -> dict[str, Any] | None:
+    """A Mooncake replay: the trace's potential prefix-cache hit share over the rows sent,
+    next to the cached share the service reported. None for any other run."""
+    from loadkit.scenario.model import TraceLoad
+    from loadkit.traffic.timeline import open_plan
+    from loadkit.workload.prefixblocks import potential_hit_share
+
+    if not isinstance(scenario.load, TraceLoad) or scenario.load.format != "mooncake":
+        return None
+    try:
+        scale = float(json.loads((Path(run_dir) / "run-config.json").read_text())["time_scale"])
+    except (OSError, ValueError, KeyError, TypeError):
+        scale = 1.0
+    sp = open_plan(scenario, scale).sessions[0]
+    if sp.hash_ids is None:
+        return None
+    sid = np.asarray(cols["session_id"]).astype(str)
+    kind = np.asarray(cols["endpoint"]).astype(str)
+    chat = np.char.find(kind, "completions") >= 0
+    rows = sorted({int(s.rsplit("-", 1)[1]) for s in sid[chat] if s.rsplit("-", 1)[-1].isdigit()})
+    rows = [i for i in rows if i < len(sp.hash_ids)]
+    potential = potential_hit_share(
+        [sp.hash_ids[i] for i in rows], [int(sp.prompt_tokens[i]) for i in rows]
+    )
+    ok = chat & (np.asarray(cols["outcome"]).astype(str) == "ok")
+    ok &= np.asarray(cols["tokens_source"]).astype(str) == "server"
+    prompt = float(np.sum(np.asarray(cols["prompt_tokens"], dtype=np.float64)[ok]))
+    cached = float(np.sum(np.asarray(cols["cached_tokens"], dtype=np.float64)[ok]))
+    return {
+        "rows": len(rows),
+        "potential_hit_share": round(potential, 4),
+        "cached_share": round(cached / prompt, 4) if prompt > 0 else None,
+    }
+
+
+# -- in `loadkit validate --calibration RUN_DIR` ------------------------------------------------
+
+
+def validate_lines(scenario: Any, plan: Any, run_dir: str | Path) -> list[str]:
+    """The plan's prompt tokens in the target's units, from an earlier run's calibration.
+
+    A calibrated run sizes each prompt's content to the planned tokens in the target's own
+    tokenizer; the service adds its template overhead per chat/completions call.
+    """
+    from loadkit.errors import UserError
+
+    doc = read(run_dir)
+    if doc is None:
+        raise UserError(f"--calibration {run_dir}: no {FILE_NAME} there (an earlier run folder)")
+    s = Sizing.from_dict(doc.get("sizing"))
+    over = overheads(doc)
+    if s.source == "estimate":
+        return [f"calibration {run_dir}: {describe(doc)}; the plan's figures stand as they are"]
+    lines = [
+        f"in the target's tokens ({describe(doc)[len('calibration: ') :]}; from {run_dir})",
+        f"  {'workload':<16}{'requested':>12}{'served':>12}  (content + template per call)",
+    ]
+    total_req = total_srv = 0.0
+    for w in scenario.workloads:
+        if w.kind == "embeddings":
+            continue
+        c = plan.total("workload", w.name)
+        per = plan.per_request.get(w.name)
+        calls = c.requests / per.calls_per_turn if per is not None else c.requests
+        kind = "chat" if w.kind == "rag" else w.kind
+        b = over.get(kind, s.overhead_tokens)
+        served = c.prompt_tokens + b * calls
+        total_req += c.prompt_tokens
+        total_srv += served
+        lines.append(f"  {w.name:<16}{c.prompt_tokens:>12,.0f}{served:>12,.0f}")
+    lines.append(f"  {'total':<16}{total_req:>12,.0f}{total_srv:>12,.0f}")
+    without = total_req * s.scale + (total_srv - total_req)
+    lines.append(
+        f"  without calibration (4 characters per token) the service would count "
+        f"about {without:,.0f}"
+    )
+    return lines
