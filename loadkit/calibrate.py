@@ -5,7 +5,7 @@ a token; a real tokenizer disagrees (llama-server's BPE counts ~0.9 tokens per u
 word pool, cl100k ~0.8). Right after the start-up check (`loadkit.preflight`), `loadkit run`
 sends a few synthesised prompts of known size (`SIZES` units, `REPEATS` each, `max_tokens`
 1, not streamed) to the first endpoint, straight to the service (never through a drill's
-chaos proxy), and fits by least squares
+chaos proxy), and fits by (weighted) least squares
 
     usage.prompt_tokens = scale * units + overhead
 
@@ -35,8 +35,8 @@ from loadkit.results.run_folder import safe_url
 from loadkit.urls import api_url
 from loadkit.workload.sizing import Sizing
 
-SIZES = (64, 256, 1024)  # synthesis units per calibration prompt
-REPEATS = 2
+SIZES = (8, 64, 256, 1024)  # synthesis units per calibration prompt
+REPEATS = 3
 FILE_NAME = "calibration.json"
 _STREAM = 0xCA1  # rng_for(seed, _STREAM): calibration text never repeats a run's prompts
 _BODY_MAX = 1 << 20
@@ -59,7 +59,9 @@ def fit(points: Sequence[tuple[float, float]]) -> Fit:
     y = np.array([p[1] for p in points], dtype=np.float64)
     if x.size < 2 or np.unique(x).size < 2:
         raise ValueError("a calibration needs prompts of at least two sizes")
-    a, b = np.polyfit(x, y, 1)
+    # A text's token count varies with its words, more for a longer text (variance about
+    # proportional to its length): weighted least squares, so small prompts pin the overhead.
+    a, b = np.polyfit(x, y, 1, w=1.0 / np.sqrt(np.maximum(x, 1.0)))
     if not (np.isfinite(a) and a > 0):
         raise ValueError(f"the service's prompt tokens do not grow with the prompt (slope {a:g})")
     resid = np.abs(y - (a * x + b))

@@ -11,6 +11,7 @@ from typing import Any
 
 from loadkit.analysis.verdict import headline
 from loadkit.report import style as S
+from loadkit.report.sizes import sizes_html
 
 _CSS = """
 body{font-family:-apple-system,'Segoe UI',Roboto,'DejaVu Sans',Arial,sans-serif;margin:0;
@@ -106,6 +107,7 @@ def render(
         )
     )
     parts.append("<h2>SLOs and goodput</h2>" + _slo_table(doc))
+    parts.append(sizes_html(doc))
     for png, heading, caption in charts:
         parts.append(f"<h2>{_e(heading)}</h2>{_img(png)}<p class='cap'>{_e(caption)}</p>")
         if png.stem == "failures" and doc.get("faults"):
