@@ -20,7 +20,7 @@ import gevent
 import numpy as np
 
 from loadkit.traffic.client import LLMClient, PlannedCall
-from loadkit.traffic.users import plan_call
+from loadkit.traffic.users import plan_call, sizing_of
 from loadkit.workload import prefixblocks, prompts
 from loadkit.workload.plan import rng_for
 
@@ -55,7 +55,7 @@ class SessionRunner:
     def _system(self, workload: Any, n_tokens: int) -> str:
         text = self._systems.get(workload.name)
         if text is None:
-            text = prompts.system_prefix(self.ctx.sizing.units(n_tokens), self.ctx.seed)
+            text = prompts.system_prefix(sizing_of(self.ctx).units(n_tokens), self.ctx.seed)
             self._systems[workload.name] = text
         return text
 
@@ -75,7 +75,7 @@ class SessionRunner:
         session_id = f"{sw.name}-{s_index}"
         system = self._system(sw, sp.system_prefix_tokens) if sp.system_prefix_tokens else ""
         history: list[tuple[str, str]] = []
-        units = self.ctx.sizing.units
+        units = sizing_of(self.ctx).units
         planned = int(sp.system_prefix_tokens)  # the prompt's content so far, target tokens
         t_next_ms = t_intended_s * 1000.0
         sl = sp.session_slice(s_index)
@@ -94,7 +94,7 @@ class SessionRunner:
             own = int(sp.prompt_tokens[k])
             if sp.hash_ids is not None:  # a Mooncake row: its prompt blocks by their ids
                 user = prefixblocks.hashed_prompt(
-                    sp.hash_ids[k], own, rng, self.ctx.seed, self.ctx.sizing
+                    sp.hash_ids[k], own, rng, self.ctx.seed, sizing_of(self.ctx)
                 )
             else:
                 user = prompts.text_of_tokens(units(own), rng, self.ctx.seed)

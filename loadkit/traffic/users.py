@@ -35,6 +35,7 @@ from loadkit.traffic.client import LLMClient, PlannedCall
 from loadkit.workload import prompts
 from loadkit.workload.plan import rng_for
 from loadkit.workload.sessions import SessionPlan, sample_sessions
+from loadkit.workload.sizing import ESTIMATE, Sizing
 
 DEFAULT_EMBED_MODEL = "text-embedding-3-small"
 _STREAM_USERS = 97  # rng_for(seed, _STREAM_USERS, worker, workload, user)
@@ -46,6 +47,11 @@ _PAUSE_AFTER_FAILURE_S = 1.0
 # the whole run (closed loop, similar answers) and hit the service as bursts it would never
 # see from people; each user's first request is spread over the second after its start.
 START_SPREAD_S = 1.0
+
+
+def sizing_of(ctx: Any) -> Sizing:
+    """The run's prompt sizing (calibrated in `loadkit run`); the estimate for a bare context."""
+    return getattr(ctx, "sizing", None) or ESTIMATE
 
 
 def plan_call(
@@ -135,7 +141,7 @@ class LLMUser(FastHttpUser):
         self.model = w.model or sc.target.model
         self.embed_model = getattr(ctx, "embed_model", None) or DEFAULT_EMBED_MODEL
         self.system = (
-            prompts.system_prefix(ctx.sizing.units(int(w.system_prefix_tokens)), ctx.seed)
+            prompts.system_prefix(sizing_of(ctx).units(int(w.system_prefix_tokens)), ctx.seed)
             if w.system_prefix_tokens
             else ""
         )
@@ -187,7 +193,7 @@ class LLMUser(FastHttpUser):
         sl = sp.session_slice(s_index)
         session_id = f"{ctx.worker}-{w.name}-{self.user_no}-{self.sessions_done}"
         history: list[tuple[str, str]] = []
-        units = ctx.sizing.units
+        units = sizing_of(ctx).units
         planned = int(w.system_prefix_tokens)  # the prompt's content so far, target tokens
         for k in range(sl.start, sl.stop):
             turn = int(sp.turn[k])
