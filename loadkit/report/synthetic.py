@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from loadkit.results.faults_schema import FaultEvent, write_fault_events
-from loadkit.results.schema import COLUMNS, HEADER_LINE
+from loadkit.results.schema import COLUMNS, DEFAULTS, HEADER_LINE
 
 PRICE_IN = 0.15e-6  # USD per prompt token (gpt-4o-mini list price, per 1M: $0.15)
 PRICE_OUT = 0.60e-6  # per completion token ($0.60 per 1M)
@@ -164,7 +164,12 @@ def generate(spec: SynthRun) -> dict[str, np.ndarray]:
     cols["cached_tokens"] = np.zeros(m, dtype=np.int64)
     cols["tokens_source"] = np.full(m, "server", dtype=object)
     cols["response_model"] = cols["model"]
-    cols["reconnects"] = np.zeros(m, dtype=np.int64)
+    cols["max_tokens"] = np.full(m, 256, dtype=np.int64)
+    cols["finish_reason"] = np.where(cols["outcome"] == "ok", "stop", "").astype(object)
+    cols["planned_prompt_tokens"] = cols["prompt_tokens"]
+    for name in COLUMNS:  # anything else at the record's defaults
+        if name not in cols:
+            cols[name] = np.full(m, DEFAULTS[name])
     order = np.argsort(cols["t_sent"], kind="stable")
     return {c: cols[c][order] for c in COLUMNS}
 
