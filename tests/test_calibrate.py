@@ -275,3 +275,34 @@ def test_llama_server_without_calibration_misses_and_is_warned_about(
     assert "--no-calibrate" in s["calibration"]["notes"][0]
     assert any("workload p2000: prompt tokens" in w for w in s["planned_vs_served"]["warnings"])
     assert "warning: workload p2000: prompt tokens served" in stdout
+
+
+# -- loadkit validate --calibration ---------------------------------------------------------------
+
+
+def test_validate_shows_planned_tokens_in_the_target_units_of_an_earlier_run(
+    tmp_path: Path,
+) -> None:
+    chat = {"name": "chat", "kind": "chat", "prompt_tokens": 500, "output_tokens": 8}
+    path = scenario(
+        tmp_path,
+        "v",
+        workloads=[chat],
+        load={"type": "open", "process": "constant", "phases": [{"rate": "10/s", "for": "10s"}]},
+    )
+    run_dir = tmp_path / "earlier"
+    run_dir.mkdir()
+    fits = {"chat": {"scale": 0.9, "overhead_tokens": 10.0, "points": []}}
+    sizing = {"scale": 0.9, "overhead_tokens": 10.0, "source": "server"}
+    (run_dir / "calibration.json").write_text(json.dumps({"fits": fits, "sizing": sizing}))
+    proc = run_cli("validate", str(path), "--calibration", str(run_dir), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    section = proc.stdout.split("in the target's tokens", 1)[1]
+    line = next(x for x in section.splitlines() if x.strip().startswith("chat "))
+    requested, served = (float(v.replace(",", "")) for v in line.split()[1:3])
+    assert requested == pytest.approx(100 * 500, rel=0.02)  # 100 requests of 500 tokens
+    assert served == pytest.approx(requested + 100 * 10, rel=0.001)  # + the template per call
+    assert "0.900 target tokens per synthesised token" in proc.stdout
+    missing = run_cli("validate", str(path), "--calibration", str(tmp_path / "nope"), timeout=60)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().startswith("error: --calibration")
