@@ -73,6 +73,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         processes=args.processes,
         fail_on_slo=args.fail_on_slo,
         yes=args.yes,
+        **({"drain_s": args.drain} if args.drain is not None else {}),
         master=args.master,
         master_bind_host=args.master_bind_host,
         master_bind_port=args.master_bind_port,
@@ -243,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--web-port", type=int, default=8089, help=argparse.SUPPRESS)
     run.add_argument(
         "--processes", type=int, default=1, metavar="N", help="load-generator processes"
+    )
+    run.add_argument(
+        "--drain",
+        type=_duration_arg,
+        default=None,
+        metavar="D",
+        help="on Ctrl-C, SIGTERM or the end: time in-flight requests get to finish before "
+        "they are recorded as aborted (default 10s)",
     )
     run.add_argument(
         "--fail-on-slo", action="store_true", help="exit 1 when an SLO is breached (CI gate)"

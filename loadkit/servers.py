@@ -45,9 +45,9 @@ class ServerProcess:
         return self.process.returncode
 
 
-def term_with_parent() -> Callable[[], object] | None:
-    """A preexec_fn: SIGTERM the child when its parent dies (even by SIGKILL), so a server or
-    Locust never runs on as an orphan.
+def term_with_parent(sig: int = signal.SIGTERM) -> Callable[[], object] | None:
+    """A preexec_fn: signal the child (SIGTERM, or `sig`) when its parent dies (even by
+    SIGKILL), so a server or Locust never runs on as an orphan.
 
     libc is looked up here, in the parent: the child runs only the prctl call (Linux; None
     elsewhere).
@@ -58,7 +58,7 @@ def term_with_parent() -> Callable[[], object] | None:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
-    return lambda: prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    return lambda: prctl(1, int(sig))  # 1 = PR_SET_PDEATHSIG
 
 
 def _read_first_line(proc: subprocess.Popen[str], timeout: float) -> str:

@@ -5,7 +5,8 @@ The runner enters `drill(...)` after the target is up and gives the users the pr
 region listeners instead of the target's endpoints. The run clock comes from Locust: the
 locustfile's `started` event carries its `run_t0` (perf_counter is one clock for every
 local process); failing that, the first progress event's elapsed time. An abort stops
-Locust like Ctrl-C does (SIGTERM: users stop, records drain) and names the reason.
+Locust like Ctrl-C does (the runner's STOP_SIGNAL: users stop, in-flight requests
+get the drain time, records drain) and names the reason.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -70,8 +70,10 @@ class Drill:
             self.out.flush()
         proc = self.proc
         if proc is not None and proc.poll() is None:
+            from loadkit.traffic.runner import STOP_SIGNAL
+
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(STOP_SIGNAL)  # Locust's own SIGTERM would drop what is in flight
 
     def close(self) -> None:
         """Remove every fault, journal it, stop the proxy (idempotent; every exit path)."""

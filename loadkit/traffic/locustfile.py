@@ -9,8 +9,10 @@ Roles (Locust's runner decides): the local runner or the master owns requests.cs
 RecordWriter; workers ship their records to it, see `shipping`), prints the progress line
 (`##loadkit {json}` on stdout, read by the runner), drives the LoadTestShape and ends the
 run; a worker runs users and ships records. A run ends when the timeline is over, when the
-budget is spent, or on SIGTERM; each way stops the users first (in-flight requests get
-`drain_s` to finish), then waits for every worker's last batch, then closes the file.
+budget is spent, or on `STOP_SIGNAL` (the runner's Ctrl-C, SIGTERM, a chaos abort, or the
+kernel's signal when `loadkit run` died); each way stops the users first (in-flight
+requests get `drain_s` to finish, the rest are written as `aborted`), then waits for every
+worker's last batch, then closes the file.
 """
 
 from __future__ import annotations
@@ -45,7 +47,13 @@ from loadkit.traffic.distributed import (
     split_regions,
 )
 from loadkit.traffic.gctune import quiet_gc
-from loadkit.traffic.runner import PROGRESS_PREFIX, RunConfig, request_headers
+from loadkit.traffic.runner import (
+    PARENT_PID_ENV,
+    PROGRESS_PREFIX,
+    STOP_SIGNAL,
+    RunConfig,
+    request_headers,
+)
 from loadkit.traffic.shape import shape_class
 from loadkit.traffic.shipping import MESSAGE, RecordReceiver, RecordShipper
 from loadkit.traffic.timeline import ClosedTimeline, OpenTimeline, is_open
@@ -55,9 +63,15 @@ log = logging.getLogger("loadkit")
 
 
 def emit(event: str, **data: Any) -> None:
-    """One machine-readable line for the runner (progress, stop reason, end of run)."""
-    sys.stdout.write(PROGRESS_PREFIX + json.dumps({"event": event, **data}) + "\n")
-    sys.stdout.flush()
+    """One machine-readable line for the runner (progress, stop reason, end of run).
+
+    A runner that is gone (its pipe closed) must not stop the drain: the line is dropped.
+    """
+    try:
+        sys.stdout.write(PROGRESS_PREFIX + json.dumps({"event": event, **data}) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
 
 
 class LoadkitApp:
@@ -112,6 +126,9 @@ class LoadkitApp:
         self.rows = 0
         self.errors = 0
         self._ended = False
+        self._interrupted = False  # the stop signal came (Ctrl-C, SIGTERM, loadkit died)
+        self._timeline_done = False
+        self._stop_watch: Any = None  # gevent's handler of STOP_SIGNAL (kept alive)
         self.book = WorkerBook()  # master: its workers over the run
         self.assignment: dict[str, Any] | None = None  # worker: its share of the arrivals
         self._epoch = 0
@@ -154,6 +171,72 @@ class LoadkitApp:
         else:
             self.ctx.sink = self._local_sink
         runner.greenlet.spawn(self._progress_loop)
+        self._watch_stop_signal()
+
+    # -- the stop signal ------------------------------------------------------------------------
+
+    def _watch_stop_signal(self) -> None:
+        """Local runner or master: drain on loadkit's STOP_SIGNAL, whatever Locust's handlers.
+
+        Installed here, at `init`, before a headless run starts: Locust's own SIGTERM
+        handler comes only after the shape greenlet ends, so until then SIGTERM would end
+        the process with its requests in flight. Workers get no handler: the master stops
+        them with Locust's stop message and waits for their last records, as at the end of
+        the timeline. `ready` tells the runner the signal is safe to send.
+        """
+        import gevent
+
+        self._stop_watch = gevent.signal_handler(STOP_SIGNAL, self._on_stop_signal)
+        emit("ready")
+        if self._parent_gone():  # died before the kernel's death signal was armed or handled
+            self._on_stop_signal()
+
+    def _parent_gone(self) -> bool:
+        parent = os.environ.get(PARENT_PID_ENV)
+        return bool(parent) and os.getppid() != int(parent or 0)
+
+    def _on_stop_signal(self) -> None:
+        """Stop the run the way the end of the timeline does (runs in its own greenlet)."""
+        if self._parent_gone():
+            self._orphaned()
+        if self.writer is not None:
+            self.writer.flush()  # what finished before the signal is on disk, whatever follows
+        if self._interrupted:
+            return
+        self._interrupted = True
+        if self.runner is None or not self.ctx.run_t0:
+            # Not started (a master still waiting for its workers): nothing is in flight.
+            self.stop_reason = "interrupted"
+            self.end()
+            if self.runner is not None:
+                self.runner.quit()
+            raise SystemExit(0)  # gevent hands it to the main greenlet
+        if self._timeline_done:  # --web after the timeline: the users are stopped already
+            self._stop_web_ui()
+            return
+        self.request_stop("interrupted", message=None)
+
+    def _orphaned(self) -> None:
+        """`loadkit run` died: Locust's output goes to locust.log instead of a closed pipe."""
+        fd = os.open(
+            os.path.join(self.cfg.run_dir, "locust.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        )
+        for target in (1, 2):
+            os.dup2(fd, target)
+        os.close(fd)
+        log.warning(
+            "loadkit run is gone: stopping the users (in-flight requests get %g s), writing "
+            "requests.csv; summary.json is not written (run `loadkit report %s`)",
+            self.cfg.drain_s,
+            self.cfg.run_dir,
+        )
+
+    def _stop_web_ui(self) -> None:
+        web_ui = getattr(self.ctx.environment, "web_ui", None)
+        if web_ui is not None:
+            web_ui.stop()  # Locust's main greenlet then shuts down (quitting: `end`)
+        elif self.runner is not None:
+            self.runner.quit()
 
     def on_test_start(self, environment: Any, **_: Any) -> None:
         opts = environment.parsed_options
@@ -247,6 +330,10 @@ class LoadkitApp:
         if self.cfg.extra.get("web"):
             if self.writer is not None:
                 self.writer.flush()
+            if self._interrupted:  # Ctrl-C during the timeline: done, no UI to look at
+                self._stop_web_ui()
+                return
+            self._timeline_done = True
             emit(
                 "timeline_done",
                 message="the timeline is over; Locust's web UI stays up for a look: "
@@ -296,13 +383,14 @@ class LoadkitApp:
         elif len(self.exhausted_workers) >= max(len(self.book.live()), 1):
             self.request_stop(str(msg.data.get("reason") or "budget reached on every worker"))
 
-    def request_stop(self, reason: str) -> None:
-        """End the run at the shape's next tick (at most a second later)."""
+    def request_stop(self, reason: str, message: str | None = "") -> None:
+        """End the run at the shape's next tick (at most a second later); `message` is what
+        the runner prints (default `stopping: <reason>`; None: nothing)."""
         if self.stop_reason:
             return
         self.stop_reason = reason
         self.ctx.stopping = True
-        emit("stop", reason=reason, message=f"stopping: {reason}")
+        emit("stop", reason=reason, message=f"stopping: {reason}" if message == "" else message)
 
     # -- open loop ------------------------------------------------------------------------------
 

@@ -12,8 +12,11 @@ The parent process never imports Locust (gevent monkey-patches sockets at import
    the run settings in `run-config.json` (no secrets: keys stay in the environment), shows
    the progress line the locustfile prints every second, copies Locust's console to
    locust.log;
-5. on Ctrl-C or SIGTERM sends SIGTERM to Locust, which stops the users, drains records and
-   closes requests.csv; a second Ctrl-C kills it;
+5. on Ctrl-C or SIGTERM sends Locust `STOP_SIGNAL`, on which the locustfile stops the users
+   the way the end of the timeline does (in-flight requests get `drain_s`, then are written
+   as `aborted`), takes every worker's last records and closes requests.csv; a second
+   Ctrl-C kills Locust's process group. If `loadkit run` itself dies, the kernel sends
+   Locust the same signal (PR_SET_PDEATHSIG), so it drains on its own;
 6. reads requests.csv (only the records), writes summary.json, prints the summary table and
    returns the exit code (1 on an SLO breach with `--fail-on-slo`).
 """
@@ -47,6 +50,15 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Time the locustfile gives in-flight requests to finish once the timeline ends or stop is asked.
 DRAIN_S = 10.0
+# loadkit's own "stop and drain" signal to Locust. Not SIGTERM: Locust 2.47 installs its
+# SIGTERM handler only after a headless run's shape greenlet has finished, so during a run
+# SIGTERM ends Locust at once, with the requests in flight and the writer's last second.
+STOP_SIGNAL = signal.SIGUSR1
+# The environment variable that tells the locustfile who its parent is (to notice its death).
+PARENT_PID_ENV = "LOADKIT_PARENT_PID"
+# After the stop signal, how long beyond the drain the parent waits before it kills Locust
+# (the master waits for its workers' last records; Locust gives workers 60 s to stop).
+STOP_GRACE_S = 75.0
 
 
 @dataclass(frozen=True)
@@ -389,9 +401,20 @@ def _signals_to_interrupt() -> Iterator[None]:
 
 
 def _run_locust(
-    cmd: list[str], env: dict[str, str], folder: rf.RunFolder, out: IO[str], drill: Any = None
+    cmd: list[str],
+    env: dict[str, str],
+    folder: rf.RunFolder,
+    out: IO[str],
+    drill: Any = None,
+    drain_s: float = DRAIN_S,
 ) -> tuple[int, bool, _Progress]:
-    """Run Locust to the end; returns (exit code, interrupted, progress)."""
+    """Run Locust to the end; returns (exit code, interrupted, progress).
+
+    The first Ctrl-C/SIGTERM sends Locust `STOP_SIGNAL` (a drain, like the timeline's end)
+    once the locustfile said it handles it (`ready`); before that nothing runs yet and
+    SIGTERM ends it. A second Ctrl-C, or a drain that overruns by `STOP_GRACE_S`, kills
+    Locust's process group: the writer writes whole lines, so requests.csv stays readable.
+    """
     progress = _Progress(out)
     if drill is not None:  # the fault timeline follows Locust's clock and may stop the run
         progress.listeners.append(drill.on_event)
@@ -406,7 +429,7 @@ def _run_locust(
             env=env,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, not Locust directly
             bufsize=1,
-            preexec_fn=term_with_parent(),
+            preexec_fn=term_with_parent(STOP_SIGNAL),
         )
         if drill is not None:
             drill.attach(proc)
@@ -414,22 +437,34 @@ def _run_locust(
         pump.start()
         try:
             with _signals_to_interrupt():
+                deadline: float | None = None
                 while True:
                     try:
-                        rc = proc.wait()
+                        timeout = None if deadline is None else max(deadline - time.monotonic(), 0)
+                        rc = proc.wait(timeout)
                         break
+                    except subprocess.TimeoutExpired:
+                        late = drain_s + STOP_GRACE_S
+                        out.write(f"Locust did not stop within {late:g} s: killed\n")
+                        out.flush()
+                        deadline = None
+                        _signal(proc, signal.SIGKILL)
                     except KeyboardInterrupt:
                         if interrupted:  # second Ctrl-C: no more waiting
+                            out.write("killing Locust: requests in flight are not recorded\n")
+                            out.flush()
                             _signal(proc, signal.SIGKILL)
                             continue
                         interrupted = True
                         progress.newline()
                         out.write(
-                            "stopping: finishing in-flight requests and the files "
-                            "(Ctrl-C again to kill)\n"
+                            f"stopping: in-flight requests get {drain_s:g} s to finish, then "
+                            "the files are closed (Ctrl-C again to kill)\n"
                         )
                         out.flush()
-                        _signal(proc, signal.SIGTERM)
+                        ready = any(e.get("event") == "ready" for e in list(progress.events))
+                        _signal(proc, STOP_SIGNAL if ready else signal.SIGTERM)
+                        deadline = time.monotonic() + drain_s + STOP_GRACE_S
         finally:
             if proc.poll() is None:
                 _signal(proc, signal.SIGKILL)
@@ -496,6 +531,8 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
     scenario = load_scenario(opts.scenario)
     if opts.processes < 1:
         raise UserError(f"--processes must be at least 1, got {opts.processes}")
+    if not opts.drain_s >= 0:
+        raise UserError(f"--drain must be 0 s or more, got {opts.drain_s:g}")
     if opts.master:
         from loadkit.traffic.distributed import check_master_options
 
@@ -562,7 +599,11 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
             ),
         )
         host = next(iter(endpoints.values()))
-        env = {**os.environ, "LOADKIT_RUN_CONFIG": str(folder.run_config.resolve())}
+        env = {
+            **os.environ,
+            "LOADKIT_RUN_CONFIG": str(folder.run_config.resolve()),
+            PARENT_PID_ENV: str(os.getpid()),
+        }
         locustfile = LOCUSTFILE
         if opts.master:
             from loadkit.traffic.distributed import master_setup
@@ -576,7 +617,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         out.flush()
         t0 = time.monotonic()
         rc, interrupted, progress = _run_locust(
-            locust_command(opts, folder, host, locustfile), env, folder, out, chaos
+            locust_command(opts, folder, host, locustfile), env, folder, out, chaos, opts.drain_s
         )
         wall_s = time.monotonic() - t0
     return finish(
