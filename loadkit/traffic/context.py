@@ -32,6 +32,7 @@ class RunContext:
     sink: Any = None
     guard: BudgetGuard = field(default_factory=lambda: BudgetGuard(BudgetLimits()))
     stopping: bool = False
+    prompt_salt: str = ""  # written into each session's first user message (workload.salt)
 
     @property
     def policy(self) -> Any:

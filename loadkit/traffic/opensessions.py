@@ -23,6 +23,7 @@ from loadkit.traffic.client import LLMClient, PlannedCall
 from loadkit.traffic.users import plan_call
 from loadkit.workload import prompts
 from loadkit.workload.plan import rng_for
+from loadkit.workload.salt import salted
 
 _PROMPTS = 51  # rng_for(seed, _PROMPTS, workload, session)
 
@@ -99,6 +100,8 @@ class SessionRunner:
                 user = prompts.rag_prompt(user, context)
                 # The chat step is due when retrieval is done, not at the flow's arrival.
                 t_next_ms = (time.perf_counter() - self.ctx.run_t0) * 1000.0
+            if not history and kind != "embeddings":  # right after the system prefix
+                user = salted(user, getattr(self.ctx, "prompt_salt", ""))
             call = plan_call(
                 "chat" if kind == "rag" else kind,
                 region,
@@ -111,6 +114,7 @@ class SessionRunner:
                 user,
                 out_tokens,
                 stream,
+                getattr(wl, "extra_body", None),
             )
             result = self.client.execute(call, t_intended_ms=t_next_ms)
             if not result.ok:

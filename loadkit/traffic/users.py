@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gevent
@@ -34,6 +34,7 @@ from loadkit.traffic.assign import RegionPicker, int_weights
 from loadkit.traffic.client import LLMClient, PlannedCall
 from loadkit.workload import prompts
 from loadkit.workload.plan import rng_for
+from loadkit.workload.salt import salted
 from loadkit.workload.sessions import SessionPlan, sample_sessions
 
 DEFAULT_EMBED_MODEL = "text-embedding-3-small"
@@ -60,8 +61,13 @@ def plan_call(
     user_text: str,
     max_tokens: int | None,
     stream: bool,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> PlannedCall:
-    """The request for one turn of a chat, completions or embeddings workload."""
+    """The request for one turn of a chat, completions or embeddings workload.
+
+    `extra_body` (the workload's) is merged into the request body.
+    """
+    extra = dict(extra_body or {})
     if kind == "embeddings":
         return PlannedCall(
             kind="embeddings",
@@ -72,6 +78,7 @@ def plan_call(
             turn=turn,
             input=user_text,
             stream=False,
+            extra_body=extra,
         )
     if kind == "completions":
         prompt = "".join(f"{u}\n{a}\n" for u, a in history) + user_text
@@ -85,6 +92,7 @@ def plan_call(
             prompt=f"{system}\n{prompt}" if system else prompt,
             max_tokens=max_tokens,
             stream=stream,
+            extra_body=extra,
         )
     return PlannedCall(
         kind="chat",
@@ -96,6 +104,7 @@ def plan_call(
         messages=prompts.chat_messages(system, history, user_text),
         max_tokens=max_tokens,
         stream=stream,
+        extra_body=extra,
     )
 
 
@@ -207,6 +216,8 @@ class LLMUser(FastHttpUser):
                     gevent.sleep(float(sp.retrieval_delay_s[k]))
                 context = prompts.rag_context(np.asarray(sp.chunk_tokens[k]), self.rng, ctx.seed)
                 user_text = prompts.rag_prompt(user_text, context)
+            if not history and w.kind != "embeddings":  # right after the system prefix
+                user_text = salted(user_text, getattr(ctx, "prompt_salt", ""))
             kind = "chat" if w.kind == "rag" else w.kind
             call = plan_call(
                 kind,
@@ -220,6 +231,7 @@ class LLMUser(FastHttpUser):
                 user_text,
                 out_tokens,
                 bool(w.stream),
+                w.extra_body,
             )
             result = self.llm.execute(call)
             if not result.ok:
