@@ -51,12 +51,22 @@ def served(cols: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """`early_stops` and `prompt_cache_hits` for summary.json (overall and `by_workload`)."""
     outcome = np.asarray(cols["outcome"]).astype(str)
     ok = outcome == "ok"
-    workload = np.asarray(cols["workload"]).astype(str)
-    finish = np.asarray(cols["finish_reason"]).astype(str)
-    asked = np.nan_to_num(np.asarray(cols["max_tokens"], dtype=np.float64), nan=0.0) > 0
+    n = outcome.size
+
+    def num(name: str) -> np.ndarray:  # columns older record sets lack read as 0 / empty
+        if name not in cols:
+            return np.zeros(n)
+        return np.nan_to_num(np.asarray(cols[name], dtype=np.float64), nan=0.0)
+
+    def text(name: str) -> np.ndarray:
+        return np.asarray(cols[name]).astype(str) if name in cols else np.full(n, "")
+
+    workload = text("workload")
+    finish = text("finish_reason")
+    asked = num("max_tokens") > 0
     known = finish != ""
-    prompt = np.nan_to_num(np.asarray(cols["prompt_tokens"], dtype=np.float64), nan=0.0)
-    cached = np.nan_to_num(np.asarray(cols["cached_tokens"], dtype=np.float64), nan=0.0)
+    prompt = num("prompt_tokens")
+    cached = num("cached_tokens")
     names = sorted(set(workload[ok].tolist()))
     early = _early(finish, asked, known, ok)
     early["by_workload"] = {w: _early(finish, asked, known, ok & (workload == w)) for w in names}

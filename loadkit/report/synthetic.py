@@ -165,6 +165,9 @@ def generate(spec: SynthRun) -> dict[str, np.ndarray]:
     cols["tokens_source"] = np.full(m, "server", dtype=object)
     cols["response_model"] = cols["model"]
     cols["reconnects"] = np.zeros(m, dtype=np.int64)
+    cols["max_tokens"] = np.zeros(m, dtype=np.int64)  # none sent: no early-stop figure
+    cols["finish_reason"] = np.full(m, "", dtype=object)
+    cols["planned_prompt_tokens"] = np.zeros(m, dtype=np.int64)
     order = np.argsort(cols["t_sent"], kind="stable")
     return {c: cols[c][order] for c in COLUMNS}
 
