@@ -177,7 +177,9 @@ def test_extra_body_reaches_the_server_and_early_stops_are_shown(
     assert "warning: " in proc.stdout and "of workload free's answers" in proc.stdout
     assert "workload forced's" not in proc.stdout
     html = (out / "report.html").read_text()
-    assert "ended before max_tokens" in html
+    assert (
+        "<th>ended before max_tokens</th>" in html and "<th>prompt tokens from cache</th>" in html
+    )
 
 
 def _cached(run: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -53,13 +53,19 @@ def served(cols: Mapping[str, np.ndarray]) -> dict[str, Any]:
     ok = outcome == "ok"
     n = outcome.size
 
-    def num(name: str) -> np.ndarray:  # columns older record sets lack read as 0 / empty
-        if name not in cols:
-            return np.zeros(n)
-        return np.nan_to_num(np.asarray(cols[name], dtype=np.float64), nan=0.0)
+    def col(name: str) -> np.ndarray | None:  # columns older record sets lack: None
+        try:
+            return np.asarray(cols[name])
+        except KeyError:
+            return None
+
+    def num(name: str) -> np.ndarray:
+        c = col(name)
+        return np.zeros(n) if c is None else np.nan_to_num(c.astype(np.float64), nan=0.0)
 
     def text(name: str) -> np.ndarray:
-        return np.asarray(cols[name]).astype(str) if name in cols else np.full(n, "")
+        c = col(name)
+        return np.full(n, "") if c is None else c.astype(str)
 
     workload = text("workload")
     finish = text("finish_reason")
