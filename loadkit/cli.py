@@ -79,6 +79,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         master_bind_port=args.master_bind_port,
         expect_workers=args.expect_workers,
         calibrate=not args.no_calibrate,
+        seed=args.seed,
     )
     return run(opts)
 
@@ -263,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--yes", action="store_true", help="send paid traffic to a remote target without a budget"
+    )
+    run.add_argument(
+        "--seed", type=int, metavar="N", help="use seed N instead of the scenario's `seed:`"
     )
     dist = run.add_argument_group("distributed (Locust's master; see docs/distributed.md)")
     dist.add_argument(

@@ -292,6 +292,17 @@ def _include_usage(data: dict[str, Any]) -> bool:
     return bool(opts.get("include_usage", False))
 
 
+def _natural_length(data: dict[str, Any], natural: int, room: int) -> int:
+    """Where the answer would end by itself: `ignore_eos: true` never ends it (vLLM,
+    llama.cpp), `min_tokens: N` not before N tokens (vLLM)."""
+    if data.get("ignore_eos") is True:
+        return room + 1
+    floor = data.get("min_tokens")
+    if isinstance(floor, int) and not isinstance(floor, bool) and floor > natural:
+        return floor
+    return natural
+
+
 def _context_check(region: Region, prompt: int, max_tokens: int | None, what: str) -> None:
     ctx = region.profile.context_length
     if prompt + (max_tokens or 0) <= ctx:
@@ -545,8 +556,9 @@ class OpenAIApi:
         _context_check(region, prompt_tokens, max_tokens, "messages" if chat else "prompt")
         plan = region.plan(body)
         room = max(1, region.profile.context_length - prompt_tokens)
-        n_out = min(plan.natural_tokens, max_tokens or room, room)
-        finish = "stop" if n_out == plan.natural_tokens else "length"
+        natural = _natural_length(data, plan.natural_tokens, room)
+        n_out = min(natural, max_tokens or room, room)
+        finish = "stop" if n_out == natural else "length"
         rl_headers = _rate_limit(region, key, spec.id, prompt_tokens + n_out)
         cached = region.cache.lookup_and_insert(text, prompt_tokens)
         seq = Sequence(

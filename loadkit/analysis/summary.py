@@ -25,6 +25,7 @@ import numpy as np
 
 from loadkit.analysis.models import mismatch_lines, model_mismatches
 from loadkit.analysis.requests import logical
+from loadkit.analysis.served import served
 
 PERCENTILES = (50, 95, 99)
 
@@ -124,6 +125,7 @@ def summarize(
     }
     out["reconnects"] = int(np.asarray(cols["reconnects"], dtype=np.int64).sum())
     out["tokens_estimated_ok_share"] = round(float(est[ok].mean()), 4) if ok.any() else 0.0
+    out.update(served(cols))
     mismatch = model_mismatches(cols)
     if mismatch:
         out["model_mismatch"] = mismatch

@@ -15,6 +15,7 @@ from typing import Any
 
 from loadkit.analysis.models import mismatch_lines
 from loadkit.analysis.run import RunAnalysis, analyse
+from loadkit.analysis.served import served_lines
 from loadkit.analysis.verdict import headline, with_stop_reason
 from loadkit.errors import UserError
 from loadkit.report import charts as C
@@ -142,6 +143,7 @@ def build_report(run_dir: str | Path, window_s: float | None = None) -> ReportRe
     a = analyse(records.columns, ff.facts)
     notes += mismatch_lines(a.summary.get("model_mismatch") or [])
     doc = _summary_doc(folder, records, a, notes)
+    notes += [line for line in served_lines(doc) if line.startswith("warning:")]
     if not doc.get("scenario") and ff.scenario is not None:
         doc["scenario"] = ff.scenario.name
     doc["verdict"] = with_stop_reason(doc["verdict"], doc.get("stop_reason"))

@@ -116,7 +116,7 @@ def render(
             parts.append(_cost_table(doc["cost"]))
         if png.stem in ("by_region", "by_workload"):
             by = png.stem.split("_", 1)[1]
-            parts.append(_breakdown_table(doc["breakdown"][by], by))
+            parts.append(_breakdown_table(doc["breakdown"][by], by, doc))
     parts.append(
         "<footer>Definitions: TTFT is first content-bearing chunk minus send time (open loop: "
         "from the intended send time); ITL the gaps between content chunks (mean per request); "
@@ -152,6 +152,10 @@ def _kpis(doc: Mapping[str, Any]) -> str:
         (f"{doc['output_tokens_per_s']:.0f}", "output tokens/s"),
         (S.fmt_usd(c.get("per_ok_request_usd")), "per successful request"),
     ]
+    hits = (doc.get("prompt_cache_hits") or {}).get("share")
+    if hits is not None:
+        salted = " (salted prompts)" if doc.get("prompt_salt") else ""
+        items.append((S.fmt_pct(hits), f"prompt tokens from the service's cache{salted}"))
     return (
         '<div class="kpis">'
         + "".join(f'<div class="kpi"><b>{_e(a)}</b><span>{_e(b)}</span></div>' for a, b in items)
@@ -266,34 +270,42 @@ def _cost_table(c: Mapping[str, Any]) -> str:
     return _table(["cost", "USD"], [(_e(a), _e(b)) for a, b in rows], {1})
 
 
-def _breakdown_table(rows: Sequence[Mapping[str, Any]], by: str) -> str:
+def _breakdown_table(
+    rows: Sequence[Mapping[str, Any]], by: str, doc: Mapping[str, Any] | None = None
+) -> str:
+    # Per workload: the share of answers that ended before max_tokens and of prompt tokens
+    # the service served from its cache (loadkit.analysis.served).
+    served = by == "workload" and doc is not None and "early_stops" in doc
+    early = ((doc or {}).get("early_stops") or {}).get("by_workload") or {}
+    hits = ((doc or {}).get("prompt_cache_hits") or {}).get("by_workload") or {}
     out = []
     for r in rows:
-        out.append(
-            (
-                _e(r[by]),
-                f"{r['requests']:,}",
-                S.fmt_pct(r["error_rate"], 2),
-                _p(r["ttft_ms"], "p50"),
-                _p(r["ttft_ms"], "p95"),
-                _p(r["e2e_ms"], "p95"),
-                f"{r['goodput_per_s']:.3f}",
-                S.fmt_usd(r["cost_usd_per_ok_request"]),
-                f"{r['failover_requests']:,}",
-            )
-        )
-    return _table(
-        [
-            by,
-            "requests",
-            "failed",
-            "p50 TTFT",
-            "p95 TTFT",
-            "p95 E2E",
-            "goodput/s",
-            "per successful request",
-            "failovers",
-        ],
-        out,
-        set(range(1, 9)),
-    )
+        cells = [
+            _e(r[by]),
+            f"{r['requests']:,}",
+            S.fmt_pct(r["error_rate"], 2),
+            _p(r["ttft_ms"], "p50"),
+            _p(r["ttft_ms"], "p95"),
+            _p(r["e2e_ms"], "p95"),
+            f"{r['goodput_per_s']:.3f}",
+            S.fmt_usd(r["cost_usd_per_ok_request"]),
+            f"{r['failover_requests']:,}",
+        ]
+        if served:
+            cells.append(S.fmt_pct((early.get(r[by]) or {}).get("share"), 1))
+            cells.append(S.fmt_pct((hits.get(r[by]) or {}).get("share"), 1))
+        out.append(tuple(cells))
+    headers = [
+        by,
+        "requests",
+        "failed",
+        "p50 TTFT",
+        "p95 TTFT",
+        "p95 E2E",
+        "goodput/s",
+        "per successful request",
+        "failovers",
+    ]
+    if served:
+        headers += ["ended before max_tokens", "prompt tokens from cache"]
+    return _table(headers, out, set(range(1, len(headers))))

@@ -164,9 +164,10 @@ def generate(spec: SynthRun) -> dict[str, np.ndarray]:
     cols["cached_tokens"] = np.zeros(m, dtype=np.int64)
     cols["tokens_source"] = np.full(m, "server", dtype=object)
     cols["response_model"] = cols["model"]
-    cols["max_tokens"] = np.full(m, 256, dtype=np.int64)
-    cols["finish_reason"] = np.where(cols["outcome"] == "ok", "stop", "").astype(object)
-    cols["planned_prompt_tokens"] = cols["prompt_tokens"]
+    cols["reconnects"] = np.zeros(m, dtype=np.int64)
+    cols["max_tokens"] = np.zeros(m, dtype=np.int64)  # none sent: no early-stop figure
+    cols["finish_reason"] = np.full(m, "", dtype=object)
+    cols["planned_prompt_tokens"] = np.zeros(m, dtype=np.int64)
     for name in COLUMNS:  # anything else at the record's defaults
         if name not in cols:
             cols[name] = np.full(m, DEFAULTS[name])

@@ -40,6 +40,7 @@ from loadkit.scenario.model import (
     UserPhase,
     Workload,
 )
+from loadkit.scenario.request_fields import extra_body, prompt_cache
 from loadkit.scenario.source import Value
 from loadkit.workload.distributions import (
     Constant,
@@ -67,6 +68,7 @@ TOP_KEYS = (
     "abort",
     "pricing",
     "budget",
+    "prompt_cache",
 )
 KNOWN_MOCK_PROFILES = ("hosted-api", "vllm-h100")
 DEFAULT_MOCK_MODEL = "gpt-4o-mini"
@@ -98,6 +100,7 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
     abort = _abort(top.get("abort"))
     pricing = _pricing(top.get("pricing"), target, region_names)
     budget = _budget(top.get("budget"))
+    cache_mode = top.opt("prompt_cache", prompt_cache, "cold")
     return Scenario(
         name=name,
         seed=seed,
@@ -114,6 +117,7 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
         budget=budget,
         source_path=source_path,
         abort=abort,
+        prompt_cache=cache_mode,  # type: ignore[arg-type]
     )
 
 
@@ -494,6 +498,7 @@ _WORKLOAD_KEYS = (
     "max_tokens",
     "model",
     "rag",
+    "extra_body",
 )
 
 
@@ -549,6 +554,7 @@ def _workloads(field: Field, target: Target, base_dir: Path) -> tuple[Workload, 
             max_tokens=m.opt("max_tokens", lambda f: f.integer(low=1, high=10_000_000), None),
             model=m.opt("model", lambda f: _workload_model(f, target), None),
             rag=rag,
+            extra_body=m.opt("extra_body", extra_body, {}),
         )
         _check_sessions(item, workload)
         out.append(workload)

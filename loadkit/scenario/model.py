@@ -95,6 +95,8 @@ class Workload:
     max_tokens: int | None = None
     model: str | None = None
     rag: RagStep | None = None
+    # fields merged into every request body (ignore_eos, min_tokens, temperature, ...)
+    extra_body: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,9 @@ class Scenario:
     budget: Budget
     source_path: Path | None = None
     abort: Abort | None = None  # stop conditions of a drill (None: run to the end)
+    # cold: prompts carry a per-run salt so a rerun is not served from the server's cache;
+    # warm: no salt (a rerun with the same seed sends the same prompts)
+    prompt_cache: Literal["cold", "warm"] = "cold"
 
     def region(self, name: str) -> Region:
         for region in self.regions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -59,7 +60,23 @@ def render(scenario: Scenario, plan: ScenarioPlan, shown_path: str = "") -> str:
     add(f"budget    {_budget(s, plan)}")
     add(f"slo       {_slo(s)}")
     add(f"client    {_client(s)}")
+    add(f"requests  {_requests(s)}")
     return "\n".join(out)
+
+
+def _requests(s: Scenario) -> str:
+    """The prompt-cache mode and each workload's extra request fields."""
+    cache = (
+        "prompt cache cold (prompts salted per run after the system prefix)"
+        if s.prompt_cache == "cold"
+        else "prompt cache warm (no salt: a rerun may be served from the server's cache)"
+    )
+    extra = [
+        f"{w.name} adds " + json.dumps(dict(w.extra_body), separators=(", ", ": "))
+        for w in s.workloads
+        if w.extra_body
+    ]
+    return "; ".join([cache, *extra])
 
 
 # -- header -----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class RunContext:
     guard: BudgetGuard = field(default_factory=lambda: BudgetGuard(BudgetLimits()))
     stopping: bool = False
     sizing: Sizing = field(default_factory=Sizing)  # target tokens -> synthesis units
+    prompt_salt: str = ""  # written into each session's first user message (workload.salt)
 
     @property
     def policy(self) -> Any:

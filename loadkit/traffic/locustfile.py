@@ -79,9 +79,10 @@ class LoadkitApp:
 
     def __init__(self, cfg: RunConfig):
         from loadkit.scenario import load_scenario
+        from loadkit.traffic.runner import with_seed
 
         self.cfg = cfg
-        self.scenario = sc = load_scenario(cfg.scenario_path)
+        self.scenario = sc = with_seed(load_scenario(cfg.scenario_path), cfg.extra.get("seed"))
         # A worker started with `--region R` runs only R's traffic (users and arrivals).
         self.region = os.environ.get(WORKER_REGION_ENV) or None
         endpoints = dict(cfg.endpoints)
@@ -102,6 +103,7 @@ class LoadkitApp:
             seed=sc.seed,
             rtt_ms={r.name: r.rtt_ms for r in sc.regions},
             sizing=Sizing.from_dict(cfg.extra.get("sizing")),
+            prompt_salt=str(cfg.extra.get("prompt_salt") or ""),
         )
         self.open = is_open(sc)
         self.timeline: Any

@@ -23,6 +23,7 @@ from loadkit.traffic.client import LLMClient, PlannedCall
 from loadkit.traffic.users import plan_call, sizing_of
 from loadkit.workload import prefixblocks, prompts
 from loadkit.workload.plan import rng_for
+from loadkit.workload.salt import salted
 
 _PROMPTS = 51  # rng_for(seed, _PROMPTS, workload, session)
 
@@ -109,6 +110,8 @@ class SessionRunner:
                 own += int(np.sum(sp.chunk_tokens[k]))
                 # The chat step is due when retrieval is done, not at the flow's arrival.
                 t_next_ms = (time.perf_counter() - self.ctx.run_t0) * 1000.0
+            if not history and kind != "embeddings":  # right after the system prefix
+                user = salted(user, getattr(self.ctx, "prompt_salt", ""))
             call = plan_call(
                 "chat" if kind == "rag" else kind,
                 region,
@@ -122,6 +125,7 @@ class SessionRunner:
                 out_tokens,
                 stream,
                 planned + own,
+                getattr(wl, "extra_body", None),
             )
             result = self.client.execute(call, t_intended_ms=t_next_ms)
             if not result.ok:

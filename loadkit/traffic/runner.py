@@ -44,6 +44,7 @@ from loadkit.calibrate import calibrate_run, size_sections
 from loadkit.errors import UserError
 from loadkit.results import run_folder as rf
 from loadkit.servers import term_with_parent
+from loadkit.workload.salt import run_salt
 
 PROGRESS_PREFIX = "##loadkit "
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -81,6 +82,7 @@ class RunOptions:
     expect_workers: int = 1
     report: bool = True  # charts/*.png and report.html at the end (loadkit.report)
     calibrate: bool = True  # fit the target's tokens per synthesised token first (calibrate.py)
+    seed: int | None = None  # overrides the scenario's seed (`loadkit run --seed N`)
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ def run_config(
     run_id: str,
     scale: float,
     endpoints: dict[str, str],
+    prompt_salt: str = "",
 ) -> RunConfig:
     """The settings every Locust process reads (and a master sends to its workers): the
     names of environment variables, never their values."""
@@ -169,8 +172,19 @@ def run_config(
         api_key_env=target.api_key_env if target.kind == "http" else None,
         header_refs={k: str(v) for k, v in target.headers.items()},
         drain_s=opts.drain_s,
-        extra={"web": opts.web},
+        extra={"web": opts.web, "seed": opts.seed, "prompt_salt": prompt_salt},
     )
+
+
+def with_seed(scenario: Any, seed: int | None) -> Any:
+    """The scenario with `--seed N` in place of its own seed (None: unchanged)."""
+    if seed is None:
+        return scenario
+    if not 0 <= seed <= 2**63 - 1:
+        raise UserError(f"--seed must be in [0, 2**63 - 1], got {seed}")
+    import dataclasses
+
+    return dataclasses.replace(scenario, seed=seed)
 
 
 def is_loopback(url: str) -> bool:
@@ -528,7 +542,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
     from loadkit.traffic.shape import time_scale
 
     out = out or sys.stdout
-    scenario = load_scenario(opts.scenario)
+    scenario = with_seed(load_scenario(opts.scenario), opts.seed)
     if opts.processes < 1:
         raise UserError(f"--processes must be at least 1, got {opts.processes}")
     if not opts.drain_s >= 0:
@@ -554,6 +568,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         if remote:
             _cost_gate(scenario, scale, remote, opts, out)
     run_id = uuid.uuid4().hex[:12]
+    salt = run_salt(run_id) if scenario.prompt_cache == "cold" else ""
     folder_path = opts.out or rf.default_run_dir(opts.results_root, scenario.name)
     folder = rf.prepare(folder_path)
     started = rf.utc_now_iso()
@@ -575,7 +590,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
                 )
             )
             endpoints = chaos.endpoints
-        cfg = run_config(scenario, opts, folder.path, run_id, scale, endpoints)
+        cfg = run_config(scenario, opts, folder.path, run_id, scale, endpoints, salt)
         cfg.extra["sizing"] = sizing
         cfg.write(folder.run_config)
         rf.write_json(
@@ -595,6 +610,8 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
                     "duration_s": scenario.duration_s * scale,
                     "users_override": opts.users,
                     "processes": opts.processes,
+                    "prompt_cache": scenario.prompt_cache,
+                    "prompt_salt": salt,
                 },
             ),
         )
@@ -632,6 +649,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         out,
         run_id,
         abort_reason=chaos.abort_reason if chaos is not None else None,
+        prompt_salt=salt,
     )
 
 
@@ -674,7 +692,9 @@ def finish(
     out: IO[str],
     run_id: str = "",
     abort_reason: str | None = None,
+    prompt_salt: str = "",
 ) -> RunResult:
+    from loadkit.analysis.served import served_lines
     from loadkit.analysis.summary import format_table, summarize
     from loadkit.results.reader import read_records
 
@@ -703,6 +723,9 @@ def finish(
         "locust_exit_code": locust_rc,
         "elapsed_s": round(elapsed_s, 3),
         "records_truncated": bool(cols.truncated),
+        "seed": scenario.seed,
+        "prompt_cache": scenario.prompt_cache,
+        "prompt_salt": prompt_salt,
         **summary,
     }
     if ended.get("workers") is not None:  # a distributed run: each worker, and who went missing
@@ -716,6 +739,7 @@ def finish(
     doc.update(size_sections(folder.path, cols, scenario, out))
     rf.write_json(folder.summary_json, doc)
     out.write("\n" + format_table(summary) + "\n")
+    out.write("".join(f"{line}\n" for line in served_lines(doc)))
     if doc.get("workers"):
         from loadkit.traffic.distributed import worker_lines
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gevent
@@ -34,6 +34,7 @@ from loadkit.traffic.assign import RegionPicker, int_weights
 from loadkit.traffic.client import LLMClient, PlannedCall
 from loadkit.workload import prompts
 from loadkit.workload.plan import rng_for
+from loadkit.workload.salt import salted
 from loadkit.workload.sessions import SessionPlan, sample_sessions
 from loadkit.workload.sizing import ESTIMATE, Sizing
 
@@ -67,13 +68,16 @@ def plan_call(
     max_tokens: int | None,
     stream: bool,
     planned_prompt_tokens: int = 0,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> PlannedCall:
     """The request for one turn of a chat, completions or embeddings workload.
 
     `planned_prompt_tokens`: the whole prompt's content as the workload asked for it, in
     the target's tokens (system prefix + carried history + RAG context + new text; no
-    template overhead), recorded for the planned-vs-served comparison.
+    template overhead), recorded for the planned-vs-served comparison. `extra_body` (the
+    workload's) is merged into the request body.
     """
+    extra = dict(extra_body or {})
     if kind == "embeddings":
         return PlannedCall(
             kind="embeddings",
@@ -84,6 +88,7 @@ def plan_call(
             turn=turn,
             input=user_text,
             stream=False,
+            extra_body=extra,
         )
     if kind == "completions":
         prompt = "".join(f"{u}\n{a}\n" for u, a in history) + user_text
@@ -98,6 +103,7 @@ def plan_call(
             max_tokens=max_tokens,
             stream=stream,
             planned_prompt_tokens=planned_prompt_tokens,
+            extra_body=extra,
         )
     return PlannedCall(
         kind="chat",
@@ -110,6 +116,7 @@ def plan_call(
         max_tokens=max_tokens,
         stream=stream,
         planned_prompt_tokens=planned_prompt_tokens,
+        extra_body=extra,
     )
 
 
@@ -226,6 +233,8 @@ class LLMUser(FastHttpUser):
                 context = prompts.rag_context(chunks, self.rng, ctx.seed)
                 user_text = prompts.rag_prompt(user_text, context)
                 own += int(np.sum(sp.chunk_tokens[k]))
+            if not history and w.kind != "embeddings":  # right after the system prefix
+                user_text = salted(user_text, getattr(ctx, "prompt_salt", ""))
             kind = "chat" if w.kind == "rag" else w.kind
             call = plan_call(
                 kind,
@@ -240,6 +249,7 @@ class LLMUser(FastHttpUser):
                 out_tokens,
                 bool(w.stream),
                 planned + own,
+                w.extra_body,
             )
             result = self.llm.execute(call)
             if not result.ok:
