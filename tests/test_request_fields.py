@@ -12,8 +12,8 @@ import pytest
 
 from loadkit.analysis.served import served
 from loadkit.results.reader import read_records
+from loadkit.traffic.calls import plan_call
 from loadkit.traffic.client import request_body
-from loadkit.traffic.users import plan_call
 from loadkit.workload.salt import run_salt, salted
 from tests.run_helpers import run_cli, scenario, summary
 from tests.scenario_support import assert_one_line_error, validate
@@ -102,7 +102,18 @@ def test_a_bad_seed_option_is_one_line(tmp_path: Path) -> None:
 def test_extra_body_is_merged_and_max_tokens_still_sent() -> None:
     for kind in ("chat", "completions"):
         call = plan_call(
-            kind, "local", "w", "s", 0, "m", "sys", (), "hello", 48, True, {"ignore_eos": True}
+            kind,
+            "local",
+            "w",
+            "s",
+            0,
+            "m",
+            "sys",
+            (),
+            "hello",
+            48,
+            True,
+            extra_body={"ignore_eos": True},
         )
         body = request_body(call)
         assert body["ignore_eos"] is True and body["max_tokens"] == 48

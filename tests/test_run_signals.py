@@ -135,7 +135,8 @@ def _run(
     mock = start_mock(MOCK, "--profile", "vllm-h100")
     path = _scenario(tmp, mock.url)
     out = tmp / "run"
-    args = ["run", str(path), "--out", str(out), *extra]
+    # no calibration: the mock counts only the run's own requests
+    args = ["run", str(path), "--out", str(out), "--no-calibrate", *extra]
     port = _free_port()
     if workers:
         args += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]

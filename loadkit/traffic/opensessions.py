@@ -19,8 +19,8 @@ from typing import Any
 import gevent
 import numpy as np
 
+from loadkit.traffic.calls import plan_call, sizing_of
 from loadkit.traffic.client import LLMClient, PlannedCall
-from loadkit.traffic.users import plan_call, sizing_of
 from loadkit.workload import prefixblocks, prompts
 from loadkit.workload.plan import rng_for
 from loadkit.workload.salt import salted

@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import re
 import zlib
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gevent
@@ -31,12 +30,12 @@ from locust.exception import StopUser
 
 from loadkit.scenario import bridge
 from loadkit.traffic.assign import RegionPicker, int_weights
+from loadkit.traffic.calls import plan_call, sizing_of
 from loadkit.traffic.client import LLMClient, PlannedCall
 from loadkit.workload import prompts
 from loadkit.workload.plan import rng_for
 from loadkit.workload.salt import salted
 from loadkit.workload.sessions import SessionPlan, sample_sessions
-from loadkit.workload.sizing import ESTIMATE, Sizing
 
 DEFAULT_EMBED_MODEL = "text-embedding-3-small"
 _STREAM_USERS = 97  # rng_for(seed, _STREAM_USERS, worker, workload, user)
@@ -48,76 +47,6 @@ _PAUSE_AFTER_FAILURE_S = 1.0
 # the whole run (closed loop, similar answers) and hit the service as bursts it would never
 # see from people; each user's first request is spread over the second after its start.
 START_SPREAD_S = 1.0
-
-
-def sizing_of(ctx: Any) -> Sizing:
-    """The run's prompt sizing (calibrated in `loadkit run`); the estimate for a bare context."""
-    return getattr(ctx, "sizing", None) or ESTIMATE
-
-
-def plan_call(
-    kind: str,
-    region: str,
-    workload: str,
-    session_id: str,
-    turn: int,
-    model: str,
-    system: str,
-    history: Sequence[tuple[str, str]],
-    user_text: str,
-    max_tokens: int | None,
-    stream: bool,
-    planned_prompt_tokens: int = 0,
-    extra_body: Mapping[str, Any] | None = None,
-) -> PlannedCall:
-    """The request for one turn of a chat, completions or embeddings workload.
-
-    `planned_prompt_tokens`: the whole prompt's content as the workload asked for it, in
-    the target's tokens (system prefix + carried history + RAG context + new text; no
-    template overhead), recorded for the planned-vs-served comparison. `extra_body` (the
-    workload's) is merged into the request body.
-    """
-    extra = dict(extra_body or {})
-    if kind == "embeddings":
-        return PlannedCall(
-            kind="embeddings",
-            region=region,
-            workload=workload,
-            model=model,
-            session_id=session_id,
-            turn=turn,
-            input=user_text,
-            stream=False,
-            extra_body=extra,
-        )
-    if kind == "completions":
-        prompt = "".join(f"{u}\n{a}\n" for u, a in history) + user_text
-        return PlannedCall(
-            kind="completions",
-            region=region,
-            workload=workload,
-            model=model,
-            session_id=session_id,
-            turn=turn,
-            prompt=f"{system}\n{prompt}" if system else prompt,
-            max_tokens=max_tokens,
-            stream=stream,
-            planned_prompt_tokens=planned_prompt_tokens,
-            extra_body=extra,
-        )
-    return PlannedCall(
-        kind="chat",
-        region=region,
-        workload=workload,
-        model=model,
-        session_id=session_id,
-        turn=turn,
-        messages=prompts.chat_messages(system, history, user_text),
-        max_tokens=max_tokens,
-        stream=stream,
-        planned_prompt_tokens=planned_prompt_tokens,
-        extra_body=extra,
-    )
 
 
 def _class_name(name: str) -> str:
