@@ -82,3 +82,19 @@ def test_synthetic_template_shape() -> None:
     assert tpl.steps == (0, 0, 1, 2, 3, 4, 4, 4, 4)
     assert all(e.startswith(b"data: ") and e.endswith(b"\n\n") for e in tpl.events)
     assert tpl.events[-1] == b"data: [DONE]\n\n"
+
+
+def test_bench_mock_embeddings_quick_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "emb.json"
+    cmd = [sys.executable, "-m", "bench.bench_mock_embeddings", "--quick", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    rows = {r["phase"]: r for r in doc["rows"]}
+    assert set(rows) == {"A", "B"} and doc["summary"]["healthy"]
+    for r in rows.values():
+        assert r["errors"] == {} and r["events"] > 0 and r["gap_p99_ms"] >= 0.0, r
+    # B really ran embeddings beside the streams (256 inputs x 1,536 floats, ~8 MB each)
+    assert rows["A"]["emb_done"] == 0 and rows["B"]["emb_done"] >= 1
+    assert rows["B"]["emb_mean_mb"] > 5 and rows["B"]["emb_errors"] == []
+    assert "B/A" in proc.stdout and "wrote" in proc.stdout
