@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from loadkit.results.reader import read_records
 from loadkit.scenario import load_scenario
 from loadkit.traffic.timeline import open_plan
-from tests.run_helpers import run_cli, scenario, summary
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text in cmdline.read_bytes().decode(errors="replace"):
-                pids.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return pids
+from tests.run_helpers import pids_with, run_cli, scenario, summary
 
 
 def test_two_processes_one_file_every_attempt_once(tmp_path) -> None:
@@ -42,4 +29,4 @@ def test_two_processes_one_file_every_attempt_once(tmp_path) -> None:
     s = summary(out)
     assert s["attempts"] == planned and s["stop_reason"] == "completed"
     # the forked Locust workers are gone with the run
-    assert _processes_mentioning(str(out)) == []
+    assert pids_with(str(out)) == []

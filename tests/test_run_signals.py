@@ -25,7 +25,7 @@ import yaml
 
 from loadkit.results.reader import read_records
 from tests.conftest import StartMock, http_request
-from tests.run_helpers import loadkit_cmd, summary
+from tests.run_helpers import loadkit_cmd, pids_with, summary
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -79,17 +79,6 @@ def _metrics(url: str) -> dict[str, float]:
         key = name.split("{", 1)[0]
         out[key] = out.get(key, 0.0) + float(value)
     return out
-
-
-def _pids_with(text: str) -> list[int]:
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text in cmdline.read_bytes().decode(errors="replace"):
-                pids.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return pids
 
 
 def _free_port() -> int:
@@ -167,7 +156,7 @@ def _run(
         rc = proc.wait(timeout=45)
         stop_s = time.monotonic() - t0
         deadline = time.monotonic() + 40  # Locust outlives a SIGKILLed loadkit while it drains
-        while _pids_with(str(out)) and time.monotonic() < deadline:
+        while pids_with(str(out)) and time.monotonic() < deadline:
             time.sleep(0.1)
         for h in helpers:
             h.wait(timeout=20)
@@ -176,7 +165,7 @@ def _run(
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    leftover = _pids_with(str(out))
+    leftover = pids_with(str(out))
     for pid in leftover:
         os.kill(pid, signal.SIGKILL)
     assert not leftover, "Locust ran on after the run"
