@@ -132,7 +132,9 @@ class LoadkitApp:
         self._timeline_done = False
         self._stop_watch: Any = None  # gevent's handler of STOP_SIGNAL (kept alive)
         self.book = WorkerBook()  # master: its workers over the run
-        self.assignment: dict[str, Any] | None = None  # worker: its share of the arrivals
+        # worker: the master's splits of the arrivals, in epoch order; each holds from its
+        # `from_s` to the next one's (a driver that starts late serves the older ones too)
+        self.assignments: list[dict[str, Any]] = []
         self._epoch = 0
         self._split_sent = False  # this test has a split: later ones start `lead` later
         self._driving = False
@@ -449,11 +451,16 @@ class LoadkitApp:
                 )
                 self.drivers.append(sched)
                 done.append(sched)
+                later = self._later_assignment(used)
+                if later is not None:  # reassigned before this schedule started
+                    sched.cut(float(later["from_s"]))
                 try:
                     sched.run()
                 finally:
                     self.drivers.remove(sched)
-                if not sched.handed_over:  # schedule done, budget spent or stop asked
+                if not sched.handed_over and (  # schedule done, budget spent or stop asked
+                    self.ctx.stopping or self._later_assignment(used) is None
+                ):
                     break
             if self.ctx.guard.reason and self.role != "worker":
                 self.request_stop(self.ctx.guard.reason)
@@ -473,22 +480,26 @@ class LoadkitApp:
                 return None
             return {"epoch": 0, "from_s": 0.0, "serves": {r: (0, 1) for r in self.ctx.endpoints}}
         while not self.ctx.stopping:
-            a = self.assignment
-            if a is not None and a["epoch"] > used:
-                return a
-            if a is not None and used >= 0:
+            later = self._later_assignment(used)
+            if later is not None:
+                return later
+            if self.assignments and used >= 0:
                 return None
             gevent.sleep(0.05)
         return None
+
+    def _later_assignment(self, used: int) -> dict[str, Any] | None:
+        """The first assignment after epoch `used`: none is skipped, or its arrivals are lost."""
+        return next((a for a in self.assignments if a["epoch"] > used), None)
 
     # -- workers (distributed runs) -------------------------------------------------------------
 
     def _on_assign(self, environment: Any = None, msg: Any = None, **_: Any) -> None:
         """Worker: the master's new split of the arrivals, effective at `from_s`."""
         data = msg.data
-        if self.assignment is not None and data["epoch"] <= self.assignment["epoch"]:
+        if self.assignments and data["epoch"] <= self.assignments[-1]["epoch"]:
             return
-        self.assignment = data
+        self.assignments.append(data)
         for sched in list(self.drivers):
             sched.cut(float(data["from_s"]))
 
