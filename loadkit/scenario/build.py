@@ -78,7 +78,6 @@ _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _URL = re.compile(r"https?://[^\s/?#]+[^\s]*")
 _PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?|100)")
 _SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "ocp-apim-subscription-key")
-_KEY_LIKE = re.compile(r"(sk-|sk_|Bearer\s+\S{8,})")
 
 
 def build_scenario(root: Value, source_path: Path | None) -> Scenario:
@@ -299,7 +298,7 @@ def _url(field: Field) -> str:
 
 def _env_name(field: Field) -> str:
     text = field.string().strip()
-    if _KEY_LIKE.match(text) or len(text) > 64:
+    if units.KEY_LIKE.match(text) or len(text) > 64:
         field.fail(
             "this looks like an API key; put the key in an environment variable and give "
             "the variable's NAME here (e.g. OPENAI_API_KEY)"
@@ -327,7 +326,7 @@ def _headers(field: Field) -> dict[str, str]:
                 f"a literal secret in header {key!r}; write it as ${{ENV_VAR}} and set the "
                 "variable when you run"
             )
-        if _KEY_LIKE.search(_ENV_REF.sub("", text)):
+        if units.KEY_LIKE.search(_ENV_REF.sub("", text)):
             value.fail("this looks like a literal API key; use ${ENV_VAR} instead")
         out[key] = text
     return out

@@ -11,7 +11,6 @@ asks for usage in the stream, and times one answer per request.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from loadkit.scenario import units
@@ -32,7 +31,6 @@ RESERVED: dict[str, str] = {
     "max_tokens": "use the workload's `output_tokens:` / `max_tokens:` (recorded per attempt)",
     "n": "loadkit times and counts one answer per request",
 }
-_KEY_LIKE = re.compile(r"(sk-|sk_|Bearer\s+\S{8,})")
 
 
 def extra_body(field: Field) -> dict[str, Any]:
@@ -64,7 +62,7 @@ def _json(field: Field) -> Any:
         return [_json(f) for f in field.items()]
     data = value.data
     if data is None or isinstance(data, bool | int | str):
-        if isinstance(data, str) and _KEY_LIKE.match(data):
+        if isinstance(data, str) and units.KEY_LIKE.match(data):
             field.fail("this looks like an API key; a request field is stored with the run")
         return data
     if isinstance(data, float):

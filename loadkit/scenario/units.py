@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 import re
 
+# Text that looks like an API key (or a bearer token): refused wherever a scenario holds text.
+KEY_LIKE = re.compile(r"(sk-|sk_|Bearer\s+\S{8,})")
+
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)")
 _DURATION_WHOLE = re.compile(r"(?:(?:\d+(?:\.\d+)?|\.\d+)\s*(?:ms|s|m|h|d)\s*)+")
