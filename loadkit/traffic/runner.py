@@ -157,6 +157,7 @@ def run_config(
     scale: float,
     endpoints: dict[str, str],
     prompt_salt: str = "",
+    sizing: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """The settings every Locust process reads (and a master sends to its workers): the
     names of environment variables, never their values."""
@@ -172,7 +173,12 @@ def run_config(
         api_key_env=target.api_key_env if target.kind == "http" else None,
         header_refs={k: str(v) for k, v in target.headers.items()},
         drain_s=opts.drain_s,
-        extra={"web": opts.web, "seed": opts.seed, "prompt_salt": prompt_salt},
+        extra={
+            "web": opts.web,
+            "seed": opts.seed,
+            "prompt_salt": prompt_salt,
+            "sizing": dict(sizing or {}),
+        },
     )
 
 
@@ -590,8 +596,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
                 )
             )
             endpoints = chaos.endpoints
-        cfg = run_config(scenario, opts, folder.path, run_id, scale, endpoints, salt)
-        cfg.extra["sizing"] = sizing
+        cfg = run_config(scenario, opts, folder.path, run_id, scale, endpoints, salt, sizing)
         cfg.write(folder.run_config)
         rf.write_json(
             folder.environment_json,
