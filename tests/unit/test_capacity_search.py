@@ -15,7 +15,7 @@ from loadkit.cli import main as cli_main
 from loadkit.errors import UserError
 from loadkit.scenario import load_scenario
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
 
 

@@ -19,7 +19,7 @@ from loadkit.chaos.control_client import ProxyProcess
 from loadkit.servers import ServerProcess
 from tests.chaos_support import mock_and_proxy
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 POLICY = {
     "timeouts": {"connect_s": 2.0, "first_token_s": 1.0, "between_tokens_s": 0.6, "total_s": 10},
     "retries": {"max_retries": 0},

@@ -17,7 +17,7 @@ import pytest
 
 from tests.scenario_support import assert_one_line_error, validate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = (ROOT / "scenarios" / "quickstart.yaml").read_text(encoding="utf-8")
 COMMENT = "# " + "x" * 97 + "\n"  # 100 bytes
 

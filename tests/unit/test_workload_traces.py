@@ -19,7 +19,7 @@ from loadkit.workload.traces import (
     read_trace,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "scenarios" / "traces"
 SHARED = REPO.parent / "shared" / "data"
 AZURE_CONV = SHARED / "traces" / "AzureLLMInferenceTrace_conv_2023.csv"

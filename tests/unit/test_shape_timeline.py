@@ -11,7 +11,7 @@ import yaml
 from loadkit.scenario import load_scenario
 from loadkit.traffic.timeline import ClosedTimeline, OpenTimeline, open_plan
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _write(tmp: Path, doc: dict) -> Path:

@@ -21,7 +21,7 @@ from loadkit.scenario import Scenario, ScenarioError, load_scenario
 from loadkit.scenario.plan import plan
 from loadkit.scenario.render import render
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE = yaml.safe_load((ROOT / "scenarios" / "outage-drill.yaml").read_text())
 
 SETTINGS = settings(

@@ -18,7 +18,7 @@ import pytest
 
 from loadkit.servers import ServerProcess, running_server
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def drive(case: str, **args: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from loadkit.scenario.units import fmt_duration, parse_duration, parse_fraction,
 from loadkit.traffic.runner import is_loopback
 from loadkit.workload.distributions import Constant, Empirical, LogNormal, Uniform
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
 
 MINIMAL = """\

@@ -10,7 +10,7 @@ from loadkit.chaos.faults import fault_from_json, fault_from_scenario
 from loadkit.scenario import load_scenario
 from loadkit.scenario.errors import ScenarioError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BASE = """
 name: t
 workloads:

@@ -9,7 +9,7 @@ from loadkit.scenario import load_scenario
 from loadkit.scenario.build import TOP_KEYS
 from loadkit.scenario.model import FAULT_KINDS, ClosedLoad
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "scenarios.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "scenarios.md"
 
 
 def _example() -> str:

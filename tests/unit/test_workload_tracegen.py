@@ -10,7 +10,7 @@ import pytest
 from loadkit.workload.tracegen import AZURE_CODE_2023, AZURE_CONV_2023, generate, synth_trace
 from loadkit.workload.traces import read_trace
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "scenarios" / "traces"
+EXAMPLES = Path(__file__).resolve().parents[2] / "scenarios" / "traces"
 
 
 def test_generation_is_reproducible_and_matches_the_committed_examples(tmp_path):

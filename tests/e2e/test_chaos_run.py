@@ -175,7 +175,7 @@ def test_ctrl_c_mid_drill_clears_every_fault(tmp_path: Path) -> None:
 
 
 def test_the_shipped_outage_drill_compressed(tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     out = tmp_path / "run"
     res = run_cli(
         "run",

@@ -1,4 +1,4 @@
-"""Closed-loop users on a real Locust LocalRunner against the real mock (in a subprocess)."""
+"""Real Locust users against the real mock: sessions, history, RAG, regions, admission limits."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from collections import defaultdict
 import pytest
 
 from loadkit.servers import running_server
-from loadkit.traffic.assign import RegionPicker, int_weights
-from tests.test_traffic_client import drive
+from tests.integration.test_traffic_client import drive
 
 SCENARIO = """
 name: users-test
@@ -41,14 +40,6 @@ load:
   phases:
     - {kind: hold, users: 8, for: 10s}
 """
-
-
-def test_region_picker_follows_shares_deterministically():
-    picker = RegionPicker(["eu", "us", "ap"], [0.5, 0.3, 0.2])
-    picks = [picker.next() for _ in range(100)]
-    assert picks.count("eu") == 50 and picks.count("us") == 30 and picks.count("ap") == 20
-    assert picks[:4] == ["eu", "us", "ap", "eu"]
-    assert int_weights([3.0, 1.0]) == [750, 250]
 
 
 def test_users_run_sessions_with_history_rag_and_regions(tmp_path):

@@ -147,7 +147,7 @@ def test_unpriced_run_says_so() -> None:
 def test_redaction_keeps_token_counts_so_the_copy_still_runs(tmp_path) -> None:
     from loadkit.scenario import load_scenario
 
-    src = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
+    src = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
     red = redact_text(src.read_text(encoding="utf-8") + "x_access_token: abcdefghijk123\n")
     assert "max_tokens: 512" in red and "prompt_tokens: {dist: lognormal" in red
     assert "abcdefghijk123" not in red

@@ -19,7 +19,7 @@ from loadkit.cost import (
 )
 from loadkit.errors import UserError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 LITELLM = SHARED / "pricing" / "llm_prices_litellm_subset.csv"
 
 P = Price(model="m", input_per_1m=2.0, output_per_1m=8.0, cached_input_per_1m=0.5)

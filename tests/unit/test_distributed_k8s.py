@@ -18,7 +18,7 @@ import yaml
 from loadkit.cli import build_parser
 from loadkit.scenario import load_scenario
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 
 
 def _docs() -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from mocks.ratelimit import Bucket, go_duration
 from mocks.region import Region
 from tests.conftest import StartMock
 
-PROFILE_DIR = Path(__file__).resolve().parents[1] / "mocks" / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "mocks" / "profiles"
 
 
 def test_bundled_profiles_load_and_document_every_key() -> None:

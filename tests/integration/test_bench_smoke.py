@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.template import _steps, synthetic_template
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SERVERS = ("mock", "bare-stream", "bare-ticker", "bare-wheel")
 
 

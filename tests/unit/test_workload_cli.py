@@ -7,7 +7,7 @@ from pathlib import Path
 
 from loadkit.cli import main
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "scenarios" / "traces"
+EXAMPLES = Path(__file__).resolve().parents[2] / "scenarios" / "traces"
 
 
 def test_trace_summary_prints_the_figures(capsys):
