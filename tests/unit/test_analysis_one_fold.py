@@ -14,35 +14,19 @@ from loadkit.report.compare import read_run
 from loadkit.results.reader import read_records
 from loadkit.results.schema import HEADER_LINE, NAN, RequestRecord, to_csv_line
 from loadkit.scenario.model import Slo
+from tests.records import record
 
-BASE = RequestRecord(
+BASE = record(
     run_id="r",
     request_id="",
-    attempt=0,
-    worker="w",
     region="local",
-    workload="chat",
-    session_id="s",
-    turn=0,
-    model="m",
     endpoint="/v1/chat/completions",
-    t_intended=NAN,
-    t_sent=0.0,
-    sched_lag_ms=NAN,
     ttft_ms=80.0,
     e2e_ms=300.0,
-    itl_mean_ms=10.0,
     itl_p99_ms=12.0,
     itl_max_ms=15.0,
-    status=200,
-    outcome="ok",
-    error="",
-    prompt_tokens=100,
     completion_tokens=20,
-    cached_tokens=0,
-    tokens_source="server",
     cost_usd=0.0001,
-    fault="",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from loadkit.capacity import CapacityOptions, StepResult
 from loadkit.cli import main as cli_main
 from loadkit.errors import UserError
 from loadkit.scenario import load_scenario
+from tests.records import record
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
@@ -157,42 +159,35 @@ def test_search_when_everything_passes_or_nothing_does() -> None:
 
 
 def test_measure_step_ignores_the_warmup(tmp_path: Path) -> None:
-    from loadkit.results.schema import COLUMNS, DEFAULTS
+    from loadkit.results.schema import HEADER_LINE, to_csv_line
     from loadkit.scenario.model import Slo
 
     rows = []
     for i in range(40):
         t = i * 100.0  # one request every 100 ms for 4 s
         ttft = 900.0 if t < 1000 else 100.0  # slow only during warm-up
-        row = {c: DEFAULTS.get(c, "") for c in COLUMNS}
-        row.update(
+        rec = record(
             run_id="r",
             request_id=f"q{i}",
             attempt=1,
-            worker="w",
             region="local",
-            workload="chat",
             session_id=f"s{i}",
             turn=1,
-            model="m",
             endpoint="/v1/chat/completions",
             t_sent=t,
-            sched_lag_ms=0,
+            sched_lag_ms=0.0,
             ttft_ms=ttft,
             e2e_ms=ttft + 50,
-            itl_mean_ms=5,
-            status=200,
-            outcome="ok",
+            itl_mean_ms=5.0,
+            itl_p99_ms=math.nan,
+            itl_max_ms=math.nan,
             prompt_tokens=10,
             completion_tokens=5,
-            cached_tokens=0,
-            tokens_source="server",
-            cost_usd=0.001,
         )
-        rows.append(",".join(str(row[c]) for c in COLUMNS))
+        rows.append(to_csv_line(rec))
     run_dir = tmp_path / "step"
     run_dir.mkdir()
-    (run_dir / "requests.csv").write_text(",".join(COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    (run_dir / "requests.csv").write_text(HEADER_LINE + "".join(rows))
     slo = Slo(ttft_ms={"p95": 200.0}, error_rate=0.01)
     res = capmod.measure_step(run_dir, slo, level=4, index=1, warmup_s=1.0, end_s=4.0)
     assert res.ok and res.requests == 30 and res.ttft_p95_ms == pytest.approx(100.0)

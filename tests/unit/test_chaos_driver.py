@@ -8,6 +8,7 @@ from pathlib import Path
 from loadkit.chaos.driver import AbortWatch, abort_window_s, timeline
 from loadkit.results.schema import HEADER_LINE, RequestRecord, to_csv_line
 from loadkit.scenario.model import Abort, Fault, FaultWhere
+from tests.records import record
 
 FAULTS = (
     Fault("storm", at_s=10, for_s=20, kind="http_error", rate=0.4, params={"status": 429}),
@@ -17,12 +18,24 @@ FAULTS = (
 
 
 def _rec(t_ms: float, outcome: str = "ok", ttft: float = 100.0) -> RequestRecord:
-    nan = math.nan
-    return RequestRecord(
-        "r", "q", 0, "w", "na", "chat", "", 0, "m", "/v1/chat/completions", nan, t_ms, nan,
-        ttft if outcome == "ok" else nan, 200.0, nan, nan, nan, 200 if outcome == "ok" else 500,
-        outcome, "", 1, 1, 0, "server", 0.0, "",
-    )  # fmt: skip
+    failed = outcome != "ok"
+    return record(
+        run_id="r",
+        request_id="q",
+        session_id="",
+        endpoint="/v1/chat/completions",
+        t_sent=t_ms,
+        ttft_ms=math.nan if failed else ttft,
+        e2e_ms=200.0,
+        itl_mean_ms=math.nan,
+        itl_p99_ms=math.nan,
+        itl_max_ms=math.nan,
+        status=500 if failed else 200,
+        outcome=outcome,
+        prompt_tokens=1,
+        completion_tokens=1,
+        cost_usd=0.0,
+    )
 
 
 def test_timeline_scales_and_puts_ends_first() -> None:

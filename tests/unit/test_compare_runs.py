@@ -4,50 +4,45 @@ pilot-vs-production runs are in tests/e2e/test_compare_cli.py)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from loadkit.cli import main as cli_main
-from loadkit.results.schema import COLUMNS, DEFAULTS
+from loadkit.results.schema import HEADER_LINE, to_csv_line
+from tests.records import record
 
 
 def _write_run(folder: Path, ttft: np.ndarray, failed: int = 0, scenario: str = "") -> Path:
     folder.mkdir(parents=True)
     n = ttft.size
-    lines = [",".join(COLUMNS)]
+    lines = [HEADER_LINE]
     for i in range(n):
         bad = i < failed
-        row = {c: DEFAULTS.get(c, "") for c in COLUMNS}
-        row.update(
+        rec = record(
             run_id="r",
             request_id=f"q{i}",
             attempt=1,
-            worker="w",
-            region="na",
-            workload="chat",
             session_id=f"s{i}",
             turn=1,
-            model="m",
             endpoint="/v1/chat/completions",
             t_sent=i * 50.0,
-            sched_lag_ms=0,
-            ttft_ms="" if bad else round(float(ttft[i]), 3),
+            sched_lag_ms=0.0,
+            ttft_ms=math.nan if bad else round(float(ttft[i]), 3),
             e2e_ms=round(float(ttft[i]) + 800, 3),
-            itl_mean_ms="" if bad else 20,
+            itl_mean_ms=math.nan if bad else 20.0,
+            itl_p99_ms=math.nan,
+            itl_max_ms=math.nan,
             status=500 if bad else 200,
             outcome="http_error" if bad else "ok",
             error=("boom, with a comma" if i % 2 else "boom") if bad else "",
-            prompt_tokens=100,
             completion_tokens=0 if bad else 40,
-            cached_tokens=0,
-            tokens_source="server",
             cost_usd=0.0002,
         )
-        cells = [str(row[c]) for c in COLUMNS]
-        lines.append(",".join(f'"{c}"' if "," in c else c for c in cells))
-    (folder / "requests.csv").write_text("\n".join(lines) + "\n")
+        lines.append(to_csv_line(rec))
+    (folder / "requests.csv").write_text("".join(lines))
     if scenario:
         (folder / "scenario.yaml").write_text(scenario)
     return folder

@@ -14,11 +14,12 @@ from loadkit.results import reader
 from loadkit.results.reader import read_records
 from loadkit.results.schema import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, RequestRecord
 from loadkit.results.writer import RecordWriter
+from tests.records import record
 
 
 def _record(i: int, rng: np.random.Generator) -> RequestRecord:
     errors = ["", "", "", 'upstream said "no", twice', "délai dépassé, réessayez", "a,b,c"]
-    return RequestRecord(
+    return record(
         run_id="run",
         request_id=f"r{i // 2}",
         attempt=i % 2,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,39 +12,27 @@ from loadkit.errors import UserError
 from loadkit.results.reader import read_records
 from loadkit.results.schema import COLUMNS, HEADER_LINE, RequestRecord, to_csv_line
 from loadkit.results.writer import RecordWriter
+from tests.records import record
 
 
 def make_record(i: int = 0, **over: object) -> RequestRecord:
-    base = RequestRecord(
+    fields: dict[str, object] = dict(
         run_id="run1",
         request_id=f"r{i}",
-        attempt=0,
         worker="w0",
         region="eu",
-        workload="chat",
         session_id="s1",
         turn=1,
         model="gpt-4o-mini",
         endpoint="/v1/chat/completions",
-        t_intended=math.nan,
         t_sent=12.5 + i,
-        sched_lag_ms=math.nan,
         ttft_ms=101.25,
         e2e_ms=900.0,
-        itl_mean_ms=10.0,
-        itl_p99_ms=20.0,
         itl_max_ms=25.0,
-        status=200,
-        outcome="ok",
-        error="",
-        prompt_tokens=100,
         completion_tokens=80,
-        cached_tokens=0,
-        tokens_source="server",
         cost_usd=0.000123,
-        fault="",
     )
-    return replace(base, **over)  # type: ignore[arg-type]
+    return record(**{**fields, **over})
 
 
 def test_columns_are_the_design_order():

@@ -7,35 +7,32 @@ from types import SimpleNamespace
 
 import gevent
 
-from loadkit.results.schema import COLUMNS, RequestRecord
+from loadkit.results.schema import RequestRecord
 from loadkit.traffic.shipping import MESSAGE, RecordReceiver, RecordShipper
+from tests.records import record
 
 
 def _rec(i: int, worker: str) -> RequestRecord:
-    values = {c: "" for c in COLUMNS}
-    values.update(
+    return record(
         run_id="r",
         request_id=f"{worker}-{i}",
         attempt=1,
         worker=worker,
-        turn=0,
-        t_intended=math.nan,
+        region="",
+        workload="",
+        session_id="",
+        model="",
+        endpoint="",
         t_sent=float(i),
-        sched_lag_ms=math.nan,
         ttft_ms=1.0,
         e2e_ms=2.0,
         itl_mean_ms=math.nan,
         itl_p99_ms=math.nan,
         itl_max_ms=math.nan,
-        status=200,
-        outcome="ok",
         prompt_tokens=1,
         completion_tokens=1,
-        cached_tokens=0,
-        tokens_source="server",
         cost_usd=0.5,
     )
-    return RequestRecord(**values)
 
 
 def test_batches_reach_the_master_once() -> None:
