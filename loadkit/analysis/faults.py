@@ -1,5 +1,11 @@
 """Fault windows and what they did: impact inside each window and recovery time after it.
 
+A window's attempts are those in flight at any moment of it (sent before its end, not over
+before its start) and, for a regional fault, sent to its region: a stream cut the moment an
+outage began belongs to the outage although it was sent before. Its requests are the logical
+requests those attempts belong to. The summary's `faults[]` and the drill's
+`chaos.windows[]` take both from `exposed` below, so they count the same set.
+
 Recovery time (issue 6): from the end of a fault window until both the error rate and the
 p95 TTFT of logical requests (by start time) are back within the SLO. Checked in short bins
 after the window; the first bin that is within both limits and whose next non-empty bin is
@@ -10,7 +16,7 @@ against the run's pre-fault level of that metric (error rate + 1 point, p95 x 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,32 +48,61 @@ def from_journal(events: Iterable[Any]) -> list[FaultWindow]:
     ]
 
 
+def exposed(
+    t_sent: np.ndarray, e2e_ms: np.ndarray, region: np.ndarray, w: FaultWindow
+) -> np.ndarray:
+    """Attempt mask: in flight at some moment of the window (and in its region, if any)."""
+    end = t_sent + np.nan_to_num(e2e_ms, nan=0.0)
+    m = (t_sent < w.end_ms) & (end >= w.start_ms)
+    if w.region:
+        m &= region == w.region
+    return m
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """The per-attempt columns fault analysis needs."""
+
+    t_sent: np.ndarray
+    e2e_ms: np.ndarray
+    region: np.ndarray
+    ok: np.ndarray
+    injected: np.ndarray
+
+    @classmethod
+    def of(cls, cols: Mapping[str, np.ndarray], injected: np.ndarray) -> Attempts:
+        return cls(
+            t_sent=np.asarray(cols["t_sent"], dtype=np.float64),
+            e2e_ms=np.asarray(cols["e2e_ms"], dtype=np.float64),
+            region=np.asarray(cols["region"]),
+            ok=np.asarray(cols["outcome"]) == "ok",
+            injected=injected,
+        )
+
+
 # Faults that act on the connection leave no response to carry the fault tag: a failure
 # in their window and region is theirs although its record has no tag.
 UNTAGGED_KINDS = frozenset({"region_outage", "refuse", "reset", "hang"})
 
 
 def injected_mask(
-    fault: np.ndarray,
-    ok: np.ndarray,
-    t_sent: np.ndarray,
-    region: np.ndarray,
-    windows: Sequence[FaultWindow],
+    cols: Mapping[str, np.ndarray], windows: Sequence[FaultWindow]
 ) -> tuple[np.ndarray, int]:
     """(failed attempts the chaos layer caused, how many of them were inferred, not tagged).
 
-    Tagged failures are injected; so is an untagged failure sent while a connection-level
-    fault (`UNTAGGED_KINDS`) was active for its region.
+    Tagged failures are injected; so is an untagged failure in flight while a
+    connection-level fault (`UNTAGGED_KINDS`) was active for its region.
     """
+    fault = np.asarray(cols["fault"])
+    ok = np.asarray(cols["outcome"]) == "ok"
+    t_sent = np.asarray(cols["t_sent"], dtype=np.float64)
+    e2e = np.asarray(cols["e2e_ms"], dtype=np.float64)
+    region = np.asarray(cols["region"])
     tagged = ~ok & (fault != "")
     inferred = np.zeros(ok.size, dtype=bool)
     for w in windows:
-        if w.kind not in UNTAGGED_KINDS:
-            continue
-        m = ~ok & (fault == "") & (t_sent >= w.start_ms) & (t_sent < w.end_ms)
-        if w.region:
-            m &= region == w.region
-        inferred |= m
+        if w.kind in UNTAGGED_KINDS:
+            inferred |= ~ok & (fault == "") & exposed(t_sent, e2e, region, w)
     return tagged | inferred, int(inferred.sum())
 
 
@@ -109,9 +144,7 @@ def _limits(lr: Logical, lim: Limits, first_fault_ms: float) -> tuple[float, flo
 
 def analyse_faults(
     lr: Logical,
-    attempts_injected: np.ndarray,
-    attempts_ok: np.ndarray,
-    attempts_t: np.ndarray,
+    att: Attempts,
     windows: Sequence[FaultWindow],
     lim: Limits,
     run_end_ms: float,
@@ -130,11 +163,12 @@ def analyse_faults(
     starts_sorted = sorted(w.start_ms for w in windows)
     for w in windows:
         end = w.end_ms if math.isfinite(w.end_ms) else run_end_ms
-        inside = (lr.start_ms >= w.start_ms) & (lr.start_ms < end)
-        att_in = (attempts_t >= w.start_ms) & (attempts_t < end)
+        att_in = exposed(att.t_sent, att.e2e_ms, att.region, w)
+        inside = np.zeros(lr.n, dtype=bool)
+        inside[lr.attempt_group[att_in]] = True
         n_in = int(inside.sum())
-        fails_in = att_in & ~attempts_ok
-        injected = int((fails_in & attempts_injected).sum())
+        fails_in = att_in & ~att.ok
+        injected = int((fails_in & att.injected).sum())
         fo = inside & lr.failover
         item: dict[str, Any] = {
             "fault_id": w.fault_id,
@@ -144,6 +178,7 @@ def analyse_faults(
             "end_s": round(end / 1000.0, 3),
             "active_at_end": not math.isfinite(w.end_ms),
             "requests": n_in,
+            "attempts": int(att_in.sum()),
             "error_rate": round(float(1 - lr.ok[inside].mean()), 6) if n_in else None,
             "ttft_p95_ms": _r(percentiles(lr.ttft_ms[inside & lr.ok], (95.0,))[0]),
             "failed_attempts_injected": injected,

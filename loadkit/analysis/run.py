@@ -17,7 +17,7 @@ import numpy as np
 from loadkit.analysis import windows as W
 from loadkit.analysis.breakdown import breakdown
 from loadkit.analysis.costs import cost_breakdown, monthly_projection
-from loadkit.analysis.faults import FaultWindow, analyse_faults, injected_mask
+from loadkit.analysis.faults import Attempts, FaultWindow, analyse_faults, injected_mask
 from loadkit.analysis.requests import Logical, logical
 from loadkit.analysis.slo import Limits, good_mask, goodput, limits_from
 from loadkit.analysis.summary import summarize
@@ -66,7 +66,6 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
     ttft = np.asarray(cols["ttft_ms"], dtype=np.float64)
     outcome = np.asarray(cols["outcome"])
     ok = outcome == "ok"
-    fault = np.asarray(cols["fault"])
     end = t_sent + np.nan_to_num(e2e, nan=0.0)
     if lr.n:
         t0 = float(np.nanmin(lr.start_ms))
@@ -102,9 +101,7 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
     with np.errstate(invalid="ignore", divide="ignore"):
         s["error_rate"] = np.where(n_start > 0, n_fail / n_start, np.nan)
     n_att = W.counts(win, t_sent)
-    injected, inferred = injected_mask(
-        fault, ok, t_sent, np.asarray(cols["region"]), tuple(facts.faults)
-    )
+    injected, inferred = injected_mask(cols, tuple(facts.faults))
     s["attempts_per_s"] = n_att / win.width_s
     s["failed_injected_per_s"] = W.rates(win, t_sent, injected)
     s["failed_organic_per_s"] = W.rates(win, t_sent, ~ok & ~injected)
@@ -134,7 +131,12 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
     costs = cost_breakdown(cols, lr)
     run_end = float(np.nanmax(end)) if end.size else 0.0
     faults = analyse_faults(
-        lr, injected, ok, t_sent, facts.faults, lim, run_end, bin_s=max(1.0, win.width_s / 2)
+        lr,
+        Attempts.of(cols, injected),
+        facts.faults,
+        lim,
+        run_end,
+        bin_s=max(1.0, win.width_s / 2),
     )
     extra: dict[str, Any] = {
         "goodput": goodput(lr, lim, duration_s),

@@ -12,7 +12,6 @@ get the drain time, records drain) and names the reason.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import subprocess
 import threading
@@ -22,11 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
 from loadkit.chaos.control_client import ProxyProcess, start_proxy
 from loadkit.chaos.driver import AbortWatch, FaultDriver, Journal, abort_window_s, timeline
-from loadkit.results.faults_schema import FaultEvent, fault_windows
 
 
 @dataclass
@@ -125,58 +121,3 @@ def drill(
         yield d
     finally:
         d.close()
-
-
-def drill_summary(
-    cols: Any, events: list[FaultEvent], slo_error_rate: float | None
-) -> dict[str, Any]:
-    """Per fault window: attempts sent inside it, failures, how many the proxy tagged; and
-    the steady-state check: error rate before the first fault and after the last one."""
-    t = np.asarray(cols["t_sent"], dtype=np.float64)
-    e2e = np.nan_to_num(np.asarray(cols["e2e_ms"], dtype=np.float64))
-    failed = np.asarray(cols["outcome"]) != "ok"
-    tags = np.asarray(cols["fault"])
-    region = np.asarray(cols["region"])
-    where = {e.fault_id: e.region for e in events if e.event == "start"}
-    windows = []
-    for fid, kind, start, end in fault_windows(events):
-        # an attempt is exposed when it was in flight at some moment of the window
-        inside = (t < end) & (t + e2e >= start)
-        if where.get(fid):
-            inside &= region == where[fid]
-        n = int(inside.sum())
-        windows.append(
-            {
-                "fault_id": fid,
-                "kind": kind,
-                "region": where.get(fid) or None,
-                "start_ms": round(start, 1),
-                "end_ms": None if math.isinf(end) else round(end, 1),
-                "attempts": n,
-                "failed": int((failed & inside).sum()),
-                # tagged: the proxy's header reached the record; connection-level faults
-                # (refuse, reset, hang, region_outage) have no response to carry it
-                "tagged": int(((tags == fid) & inside).sum()),
-            }
-        )
-    spans = [(w["start_ms"], w["end_ms"]) for w in windows]
-    out: dict[str, Any] = {"journal": "faults.csv", "windows": windows}
-    if spans:
-        first = min(s for s, _ in spans)
-        ends = [e for _, e in spans]
-        last = None if None in ends else max(e for e in ends if e is not None)
-
-        def rate(mask: np.ndarray) -> dict[str, Any]:
-            n = int(mask.sum())
-            r = float((failed & mask).sum() / n) if n else None
-            ok = None if r is None or slo_error_rate is None else r <= slo_error_rate
-            return {"attempts": n, "error_rate": r, "within_slo": ok}
-
-        out["steady_state"] = {
-            "slo_error_rate": slo_error_rate,
-            "before": rate(t + e2e < first),  # attempts over before any fault began
-            "after": rate(t >= last) if last is not None else None,
-        }
-    aborts = [e for e in events if e.event == "abort"]
-    out["abort"] = aborts[0].params.get("reason") if aborts else None
-    return out

@@ -737,7 +737,7 @@ def finish(
         doc["workers"] = ended["workers"]
     faults_csv = folder.path / "faults.csv"
     if faults_csv.exists():
-        from loadkit.chaos.drill import drill_summary
+        from loadkit.analysis.drill import drill_summary
         from loadkit.results.faults_schema import read_fault_events
 
         doc["chaos"] = drill_summary(cols, read_fault_events(faults_csv), scenario.slo.error_rate)

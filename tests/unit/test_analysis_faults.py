@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from loadkit.analysis.faults import FaultWindow, analyse_faults, from_journal, injected_mask
+from loadkit.analysis.drill import drill_summary
+from loadkit.analysis.faults import (
+    Attempts,
+    FaultWindow,
+    analyse_faults,
+    from_journal,
+    injected_mask,
+)
 from loadkit.analysis.requests import logical
 from loadkit.analysis.run import RunFacts, analyse
 from loadkit.analysis.slo import limits_from
@@ -35,18 +42,9 @@ def _run(slow_until_s: float, end_s: float = 60.0) -> list[dict]:
 def _faults(rows, windows, slo=SLO, bin_s=1.0):
     cols = columns(rows)
     lr = logical(cols)
-    ok = np.asarray(cols["outcome"]) == "ok"
+    injected, _ = injected_mask(cols, windows)
     end = float(np.max(cols["t_sent"] + cols["e2e_ms"]))
-    return analyse_faults(
-        lr,
-        np.asarray(cols["fault"]) != "",
-        ok,
-        cols["t_sent"],
-        windows,
-        limits_from(slo),
-        end,
-        bin_s,
-    )
+    return analyse_faults(lr, Attempts.of(cols, injected), windows, limits_from(slo), end, bin_s)
 
 
 WINDOW = FaultWindow("outage", "region_outage", 10_000.0, 20_000.0, "na")
@@ -55,7 +53,10 @@ WINDOW = FaultWindow("outage", "region_outage", 10_000.0, 20_000.0, "na")
 def test_recovery_time_is_when_errors_and_p95_ttft_are_back_within_slo():
     (f,) = _faults(_run(slow_until_s=25.0), [WINDOW])
     assert f["recovered"] and f["recovery_s"] == pytest.approx(5.0)
-    assert f["requests"] == 100 and f["error_rate"] == 1.0
+    # in flight during the window: the 100 sent inside it and the 5 ok ones sent in the
+    # 0.5 s before it whose answers (500 ms) ran into it
+    assert f["requests"] == f["attempts"] == 105
+    assert f["error_rate"] == pytest.approx(100 / 105)
     assert f["failed_attempts_injected"] == 100 and f["failed_attempts_organic"] == 0
     assert f["recovery_basis"] == "SLO"
 
@@ -120,12 +121,9 @@ def test_untagged_failures_of_a_connection_level_fault_count_as_injected():
         dict(request_id="e", t_sent=1700.0, region="na"),
     ]
     cols = columns(rows)
-    ok = np.asarray(cols["outcome"]) == "ok"
     outage = FaultWindow("na-down", "region_outage", 1000.0, 2000.0, "na")
     latency = FaultWindow("slow", "latency", 0.0, 2000.0, "")
-    mask, inferred = injected_mask(
-        np.asarray(cols["fault"]), ok, cols["t_sent"], np.asarray(cols["region"]), [outage, latency]
-    )
+    mask, inferred = injected_mask(cols, [outage, latency])
     assert mask.tolist() == [False, True, False, True, False] and inferred == 1
     doc = analyse(cols, RunFacts(faults=(outage,))).to_json()
     assert doc["failures"] == {
@@ -134,3 +132,33 @@ def test_untagged_failures_of_a_connection_level_fault_count_as_injected():
         "injected_untagged": 1,
         "organic": 2,
     }
+
+
+def test_a_stream_cut_when_the_outage_begins_belongs_to_the_outage():
+    # sent 1 s before the outage, cut 1.2 s later: in flight when the window opened
+    rows = [
+        failed(request_id="cut", t_sent=9_000.0, e2e_ms=1_200.0, outcome="stream_cut"),
+        dict(request_id="before", t_sent=8_000.0, e2e_ms=500.0),  # over before it began
+        dict(request_id="other-region", t_sent=12_000.0, region="eu"),
+        dict(request_id="after", t_sent=20_000.0),  # sent when it had ended
+    ]
+    cols = columns(rows)
+    injected, inferred = injected_mask(cols, [WINDOW])
+    assert injected.tolist() == [True, False, False, False] and inferred == 1
+    (f,) = _faults(rows, [WINDOW])
+    assert f["requests"] == 1 and f["failed_attempts_injected"] == 1
+
+
+def test_the_summary_and_the_drill_count_the_same_window():
+    rows = _run(slow_until_s=25.0)
+    rows.append(failed(request_id="cut", t_sent=9_700.0, e2e_ms=600.0, outcome="stream_cut"))
+    cols = columns(rows)
+    events = [
+        FaultEvent(10_000.0, "start", "outage", "region_outage", "na"),
+        FaultEvent(20_000.0, "end", "outage", "region_outage", "na"),
+    ]
+    doc = analyse(cols, RunFacts(slo=SLO, faults=tuple(from_journal(events)))).to_json()
+    (fault,) = doc["faults"]
+    (window,) = drill_summary(cols, events, SLO.error_rate)["windows"]
+    assert fault["attempts"] == window["attempts"] == 106
+    assert fault["requests"] == window["requests"] == 106
