@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from loadkit.analysis.compare_stats import ALPHA, Interval
+from loadkit.fmt import fmt_ms
 
 if TYPE_CHECKING:
     from loadkit.analysis.compare import Row, RunSample, WorkloadRow
@@ -90,9 +91,8 @@ def _unit_pair(row: Row) -> str:
 
 
 def _ms(v: float) -> str:
-    if not math.isfinite(v):
-        return "n/a"
-    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
+    """Two decimals of a second, and a tenth of a ms under 10 ms: small shifts stay visible."""
+    return fmt_ms(v, tenths_s_from=math.inf, tenths_ms_below=10.0)
 
 
 def _p(p: float) -> str:
