@@ -30,6 +30,7 @@ from typing import IO, Any
 import numpy as np
 
 from loadkit.errors import UserError
+from loadkit.fmt import fmt_ms
 
 DEFAULT_STEP_S = 30.0
 DEFAULT_MAX_STEPS = 8
@@ -554,7 +555,8 @@ def format_step(s: StepResult, kind: str) -> str:
 
 
 def _ms(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.0f} ms"
+    """Always in ms: the steps' figures line up and compare down the table."""
+    return fmt_ms(x, seconds=False)
 
 
 def format_result(r: CapacityResult) -> str:

@@ -316,16 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=_cmd_worker)
 
+    from loadkit.workload.traces import FORMATS, TRACE_FORMATS
+
     trace = sub.add_parser(
         "trace",
-        help="summarise request traces (Azure, Mooncake, BurstGPT formats)",
+        help="summarise request traces "
+        f"({', '.join(r.title for r in TRACE_FORMATS.values())} formats)",
         description="Print a trace's request count, rate, inter-arrival CV and token "
         "percentiles, to compare it with published figures before replaying it.",
     )
     trace.add_argument("paths", nargs="+", metavar="FILE", help="trace file(s)")
-    trace.add_argument(
-        "--format", choices=("azure", "mooncake", "burstgpt"), help="default: from the file"
-    )
+    trace.add_argument("--format", choices=FORMATS, help="default: from the file")
     trace.add_argument("--json", action="store_true", help="one JSON object per file")
     trace.set_defaults(func=_cmd_trace)
 

@@ -1,23 +1,7 @@
-"""Compare runs: percentile ratios with bootstrap CIs, significance tests, plain findings.
+"""Compare runs: each run's samples against the baseline's, row by row, and compare.json.
 
-The statistics, and why these:
-
-- Percentile CIs by bootstrap, without resampling the data. Resampling n values from the
-  empirical distribution is `F_n^-1(U_i)` with uniform U; the k-th order statistic of the
-  resample is therefore `F_n^-1(U_(k))`, and `U_(k) ~ Beta(k, n - k + 1)`. Drawing that Beta
-  (and the next order statistic, for the linear interpolation `numpy.percentile` uses) gives
-  exactly the bootstrap distribution of the percentile in O(B) after one sort, so a million
-  records cost no more than a thousand.
-- The CI of a ratio of percentiles (run B over run A) is the percentile interval of the
-  ratio of independent bootstrap draws of each run.
-- Distribution shift: the Mann-Whitney U test (normal approximation with tie correction),
-  which asks whether a request of one run tends to be slower than one of the other. It does
-  not assume normal latencies, which they never are.
-- Rates (failed requests): the two-proportion z-test, CI of the ratio by the log method.
-- Cost per successful request: total cost (failed attempts included) / successful requests,
-  a ratio estimator; its variance by the delta method, the CI of the ratio on the log scale.
-- Many rows are tested at once: p-values are adjusted by Holm's step-down method before a
-  row is called significant, so a long table does not manufacture findings.
+The statistics (and why these) are in compare_stats, the sentences in compare_findings; their
+public names are imported here too, so `analysis.compare` stays the one place to import from.
 """
 
 from __future__ import annotations
@@ -29,307 +13,71 @@ from typing import Any
 
 import numpy as np
 
+from loadkit.analysis.compare_findings import (
+    LATENCY_METRICS,
+    MIN_EFFECT,
+    OTHER_METRICS,
+    finding,
+    findings_text,
+    metric_label,
+    workload_findings,
+)
+from loadkit.analysis.compare_stats import (
+    ALPHA,
+    CONFIDENCE,
+    N_BOOT,
+    Interval,
+    TestResult,
+    bootstrap_percentile,
+    cost_per_ok_ci,
+    cost_ratio_ci,
+    holm,
+    mann_whitney_u,
+    percentile_ci,
+    percentile_ratio_ci,
+    rate_ratio_ci,
+    rounded,
+    two_proportion_z,
+)
 from loadkit.analysis.requests import logical
 from loadkit.analysis.slo import Limits
 from loadkit.analysis.stats import percentiles
 
-CONFIDENCE = 0.95
-N_BOOT = 4000
-ALPHA = 0.05
-# A latency or cost difference smaller than this is reported as practically the same, even
-# when a large run makes it statistically significant.
-MIN_EFFECT = 0.10
-# Metrics compared between runs: key -> (label for people, record column or derived name).
-LATENCY_METRICS: tuple[tuple[str, str], ...] = (
-    ("ttft_ms", "TTFT"),
-    ("itl_ms", "ITL"),
-    ("e2e_ms", "E2E latency"),
-)
+__all__ = [
+    "ALPHA",
+    "COMPARE_PCTS",
+    "CONFIDENCE",
+    "LATENCY_METRICS",
+    "MIN_EFFECT",
+    "N_BOOT",
+    "OTHER_METRICS",
+    "Comparison",
+    "Interval",
+    "Row",
+    "RunSample",
+    "TestResult",
+    "WorkloadRow",
+    "bootstrap_percentile",
+    "compare_runs",
+    "comparison_json",
+    "cost_per_ok_ci",
+    "cost_ratio_ci",
+    "finding",
+    "findings_text",
+    "holm",
+    "mann_whitney_u",
+    "metric_label",
+    "percentile_ci",
+    "percentile_ratio_ci",
+    "rate_ratio_ci",
+    "regressions",
+    "run_sample",
+    "two_proportion_z",
+    "workload_findings",
+    "workload_rows",
+]
+
 COMPARE_PCTS: tuple[float, ...] = (50.0, 95.0, 99.0)
-OTHER_METRICS: dict[str, str] = {
-    "error_rate": "error rate",
-    "slo_miss_rate": "requests missing the SLO",
-    "cost_per_ok_request": "cost per successful request",
-}
-
-
-# -- bootstrap of a percentile ------------------------------------------------------------
-
-
-def bootstrap_percentile(
-    sorted_values: np.ndarray, pct: float, n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    """`n_boot` bootstrap draws of `np.percentile(values, pct)` (values sorted, finite).
-
-    Exact in distribution to resampling the values with replacement and taking the
-    percentile of each resample (see the module docstring), but costs O(n_boot).
-    """
-    x = np.asarray(sorted_values, dtype=np.float64)
-    n = x.size
-    if n == 0:
-        return np.full(n_boot, np.nan)
-    if n == 1:
-        return np.full(n_boot, x[0])
-    h = (n - 1) * (float(pct) / 100.0)
-    lo = math.floor(h)
-    frac = h - lo
-    k = lo + 1  # 1-based order statistic below the interpolation point
-    u_k = rng.beta(k, n - k + 1, size=n_boot)
-    v_lo = _inverse_ecdf(x, u_k)
-    if frac == 0.0 or k >= n:
-        return v_lo
-    # Next order statistic: the smallest of the n - k uniforms above U_(k).
-    u_next = u_k + (1.0 - u_k) * rng.beta(1.0, n - k, size=n_boot)
-    v_hi = _inverse_ecdf(x, u_next)
-    return v_lo + frac * (v_hi - v_lo)
-
-
-def _inverse_ecdf(sorted_x: np.ndarray, u: np.ndarray) -> np.ndarray:
-    n = sorted_x.size
-    idx = np.ceil(u * n).astype(np.int64) - 1
-    return sorted_x[np.clip(idx, 0, n - 1)]
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate and its confidence interval."""
-
-    value: float
-    low: float
-    high: float
-
-    def as_dict(self, digits: int = 6) -> dict[str, float | None]:
-        return {
-            "value": _r(self.value, digits),
-            "low": _r(self.low, digits),
-            "high": _r(self.high, digits),
-        }
-
-
-def percentile_ci(
-    values: np.ndarray,
-    pct: float,
-    rng: np.random.Generator,
-    n_boot: int = N_BOOT,
-    confidence: float = CONFIDENCE,
-) -> Interval:
-    """The percentile of the finite values with a bootstrap percentile-interval CI."""
-    x = _sorted_finite(values)
-    if x.size == 0:
-        return Interval(math.nan, math.nan, math.nan)
-    point = float(percentiles(x, (pct,))[0])
-    draws = bootstrap_percentile(x, pct, n_boot, rng)
-    lo, hi = _interval(draws, confidence)
-    return Interval(point, lo, hi)
-
-
-def percentile_ratio_ci(
-    a: np.ndarray,
-    b: np.ndarray,
-    pct: float,
-    rng: np.random.Generator,
-    n_boot: int = N_BOOT,
-    confidence: float = CONFIDENCE,
-) -> Interval:
-    """Ratio of the `pct` percentile of b over that of a, with a bootstrap CI.
-
-    NaN when either side is empty or a's percentile is not positive.
-    """
-    xa, xb = _sorted_finite(a), _sorted_finite(b)
-    if xa.size == 0 or xb.size == 0:
-        return Interval(math.nan, math.nan, math.nan)
-    pa = float(percentiles(xa, (pct,))[0])
-    pb = float(percentiles(xb, (pct,))[0])
-    if not pa > 0:
-        return Interval(math.nan, math.nan, math.nan)
-    da = bootstrap_percentile(xa, pct, n_boot, rng)
-    db = bootstrap_percentile(xb, pct, n_boot, rng)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = db / da
-    ratio = ratio[np.isfinite(ratio)]
-    if ratio.size < n_boot // 2:
-        return Interval(pb / pa, math.nan, math.nan)
-    lo, hi = _interval(ratio, confidence)
-    return Interval(pb / pa, lo, hi)
-
-
-def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    lo, hi = np.percentile(draws, (tail, 100.0 - tail))
-    return float(lo), float(hi)
-
-
-def _sorted_finite(values: np.ndarray) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    return np.sort(v[np.isfinite(v)])
-
-
-# -- significance tests -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TestResult:
-    """A two-sided test: its statistic, p-value and the effect it measured."""
-
-    name: str
-    statistic: float
-    p_value: float
-    effect: float  # Mann-Whitney: P(b > a) + P(b = a) / 2; proportions: rate_b - rate_a
-
-
-def mann_whitney_u(a: np.ndarray, b: np.ndarray) -> TestResult:
-    """Two-sided Mann-Whitney U test (normal approximation, tie-corrected, continuity).
-
-    `effect` is the common-language effect size P(B > A) + P(B = A)/2: 0.5 means neither
-    run's requests tend to be slower; 0.9 means a B request is slower than an A request
-    nine times in ten.
-    """
-    xa = np.asarray(a, dtype=np.float64)
-    xb = np.asarray(b, dtype=np.float64)
-    xa = xa[np.isfinite(xa)]
-    xb = xb[np.isfinite(xb)]
-    n1, n2 = xa.size, xb.size
-    if n1 == 0 or n2 == 0:
-        return TestResult("mann-whitney", math.nan, math.nan, math.nan)
-    both = np.concatenate([xa, xb])
-    ranks, tie_term = _ranks(both)
-    r2 = float(ranks[n1:].sum())
-    u2 = r2 - n2 * (n2 + 1) / 2.0  # pairs where b > a (ties count half)
-    n = n1 + n2
-    mu = n1 * n2 / 2.0
-    var = n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
-    effect = u2 / (n1 * n2)
-    if var <= 0:
-        return TestResult("mann-whitney", u2, 1.0, effect)
-    z = (abs(u2 - mu) - 0.5) / math.sqrt(var)
-    z = max(z, 0.0)
-    p = math.erfc(z / math.sqrt(2.0))
-    return TestResult("mann-whitney", u2, min(1.0, p), effect)
-
-
-def _ranks(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Mid-ranks (1-based) and the tie correction sum(t^3 - t) over tie groups."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    n = xs.size
-    new = np.ones(n, dtype=bool)
-    new[1:] = xs[1:] != xs[:-1]
-    starts = np.flatnonzero(new)
-    sizes = np.diff(np.append(starts, n))
-    mid = starts + (sizes + 1) / 2.0  # mean of 1-based positions start+1 .. start+size
-    ranks = np.empty(n, dtype=np.float64)
-    ranks[order] = np.repeat(mid, sizes)
-    t = sizes.astype(np.float64)
-    return ranks, float((t**3 - t).sum())
-
-
-def two_proportion_z(k_a: int, n_a: int, k_b: int, n_b: int) -> TestResult:
-    """Two-sided z-test that two rates (k/n) are equal, pooled variance."""
-    if n_a == 0 or n_b == 0:
-        return TestResult("two-proportion z", math.nan, math.nan, math.nan)
-    pa, pb = k_a / n_a, k_b / n_b
-    pooled = (k_a + k_b) / (n_a + n_b)
-    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b))
-    if se == 0:
-        return TestResult("two-proportion z", 0.0, 1.0, pb - pa)
-    z = (pb - pa) / se
-    return TestResult("two-proportion z", z, math.erfc(abs(z) / math.sqrt(2.0)), pb - pa)
-
-
-def rate_ratio_ci(
-    k_a: int, n_a: int, k_b: int, n_b: int, confidence: float = CONFIDENCE
-) -> Interval:
-    """Ratio of two rates with the log-method CI (0.5 added to empty cells)."""
-    if n_a == 0 or n_b == 0:
-        return Interval(math.nan, math.nan, math.nan)
-    ka, kb = (k_a, k_b) if k_a > 0 and k_b > 0 else (k_a + 0.5, k_b + 0.5)
-    if k_a == 0 and k_b == 0:
-        return Interval(math.nan, math.nan, math.nan)
-    ratio = (kb / n_b) / (ka / n_a)
-    se = math.sqrt(max(1.0 / kb - 1.0 / n_b + 1.0 / ka - 1.0 / n_a, 0.0))
-    z = _z(confidence)
-    point = (k_b / n_b) / (k_a / n_a) if k_a > 0 else math.inf
-    return Interval(point, ratio * math.exp(-z * se), ratio * math.exp(z * se))
-
-
-def _ratio_estimate(cost: np.ndarray, ok: np.ndarray) -> tuple[float, float]:
-    """Cost per successful request R = sum(cost) / sum(ok) and its variance (delta method)."""
-    c = np.asarray(cost, dtype=np.float64)
-    o = np.asarray(ok, dtype=np.float64)
-    n = c.size
-    if n < 2 or o.sum() == 0:
-        return math.nan, math.nan
-    r = float(c.sum() / o.sum())
-    resid = c - r * o
-    return r, float(resid.var(ddof=1)) / (n * float(o.mean()) ** 2)
-
-
-def cost_per_ok_ci(run: RunSample, confidence: float = CONFIDENCE) -> Interval:
-    """One run's cost per successful request with its CI (ratio estimator, delta method)."""
-    r, var = _ratio_estimate(run.cost_req, run.ok_req)
-    if not (math.isfinite(r) and math.isfinite(var)):
-        return Interval(r, math.nan, math.nan)
-    half = _z(confidence) * math.sqrt(var)
-    return Interval(r, r - half, r + half)
-
-
-def cost_ratio_ci(
-    cost_a: np.ndarray,
-    ok_a: np.ndarray,
-    cost_b: np.ndarray,
-    ok_b: np.ndarray,
-    confidence: float = CONFIDENCE,
-) -> tuple[Interval, TestResult]:
-    """Cost per successful request (failed attempts' cost included) of b over a.
-
-    A ratio estimator per run (delta-method variance), a z-test on the difference, and the
-    CI of the ratio on the log scale.
-    """
-    ra, va = _ratio_estimate(cost_a, ok_a)
-    rb, vb = _ratio_estimate(cost_b, ok_b)
-    nan = Interval(math.nan, math.nan, math.nan)
-    if not (math.isfinite(ra) and math.isfinite(rb)):
-        return nan, TestResult("ratio-estimator z", math.nan, math.nan, math.nan)
-    se = math.sqrt(va + vb)
-    if se > 0:
-        z = (rb - ra) / se
-        test = TestResult("ratio-estimator z", z, math.erfc(abs(z) / math.sqrt(2.0)), rb - ra)
-    else:
-        same = math.isclose(ra, rb, rel_tol=1e-9, abs_tol=1e-15)
-        test = TestResult("ratio-estimator z", 0.0, 1.0 if same else 0.0, rb - ra)
-    if not (ra > 0 and rb > 0):
-        return nan, test
-    se_log = math.sqrt(va / ra**2 + vb / rb**2)
-    zc = _z(confidence)
-    ratio = rb / ra
-    return Interval(ratio, ratio * math.exp(-zc * se_log), ratio * math.exp(zc * se_log)), test
-
-
-def _z(confidence: float) -> float:
-    """The standard normal quantile for a two-sided interval (bisection on erfc)."""
-    target = 1.0 - confidence
-    lo, hi = 0.0, 10.0
-    for _ in range(80):
-        mid = (lo + hi) / 2.0
-        if math.erfc(mid / math.sqrt(2.0)) > target:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2.0
-
-
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm step-down adjusted p-values (NaN stays NaN)."""
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.size, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    if ok.size == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="mergesort")]
-    m = order.size
-    adj = np.minimum(1.0, (m - np.arange(m)) * p[order])
-    out[order] = np.maximum.accumulate(adj)
-    return out
 
 
 # -- one run's comparable samples ---------------------------------------------------------
@@ -450,13 +198,13 @@ class Row:
         return {
             "metric": self.metric,
             "run": self.label,
-            "baseline": _r(self.baseline_value, 9),
-            "value": _r(self.value, 9),
-            "delta": _r(self.value - self.baseline_value, 9),
+            "baseline": rounded(self.baseline_value, 9),
+            "value": rounded(self.value, 9),
+            "delta": rounded(self.value - self.baseline_value, 9),
             "ratio": self.ratio.as_dict(4),
             "test": self.test.name,
-            "p_value": _r(self.test.p_value, 6),
-            "p_adjusted": _r(self.p_adjusted, 6),
+            "p_value": rounded(self.test.p_value, 6),
+            "p_adjusted": rounded(self.p_adjusted, 6),
             "significant": self.significant,
         }
 
@@ -621,11 +369,11 @@ class WorkloadRow:
             "run": self.label,
             "requests": self.requests,
             "baseline_requests": self.baseline_requests,
-            "share": _r(self.share, 4),
-            "baseline_share": _r(self.baseline_share, 4),
-            "ttft_p95_ms": _r(self.ttft_p95_ms, 3),
-            "baseline_ttft_p95_ms": _r(self.baseline_ttft_p95_ms, 3),
-            "e2e_p95_ms": _r(self.e2e_p95_ms, 3),
+            "share": rounded(self.share, 4),
+            "baseline_share": rounded(self.baseline_share, 4),
+            "ttft_p95_ms": rounded(self.ttft_p95_ms, 3),
+            "baseline_ttft_p95_ms": rounded(self.baseline_ttft_p95_ms, 3),
+            "e2e_p95_ms": rounded(self.e2e_p95_ms, 3),
             "ttft_p95_ratio": self.ttft_p95.as_dict(4),
             "e2e_p95_ratio": self.e2e_p95.as_dict(4),
         }
@@ -675,40 +423,6 @@ def workload_rows(
     return out
 
 
-def workload_findings(rows: Sequence[WorkloadRow], label: str, baseline: str) -> list[str]:
-    """For one run: each shared workload whose p95 TTFT moved, and the workloads it adds."""
-    mine = [r for r in rows if r.label == label]
-    out = []
-    # One workload, the same in both runs: the overall rows already say it all.
-    alone = len(mine) == 1 and mine[0].share == 1.0 and mine[0].baseline_share == 1.0
-    for r in [] if alone else mine:
-        iv = r.ttft_p95
-        if not (r.baseline_requests and _pos(iv.value) and _pos(iv.low) and _pos(iv.high)):
-            continue
-        if (iv.low > 1.0 or iv.high < 1.0) and not _negligible(iv.value):
-            word = "higher" if iv.value > 1 else "lower"
-            size = iv.value if iv.value > 1 else 1 / iv.value
-            lo, hi = (iv.low, iv.high) if iv.value > 1 else (1 / iv.high, 1 / iv.low)
-            out.append(
-                f"The {r.workload} workload alone: p95 TTFT {_times(size)} {word} in {label} "
-                f"({_ms(r.ttft_p95_ms)} vs {_ms(r.baseline_ttft_p95_ms)}), "
-                f"95% CI {_times(lo)}-{_times(hi)}."
-            )
-    new = [r for r in mine if r.baseline_requests == 0 and r.requests > 0]
-    if new:
-        parts = [
-            f"{r.workload} ({r.share:.0%} of requests"
-            + (f", p95 TTFT {_ms(r.ttft_p95_ms)}" if math.isfinite(r.ttft_p95_ms) else "")
-            + ")"
-            for r in new
-        ]
-        out.append(
-            f"New workloads in {label} (not in {baseline}): {', '.join(parts)}; they shift "
-            f"the overall figures (compare like with like with --workload)."
-        )
-    return out
-
-
 def regressions(cmp: Comparison, factor: float) -> list[Row]:
     """Rows that got significantly worse by more than `factor` (a CI gate).
 
@@ -727,172 +441,6 @@ def regressions(cmp: Comparison, factor: float) -> list[Row]:
         if (math.isfinite(r) and r > factor) or (row.baseline_value == 0 and row.value > 0):
             out.append(row)
     return out
-
-
-# -- plain language -----------------------------------------------------------------------
-
-
-def metric_label(metric: str) -> str:
-    """'ttft_ms.p95' -> 'p95 TTFT'; 'error_rate' -> 'error rate'."""
-    names = dict(LATENCY_METRICS)
-    base, _, pct = metric.partition(".")
-    if base in names:
-        return f"{pct} {names[base]}"
-    return OTHER_METRICS.get(metric, metric)
-
-
-def _times(x: float) -> str:
-    return f"{x:.2f}x" if x < 1.995 else f"{x:.1f}x" if x < 9.95 else f"{x:.0f}x"
-
-
-def _fmt_ratio_ci(iv: Interval, confidence: float) -> str:
-    if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
-        return ""
-    return f", {confidence:.0%} CI {_times(iv.low)}-{_times(iv.high)}"
-
-
-def finding(row: Row, baseline_label: str, confidence: float) -> str:
-    """One sentence: 'p95 TTFT is 4.1x higher in production than in pilot, 95% CI 3.6-4.7x'."""
-    what = metric_label(row.metric)
-    r = row.ratio.value
-    if row.metric in ("error_rate", "slo_miss_rate"):
-        a, b = 100 * row.baseline_value, 100 * row.value
-        lead = (
-            "The error rate is"
-            if row.metric == "error_rate"
-            else "The share of requests that failed or missed an SLO is"
-        )
-        return (
-            f"{lead} {b:.2f}% in {row.label} against {a:.2f}% in {baseline_label}"
-            + (f" ({_times(r)}{_fmt_ratio_ci(row.ratio, confidence)})" if math.isfinite(r) else "")
-            + f"; {_p(row.p_adjusted)}."
-        )
-    if not math.isfinite(r):
-        return f"{what}: no comparable value in {row.label} or {baseline_label}."
-    direction = "higher" if r >= 1 else "lower"
-    size = _times(r) if r >= 1 else _times(1 / r)
-    ci = row.ratio
-    if r < 1 and math.isfinite(ci.low) and math.isfinite(ci.high) and ci.low > 0:
-        ci = Interval(1 / r, 1 / ci.high, 1 / ci.low)
-    unit = _unit_pair(row)
-    return (
-        f"{_cap(what)} is {size} {direction} in {row.label} than in "
-        f"{baseline_label} ({unit}){_fmt_ratio_ci(ci, confidence)}."
-    )
-
-
-def _cap(text: str) -> str:
-    """Capitalise a sentence start, but never a percentile name ('p95 TTFT')."""
-    if text[:1] == "p" and text[1:2].isdigit():
-        return text
-    return text[:1].upper() + text[1:]
-
-
-def _unit_pair(row: Row) -> str:
-    if row.metric == "cost_per_ok_request":
-        return f"${row.value:.6f} vs ${row.baseline_value:.6f}"
-    return f"{_ms(row.value)} vs {_ms(row.baseline_value)}"
-
-
-def _ms(v: float) -> str:
-    if not math.isfinite(v):
-        return "n/a"
-    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
-
-
-def _p(p: float) -> str:
-    if not math.isfinite(p):
-        return "n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def findings_text(
-    runs: Sequence[RunSample],
-    rows: Sequence[Row],
-    confidence: float,
-    workloads: Sequence[WorkloadRow] = (),
-) -> list[str]:
-    """Per run: one sentence per latency metric that differs (its p95 when that differs, else
-    the percentile that moved most), then error rate and cost; then what did not differ."""
-    base = runs[0].label
-    out: list[str] = []
-    for run in runs[1:]:
-        mine = [r for r in rows if r.label == run.label]
-        said: list[Row] = []
-        no_ok = [r for r in (runs[0], run) if r.requests == r.failed]
-        for r in no_ok:
-            out.append(
-                f"{r.label} has no successful request: latency and cost per successful "
-                f"request cannot be compared."
-            )
-        for metric, _ in LATENCY_METRICS:
-            sig = [r for r in mine if r.metric.startswith(metric + ".") and r.significant]
-            head = next((r for r in sig if r.metric.endswith(".p95")), None)
-            if head is None and sig:
-                head = max(sig, key=lambda r: abs(math.log(r.ratio.value)))
-            if head is not None:
-                said.append(head)
-        small = [r for r in said if _pos(r.ratio.value) and _negligible(r.ratio.value)]
-        said = [r for r in said if r not in small]
-        said.sort(key=lambda r: -abs(math.log(r.ratio.value)) if _pos(r.ratio.value) else 0.0)
-        others = [r for r in mine if r.metric in OTHER_METRICS and r.significant]
-        small += [
-            r
-            for r in others
-            if r.metric == "cost_per_ok_request"
-            and _pos(r.ratio.value)
-            and _negligible(r.ratio.value)
-        ]
-        said += [r for r in others if r not in small]
-        out += [finding(r, base, confidence) for r in said]
-        out += workload_findings(workloads, run.label, base)
-        att_fail = 1.0 - run.outcomes.get("ok", 0) / run.attempts if run.attempts else 0.0
-        if att_fail >= 0.01 and att_fail > 2 * run.error_rate:
-            out.append(
-                f"In {run.label}, {att_fail:.1%} of attempts failed; retries and failover "
-                f"brought that down to {run.error_rate:.2%} of requests "
-                f"({run.attempts - run.requests} extra attempts)."
-            )
-        if small:
-            names = ", ".join(dict.fromkeys(_family(r.metric) for r in small))
-            out.append(
-                f"{_cap(names)}: {run.label} differs from {base} by less than "
-                f"{MIN_EFFECT:.0%} (statistically detectable, practically the same)."
-            )
-        differ = {_family(r.metric) for r in said + small}
-        if no_ok:  # nothing to test on latency or cost: not "no difference" either
-            differ |= {name for _, name in LATENCY_METRICS} | {_family("cost_per_ok_request")}
-        quiet = [f for f in dict.fromkeys(_family(r.metric) for r in mine) if f not in differ]
-        if quiet:
-            out.append(
-                f"No significant difference between {run.label} and {base} in: "
-                f"{', '.join(quiet)} (Holm-adjusted p >= {ALPHA:g} or CI includes 1x)."
-            )
-        thin = [
-            r
-            for r in (runs[0], run)
-            if 0 < min(len(v) for v in r.latency.values()) < 30 and r not in no_ok
-        ]
-        for r in thin:
-            out.append(
-                f"{r.label} has fewer than 30 successful requests: its percentile CIs are wide; "
-                f"run it longer for a firmer answer."
-            )
-    return out
-
-
-def _negligible(ratio: float) -> bool:
-    return 1.0 / (1.0 + MIN_EFFECT) < ratio < 1.0 + MIN_EFFECT
-
-
-def _family(metric: str) -> str:
-    """'ttft_ms.p95' -> 'TTFT'; 'error_rate' -> 'error rate'."""
-    base = metric.split(".")[0]
-    return dict(LATENCY_METRICS).get(base) or metric_label(metric)
-
-
-def _pos(x: float) -> bool:
-    return math.isfinite(x) and x > 0
 
 
 def comparison_json(cmp: Comparison) -> dict[str, Any]:
@@ -916,14 +464,14 @@ def comparison_json(cmp: Comparison) -> dict[str, Any]:
                 "requests": r.requests,
                 "failed_requests": r.failed,
                 "attempts": r.attempts,
-                "error_rate": _r(r.error_rate, 6),
+                "error_rate": rounded(r.error_rate, 6),
                 "good_requests": r.good,
-                "good_share": _r(r.good_share, 6),
+                "good_share": rounded(r.good_share, 6),
                 "outcomes": dict(r.outcomes),
-                "requests_per_s": _r(r.requests_per_s, 4),
-                "duration_s": _r(r.duration_s, 3),
-                "cost_usd_total": _r(r.cost_total, 9),
-                "cost_usd_per_ok_request": _r(r.cost_per_ok_request, 10),
+                "requests_per_s": rounded(r.requests_per_s, 4),
+                "duration_s": rounded(r.duration_s, 3),
+                "cost_usd_total": rounded(r.cost_total, 9),
+                "cost_usd_per_ok_request": rounded(r.cost_per_ok_request, 10),
                 "latency_ms": {
                     metric: {k: iv.as_dict(3) for k, iv in by_p.items()}
                     | {"n": int(np.isfinite(r.latency[metric]).sum())}
@@ -937,7 +485,3 @@ def comparison_json(cmp: Comparison) -> dict[str, Any]:
         "workloads": [w.as_dict() for w in cmp.workloads],
         "findings": list(cmp.findings),
     }
-
-
-def _r(x: float, digits: int) -> float | None:
-    return round(float(x), digits) if x is not None and math.isfinite(x) else None

@@ -14,11 +14,13 @@ report say which check decided a no-go even when every SLO line says ok.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from loadkit.analysis.models import mismatch_lines
 from loadkit.analysis.slo import Limits
+from loadkit.fmt import fmt_ms
 
 GO, NO_GO, NOT_TESTED, INFO = "go", "no-go", "not tested", "info"
 # Failed requests a run may have when its scenario sets no `slo.error_rate` (1%).
@@ -28,9 +30,8 @@ _NAMES = {"ttft_ms": "TTFT", "e2e_ms": "E2E", "itl_ms": "ITL"}
 
 
 def _ms(v: float | None) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
+    """Two decimals of a second at every size: a figure sits next to its limit."""
+    return fmt_ms(v, tenths_s_from=math.inf)
 
 
 def _pct(v: float | None) -> str:

@@ -314,13 +314,7 @@ def _ms_axis(ax: Any, log: bool) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
     else:
         ax.xaxis.set_major_locator(MaxNLocator(4))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short_ms(v)))
-
-
-def _short_ms(v: float) -> str:
-    if v >= 1000:
-        return f"{v / 1000:g} s"
-    return f"{v:g} ms" if v >= 1 else f"{v:.2g} ms"
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: style.fmt_ms(v, short=True)))
 
 
 def percentile_chart(c: cmp.Comparison) -> Any:

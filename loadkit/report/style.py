@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from loadkit.fmt import fmt_ms as fmt_ms  # the report's latency format (re-exported)
+
 # Okabe-Ito based, colour-blind safe; regions and runs draw from this list in order.
 PALETTE: tuple[str, ...] = (
     "#0072B2",  # blue
@@ -148,16 +150,6 @@ def title(ax: Any, text: str, subtitle: str | None = None) -> None:
 def label(quantity: str, unit: str | None = None) -> str:
     """Axis label with its unit: `label("TTFT", "ms")` -> "TTFT (ms)"."""
     return f"{quantity} ({unit})" if unit else quantity
-
-
-def fmt_ms(v: float | None) -> str:
-    if v is None or v != v:
-        return "n/a"
-    if abs(v) >= 10_000:
-        return f"{v / 1000:.1f} s"
-    if abs(v) >= 1000:
-        return f"{v / 1000:.2f} s"
-    return f"{v:.0f} ms"
 
 
 def fmt_usd(v: float | None) -> str:

@@ -19,7 +19,6 @@ TargetKind = Literal["mock", "http"]
 WorkloadKind = Literal["chat", "completions", "embeddings", "rag"]
 PhaseKind = Literal["ramp", "hold", "spike", "step"]
 ArrivalProcess = Literal["poisson", "constant", "gamma"]
-TraceFormat = Literal["azure", "mooncake", "burstgpt"]
 
 FAULT_KINDS: tuple[str, ...] = (
     "http_error",
@@ -144,7 +143,7 @@ class OpenLoad:
 
 @dataclass(frozen=True)
 class TraceLoad:
-    format: TraceFormat
+    format: str  # a name in loadkit.workload.traces.FORMATS (the builder checks it)
     path: Path  # resolved relative to the scenario file
     time_scale: float = 1.0  # 2.0 replays twice as fast
     rate_scale: float = 1.0  # 0.5 thins to half the requests, 2.0 doubles them

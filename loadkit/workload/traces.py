@@ -18,17 +18,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from loadkit.errors import UserError
-
-TraceFormat = Literal["azure", "mooncake", "burstgpt"]
-FORMATS: tuple[str, ...] = ("azure", "mooncake", "burstgpt")
 
 
 @dataclass(frozen=True, eq=False)
@@ -344,27 +340,51 @@ def read_mooncake(path: str | Path) -> Trace:
     return _finish(path, t_ms / 1000.0, ia, oa, np.zeros(len(ts), dtype=bool), hash_ids=hashes)
 
 
+# -- the formats -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceReader:
+    """One published format: its reader and how to recognise its files when none is named."""
+
+    read: Callable[[str | Path], Trace]
+    title: str  # as its publishers spell it, for help texts
+    suffixes: tuple[str, ...] = ()  # file name endings that identify it
+    header: tuple[str, ...] = ()  # CSV columns that, all present in the header, identify it
+
+
+# The one list of trace formats: the scenario's `format:` choices, the CLI's `--format` and
+# the guess below all come from it (the order is the order they are listed and tried in).
+TRACE_FORMATS: Mapping[str, TraceReader] = {
+    "azure": TraceReader(read_azure, "Azure", header=("TIMESTAMP", "ContextTokens")),
+    "mooncake": TraceReader(read_mooncake, "Mooncake", suffixes=(".jsonl", ".json")),
+    "burstgpt": TraceReader(
+        read_burstgpt, "BurstGPT", header=("Request tokens", "Response tokens")
+    ),
+}
+FORMATS: tuple[str, ...] = tuple(TRACE_FORMATS)
+
+
 def guess_format(path: str | Path) -> str:
     """From the file name (.jsonl: mooncake) or the CSV header."""
     p = Path(path)
-    if p.suffix.lower() in (".jsonl", ".json"):
-        return "mooncake"
+    for name, reader in TRACE_FORMATS.items():
+        if p.suffix.lower() in reader.suffixes:
+            return name
     with _open(p) as f:
         header = f.readline()
-    if "TIMESTAMP" in header and "ContextTokens" in header:
-        return "azure"
-    if "Request tokens" in header and "Response tokens" in header:
-        return "burstgpt"
+    for name, reader in TRACE_FORMATS.items():
+        if reader.header and all(column in header for column in reader.header):
+            return name
     raise UserError(
-        f"{path}:1: cannot tell the trace format from the header; give the format: azure, "
-        "mooncake or burstgpt"
+        f"{path}:1: cannot tell the trace format from the header; give the format: "
+        f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]}"
     )
 
 
 def read_trace(path: str | Path, format: str | None = None) -> Trace:
-    """Read a trace in `format` (azure, mooncake, burstgpt), guessed when None."""
+    """Read a trace in `format` (a name in FORMATS), guessed when None."""
     fmt = guess_format(path) if format is None else format
-    readers = {"azure": read_azure, "mooncake": read_mooncake, "burstgpt": read_burstgpt}
-    if fmt not in readers:
+    if fmt not in TRACE_FORMATS:
         raise UserError(f"unknown trace format {fmt!r}; known: {', '.join(FORMATS)}")
-    return readers[fmt](path)
+    return TRACE_FORMATS[fmt].read(path)
