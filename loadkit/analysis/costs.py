@@ -2,8 +2,9 @@
 monthly projection.
 
 Cost per successful request divides everything spent (failed attempts and retries
-included, DESIGN.md) by the logical requests that succeeded. Wasted spend is what failed
-attempts cost; retry spend is what every attempt after the first cost, failed or not.
+included; README, "Metric definitions") by the logical requests that succeeded. Wasted
+spend is what failed attempts cost; retry spend is what every attempt after the first
+cost, failed or not.
 """
 
 from __future__ import annotations

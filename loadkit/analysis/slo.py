@@ -1,4 +1,4 @@
-"""SLOs per request and goodput (DESIGN.md: logical requests that succeeded and met every SLO).
+"""SLOs per request and goodput (README: logical requests that succeeded and met every SLO).
 
 A percentile SLO (`ttft p95 <= 1 s`) judges the run; goodput judges each request. A request
 is good when it ended ok and its user-felt TTFT, E2E and mean ITL are each within the

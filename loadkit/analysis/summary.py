@@ -1,7 +1,7 @@
 """The end-of-run summary: latency percentiles, throughput, errors by outcome, cost, SLOs.
 
 Reads record columns (numpy arrays keyed by `loadkit.results.schema.COLUMNS`) and nothing
-else. Definitions (DESIGN.md):
+else. Definitions (README "Metric definitions"):
 
 - TTFT, E2E: per attempt that ended `ok`, from the send time. For open-loop load the
   `*_from_intended` figures add the schedule lag (`t_sent - t_intended`), the latency a user
