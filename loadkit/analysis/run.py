@@ -17,6 +17,7 @@ import numpy as np
 from loadkit.analysis import windows as W
 from loadkit.analysis.breakdown import breakdown
 from loadkit.analysis.costs import cost_breakdown, monthly_projection
+from loadkit.analysis.errors import top_errors
 from loadkit.analysis.faults import Attempts, FaultWindow, analyse_faults, injected_mask
 from loadkit.analysis.requests import Logical, logical
 from loadkit.analysis.slo import Limits, good_mask, goodput, limits_from
@@ -156,6 +157,7 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
             "workload": breakdown(lr, "workload", lim, duration_s),
         },
         "faults": faults,
+        "errors": top_errors(cols),
         "window_s": win.width_s,
     }
     proj = monthly_projection(

@@ -112,6 +112,8 @@ def render(
         parts.append(f"<h2>{_e(heading)}</h2>{_img(png)}<p class='cap'>{_e(caption)}</p>")
         if png.stem == "failures" and doc.get("faults"):
             parts.append(_fault_table(doc["faults"]))
+        if png.stem == "failures" and doc.get("errors"):
+            parts.append(_error_table(doc["errors"]))
         if png.stem == "cost":
             parts.append(_cost_table(doc["cost"]))
         if png.stem in ("by_region", "by_workload"):
@@ -228,6 +230,28 @@ def _fault_table(faults: Sequence[Mapping[str, Any]]) -> str:
         rows,
         {4, 5, 7},
     )
+
+
+def _error_table(errors: Sequence[Mapping[str, Any]]) -> str:
+    """The most frequent failure messages: what a count of failures does not say."""
+    upstream = any(e["upstream"] for e in errors)
+    rows = []
+    for e in errors:
+        row = [_e(e["outcome"]), _e(e["region"] or "-")]
+        if upstream:
+            row.append(_e(e["upstream"] or "-"))
+        row += [
+            f"<code>{_e(e['message'])}</code>",
+            ", ".join(str(s) for s in e["statuses"]) or "-",
+            f"{e['attempts']:,}",
+            S.fmt_pct(e["share_of_failed"], 1),
+            f"{e['first_s']:.0f}-{e['last_s']:.0f} s",
+        ]
+        rows.append(row)
+    head = ["outcome", "region", *(["upstream"] if upstream else []), "message"]
+    head += ["status", "attempts", "of failed", "seen"]
+    n = len(head)
+    return "<h3>Top error messages</h3>" + _table(head, rows, {n - 3, n - 2})
 
 
 def _cost_table(c: Mapping[str, Any]) -> str:
