@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,15 +22,10 @@ import pytest
 from loadkit.results.reader import read_records
 from loadkit.scenario import load_scenario
 from loadkit.traffic.timeline import open_plan
+from tests.ports import free_port
 from tests.run_helpers import loadkit_cmd, scenario, summary
 
 pytestmark = pytest.mark.timeout(150)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proc:
@@ -83,7 +77,7 @@ class Proc:
 
 @contextlib.contextmanager
 def master(path: Path, out: Path, workers: int, *extra: str) -> Iterator[tuple[Proc, int]]:
-    port = _free_port()
+    port = free_port()
     m = Proc(
         "run",
         str(path),

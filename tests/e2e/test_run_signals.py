@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import yaml
 
 from loadkit.results.reader import read_records
 from tests.conftest import StartMock, http_request
+from tests.ports import free_port
 from tests.run_helpers import loadkit_cmd, pids_with, summary
 
 pytestmark = pytest.mark.timeout(90)
@@ -81,12 +81,6 @@ def _metrics(url: str) -> dict[str, float]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Outcome:
     rc: int
@@ -126,7 +120,7 @@ def _run(
     out = tmp / "run"
     # no calibration: the mock counts only the run's own requests
     args = ["run", str(path), "--out", str(out), "--no-calibrate", *extra]
-    port = _free_port()
+    port = free_port()
     if workers:
         args += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
         args += ["--expect-workers", str(workers)]
