@@ -24,7 +24,8 @@ def salvage(path: Path, first_error: str) -> Records:
     """Every well-formed row of `path` (header already checked by the fast reader)."""
     raw = path.read_bytes()
     header = raw.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r").split(",")
-    names = COLUMNS[: len(header)]  # an older file has a prefix of today's columns
+    # an older file has a prefix of today's columns; a newer one may add h_<name> columns
+    names = (*COLUMNS[: len(header)], *header[len(COLUMNS) :])
     ncol = len(names)
     kinds = [float if c in FLOAT_COLUMNS else int if c in INT_COLUMNS else str for c in names]
     rows: list[list[object]] = []

@@ -37,6 +37,8 @@ OUTCOME_COLORS: dict[str, str] = {
     "stalled": "#56B4E9",
     "malformed": "#CC79A7",
     "aborted": "#95A5A6",
+    "truncated": "#A0522D",
+    "stream_error": "#7B241C",
 }
 
 # p50 solid and light, p95 the headline, p99 dashed and dark.

@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from loadkit.errors import UserError
-from loadkit.results.schema import COLUMNS, DEFAULTS, FIRST_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS
+from loadkit.results.schema import (
+    COLUMNS,
+    DEFAULTS,
+    FIRST_COLUMNS,
+    FLOAT_COLUMNS,
+    HEADER_PREFIX,
+    INT_COLUMNS,
+)
 
 _CHUNK_BYTES = 8 << 20
 
@@ -264,7 +271,7 @@ def read_records(path: str | os.PathLike[str]) -> Records:
     names = _known_layout(tuple(header))
     if names is None:
         missing = [c for c in COLUMNS if c not in header]
-        extra = [c for c in header if c not in COLUMNS]
+        extra = [c for c in header if c not in COLUMNS and not c.startswith(HEADER_PREFIX)]
         detail = f"missing {missing}" if missing else f"unexpected {extra}" if extra else "order"
         raise UserError(f"{p}:1: not a loadkit requests.csv header ({detail})")
 
@@ -310,10 +317,17 @@ def read_records(path: str | os.PathLike[str]) -> Records:
 
 
 def _known_layout(header: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The header's columns if they are this schema's or an earlier one's (a prefix)."""
+    """The header's columns if they are this schema's or an earlier one's (a prefix), or
+    this schema's followed by recorded response headers (`h_<name>`, text)."""
     n = len(header)
     if n >= len(FIRST_COLUMNS) and header == COLUMNS[:n]:
         return header
+    k = len(COLUMNS)
+    extra = header[k:]
+    if header[:k] == COLUMNS and all(
+        c.startswith(HEADER_PREFIX) and len(c) > len(HEADER_PREFIX) for c in extra
+    ):
+        return header if len(set(extra)) == len(extra) else None
     return None
 
 

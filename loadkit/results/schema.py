@@ -31,6 +31,11 @@ OUTCOMES: tuple[str, ...] = (
     "stalled",
     "malformed",
     "aborted",
+    # an answer that looked complete but was not: its upstream stream was cut (a gateway
+    # re-ended it) or it ended with fewer tokens than forced or than its own usage said
+    "truncated",
+    # an error event inside a 200 stream (a gateway's or provider's mid-stream error)
+    "stream_error",
 )
 TOKENS_SOURCES: tuple[str, ...] = ("server", "estimated")
 
@@ -74,13 +79,18 @@ class RequestRecord:
     max_tokens: int = 0  # the max_tokens sent (0: none sent)
     finish_reason: str = ""  # the service's finish_reason (stop, length, tool_calls, ...)
     planned_prompt_tokens: int = 0  # the prompt size the workload asked for (0: unknown)
+    served_by: str = ""  # the upstream that answered (a gateway's deployment), when known
+    # values of the scenario's `target.record_headers`, in order: the h_<name> columns
+    headers: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
+# `headers` is not a column of its own: its values become the run's h_<name> columns
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord) if f.name != "headers")
+HEADER_PREFIX = "h_"
 
 # Column kinds drive both the writer's formatting and the reader's dtypes.
 FLOAT_COLUMNS: frozenset[str] = frozenset(
@@ -172,6 +182,8 @@ def to_csv_line(r: RequestRecord) -> str:
                 str(r.max_tokens),
                 t(r.finish_reason),
                 str(r.planned_prompt_tokens),
+                t(r.served_by),
+                *map(t, r.headers),
             )
         )
         + "\n"
@@ -179,9 +191,19 @@ def to_csv_line(r: RequestRecord) -> str:
 
 
 HEADER_LINE = ",".join(COLUMNS) + "\n"
+
+
+def header_column(name: str) -> str:
+    """The column of a recorded response header: `x-litellm-model-id` -> `h_x_litellm_model_id`."""
+    return HEADER_PREFIX + "".join(c if c.isalnum() else "_" for c in name.lower())
+
+
+def header_line(record_headers: tuple[str, ...] = ()) -> str:
+    """The CSV header of a run that records these response headers."""
+    return ",".join((*COLUMNS, *map(header_column, record_headers))) + "\n"
 # The columns every requests.csv has had; a file whose header stops after them (an older
 # loadkit) reads with the later columns at their defaults.
 FIRST_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("fault") + 1]
 DEFAULTS: dict[str, object] = {
-    f.name: f.default for f in fields(RequestRecord) if f.default is not MISSING
+    f.name: f.default for f in fields(RequestRecord) if f.default is not MISSING and f.name in COLUMNS
 }

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from loadkit.results.schema import HEADER_LINE, RequestRecord, to_csv_line
+from loadkit.results.schema import RequestRecord, header_line, to_csv_line
 
 FLUSH_INTERVAL_S = 1.0
 _MAX_PENDING = 2000  # rows; write early under heavy load to bound memory and loss
@@ -24,7 +24,12 @@ _MAX_PENDING = 2000  # rows; write early under heavy load to bound memory and lo
 class RecordWriter:
     """Safe to call `write` from many greenlets or threads; a header is written to a new file."""
 
-    def __init__(self, path: str | os.PathLike[str], flush_interval_s: float = FLUSH_INTERVAL_S):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+        record_headers: tuple[str, ...] = (),
+    ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -34,7 +39,7 @@ class RecordWriter:
         self._closed = False
         self.rows_written = 0
         if os.fstat(self._fd).st_size == 0:
-            self._write_all(HEADER_LINE.encode())
+            self._write_all(header_line(record_headers).encode())
         self._wake = threading.Event()
         self._timer = threading.Thread(target=self._run_timer, name="record-writer", daemon=True)
         self._timer.start()

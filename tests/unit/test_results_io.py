@@ -10,7 +10,14 @@ import pytest
 
 from loadkit.errors import UserError
 from loadkit.results.reader import read_records
-from loadkit.results.schema import COLUMNS, HEADER_LINE, RequestRecord, to_csv_line
+from loadkit.results.schema import (
+    COLUMNS,
+    HEADER_LINE,
+    RequestRecord,
+    header_column,
+    header_line,
+    to_csv_line,
+)
 from loadkit.results.writer import RecordWriter
 from tests.records import record
 
@@ -69,6 +76,7 @@ def test_columns_are_the_design_order():
         "max_tokens",
         "finish_reason",
         "planned_prompt_tokens",
+        "served_by",
     ]
 
 
@@ -201,3 +209,25 @@ def test_a_file_from_before_the_added_columns_reads_with_their_defaults(tmp_path
     cols = read_records(new)
     assert cols["response_model"].tolist() == ["served-model"]
     assert cols["reconnects"].tolist() == [1]
+
+
+def test_recorded_response_headers_are_h_columns_that_round_trip(tmp_path):
+    names = ("x-litellm-model-id", "x-litellm-attempted-retries")
+    assert header_column(names[0]) == "h_x_litellm_model_id"
+    path = tmp_path / "requests.csv"
+    with RecordWriter(path, record_headers=names) as w:
+        w.write(make_record(0, served_by="us", headers=("us", "0")))
+        w.write(make_record(1, served_by="eu", headers=("eu, the second", "2")))
+    assert (
+        path.read_text()
+        .splitlines()[0]
+        .endswith(",served_by,h_x_litellm_model_id,h_x_litellm_attempted_retries")
+    )
+    rec = read_records(path)
+    assert rec["served_by"].tolist() == ["us", "eu"]
+    assert rec["h_x_litellm_model_id"].tolist() == ["us", "eu, the second"]
+    assert rec["h_x_litellm_attempted_retries"].tolist() == ["0", "2"]
+    # a column that is neither the schema's nor a recorded header is still refused
+    path.write_text(header_line(names).rstrip("\n") + ",surprise\n")
+    with pytest.raises(UserError, match=r"not a loadkit requests\.csv header"):
+        read_records(path)
