@@ -14,7 +14,7 @@ from loadkit.scenario.source import Value
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 _KEY = re.compile(r"[A-Za-z0-9_.:/${}-]+")
 
 
@@ -103,7 +103,7 @@ class Field:
             data = str(data)
         if self.value.kind != "scalar" or not isinstance(data, str):
             self.fail(f"expected a name, got {self.what()}")
-        if not _NAME.fullmatch(data):
+        if not NAME_PATTERN.fullmatch(data):
             self.fail(
                 "expected a name of letters, digits, '-', '_', '.' or ':', "
                 f"got {units.describe(data)}"

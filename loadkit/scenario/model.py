@@ -42,6 +42,28 @@ FAULT_KINDS: tuple[str, ...] = (
 SDK_RETRY_STATUSES: tuple[int, ...] = (408, 409, 429, *range(500, 600))
 
 
+# Response headers that name the upstream that answered, first match wins; each is also
+# read under LiteLLM's `llm_provider-` prefix (how it passes an upstream's headers on).
+DEFAULT_SERVED_BY_HEADERS: tuple[str, ...] = (
+    "x-litellm-model-id",  # LiteLLM: the deployment's model_info.id
+    "x-litellm-model-api-base",  # LiteLLM: the deployment's api_base
+    "x-mock-region",  # loadkit's mock: the region that answered
+    "x-ms-region",  # Azure OpenAI: the region that answered
+)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A service behind the target (a gateway's deployment): loadkit listens on `listen`
+    (the address the gateway's config points at) and forwards to `url`, so faults land
+    behind the gateway and every request's serving upstream is known."""
+
+    name: str
+    url: str
+    listen: int
+    source: str = ""  # `file:line: key.path` of `listen`, for errors found at run time
+
+
 @dataclass(frozen=True)
 class Target:
     """Where requests go: the bundled mock (a profile) or an OpenAI-compatible base URL."""
@@ -55,6 +77,9 @@ class Target:
     headers: Mapping[str, str] = field(default_factory=dict)  # values may hold ${ENV}
     region_endpoints: Mapping[str, str] = field(default_factory=dict)  # region -> base URL
     tokenizer: str | None = None  # a local tokenizer.json, for a service without usage
+    upstreams: tuple[Upstream, ...] = ()
+    served_by_headers: tuple[str, ...] = DEFAULT_SERVED_BY_HEADERS
+    record_headers: tuple[str, ...] = ()  # kept as h_<name> columns of requests.csv
 
 
 @dataclass(frozen=True)
@@ -191,6 +216,7 @@ class FaultWhere:
     workload: str | None = None
     path: str | None = None
     api_key: str | None = None  # the name of the api-key env var, never a key
+    upstream: str | None = None  # a target.upstreams name: the fault acts behind the target
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,13 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
     load, load_duration = _load(top.req("load"), base_dir)
     duration_s = _duration(top, load, load_duration)
     client = _client(top.get("client"), region_names)
-    faults = _faults(top.get("faults"), duration_s, region_names, [w.name for w in workloads])
+    faults = _faults(
+        top.get("faults"),
+        duration_s,
+        region_names,
+        [w.name for w in workloads],
+        tuple(u.name for u in target.upstreams),
+    )
     slo = _slo(top.get("slo"))
     abort = _abort(top.get("abort"))
     pricing = _pricing(top.get("pricing"), target, region_names)

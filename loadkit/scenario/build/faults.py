@@ -64,7 +64,11 @@ _FAULT_PARAMS: dict[str, dict[str, tuple[str, Callable[[Field], Any], bool]]] = 
 
 
 def _faults(
-    field: Field | None, duration_s: float, regions: tuple[str, ...], workloads: list[str]
+    field: Field | None,
+    duration_s: float,
+    regions: tuple[str, ...],
+    workloads: list[str],
+    upstreams: tuple[str, ...] = (),
 ) -> tuple[Fault, ...]:
     if field is None:
         return ()
@@ -105,9 +109,9 @@ def _faults(
             params[pkey] = parse(sub)
         if kind == "stall" and len(params) != 1:
             item.fail("a stall needs exactly one of `after_tokens` or `after` (a duration)")
-        where = m.opt("where", lambda f: _where(f, regions, workloads), FaultWhere())
-        if kind == "region_outage" and where.region is None:
-            item.fail("a region_outage needs `where: {region: <name>}`")
+        where = m.opt("where", lambda f: _where(f, regions, workloads, upstreams), FaultWhere())
+        if kind == "region_outage" and where.region is None and where.upstream is None:
+            item.fail("a region_outage needs `where: {region: <name>}` or `{upstream: <name>}`")
         faults.append(
             Fault(
                 id=fid,
@@ -122,8 +126,25 @@ def _faults(
     return tuple(sorted(faults, key=lambda f: f.at_s))
 
 
-def _where(field: Field, regions: tuple[str, ...], workloads: list[str]) -> FaultWhere:
-    m = field.mapping(("region", "model", "workload", "path", "api_key"))
+def _where(
+    field: Field, regions: tuple[str, ...], workloads: list[str], upstreams: tuple[str, ...] = ()
+) -> FaultWhere:
+    m = field.mapping(("region", "model", "workload", "path", "api_key", "upstream"))
+    upstream = m.opt("upstream", Field.name, None)
+    if upstream is not None and upstream not in upstreams:
+        m.req("upstream").fail(
+            f"unknown upstream {upstream!r}{hint(upstream, upstreams)} "
+            + (
+                f"(declared in target.upstreams: {', '.join(upstreams)})"
+                if upstreams
+                else "(the target declares no `upstreams:`)"
+            )
+        )
+    if upstream is not None and "region" in m:
+        m.req("region").fail(
+            "give `region` (the users' region, at loadkit's side of the target) or `upstream` "
+            "(behind the target), not both"
+        )
     region = m.opt("region", Field.name, None)
     if region is not None and region not in regions:
         m.req("region").fail(
@@ -146,4 +167,5 @@ def _where(field: Field, regions: tuple[str, ...], workloads: list[str]) -> Faul
         workload=workload,
         path=path,
         api_key=m.opt("api_key", _env_name, None),
+        upstream=upstream,
     )

@@ -9,9 +9,9 @@ from typing import Any
 from loadkit.errors import UserError
 from loadkit.scenario import units
 from loadkit.scenario.build.helpers import _ENV_NAME, _env_name, _mapping_of, _url
-from loadkit.scenario.errors import ScenarioError
-from loadkit.scenario.fields import Field, Mapping, hint
-from loadkit.scenario.model import Target
+from loadkit.scenario.errors import ScenarioError, format_error
+from loadkit.scenario.fields import NAME_PATTERN, Field, Mapping, hint
+from loadkit.scenario.model import DEFAULT_SERVED_BY_HEADERS, Target, Upstream
 from loadkit.scenario.source import Value
 
 KNOWN_MOCK_PROFILES = ("hosted-api", "vllm-h100")
@@ -33,8 +33,15 @@ def _target(field: Field | None, base_dir: Path = Path(".")) -> Target:
             "model",
             "region_endpoints",
             "tokenizer",
+            "upstreams",
+            "served_by_headers",
+            "record_headers",
         )
     )
+    extras: dict[str, Any] = {
+        "served_by_headers": m.opt("served_by_headers", _header_names, DEFAULT_SERVED_BY_HEADERS),
+        "record_headers": m.opt("record_headers", _header_names, ()),
+    }
     tokenizer = m.opt("tokenizer", lambda f: _tokenizer(f, base_dir), None)
     mock, base_url = m.get("mock"), m.get("base_url")
     if mock is not None and base_url is not None:
@@ -45,7 +52,7 @@ def _target(field: Field | None, base_dir: Path = Path(".")) -> Target:
     headers = m.opt("headers", _headers, {})
     endpoints = m.opt("region_endpoints", _endpoint_map, {})
     if mock is not None:
-        for key in ("api_key_env",):
+        for key in ("api_key_env", "upstreams"):
             if key in m:
                 m.req(key).fail("only for a `base_url` target (the mock needs no key)")
         profile = mock.choice(_mock_profiles())
@@ -68,6 +75,7 @@ def _target(field: Field | None, base_dir: Path = Path(".")) -> Target:
             headers=headers,
             region_endpoints=endpoints,
             tokenizer=tokenizer,
+            **extras,
         )
     if "overrides" in m:
         m.req("overrides").fail("only for a `mock:` target")
@@ -81,7 +89,56 @@ def _target(field: Field | None, base_dir: Path = Path(".")) -> Target:
         headers=headers,
         region_endpoints=endpoints,
         tokenizer=tokenizer,
+        upstreams=m.opt("upstreams", _upstreams, ()),
+        **extras,
     )
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an HTTP token (RFC 9110)
+
+
+def _header_names(field: Field) -> tuple[str, ...]:
+    names: list[str] = []
+    for item in field.items(min_len=1):
+        name = item.string().strip().lower()
+        if not _HEADER_NAME.match(name):
+            item.fail(f"expected an HTTP header name like x-litellm-model-id, got {item.what()}")
+        if name in names:
+            item.fail(f"header {name!r} is listed twice")
+        names.append(name)
+    return tuple(names)
+
+
+def _upstreams(field: Field) -> tuple[Upstream, ...]:
+    """`upstreams: {NAME: {url: ..., listen: PORT}}`: the services behind a gateway target."""
+    mapping = _mapping_of(field, "a mapping of upstream names to {url, listen}")
+    out: list[Upstream] = []
+    by_port: dict[int, str] = {}
+    for name in mapping.present_keys():
+        sub = mapping.req(name)
+        if not NAME_PATTERN.fullmatch(str(name)):
+            raise ScenarioError(
+                mapping.key_locs.get(name, field.loc),
+                sub.path,
+                "expected a name of letters, digits, '-', '_', '.' or ':'",
+            )
+        m = sub.mapping(("url", "listen"), required=("url", "listen"))
+        listen_f = m.req("listen")
+        port = listen_f.integer(low=1, high=65535)
+        if port in by_port:
+            listen_f.fail(f"port {port} is already the listen port of upstream {by_port[port]}")
+        by_port[port] = name
+        out.append(
+            Upstream(
+                name=name,
+                url=_url(m.req("url")),
+                listen=port,
+                source=format_error(listen_f.loc, listen_f.path, "").rstrip(": "),
+            )
+        )
+    if not out:
+        field.fail("expected at least one upstream")
+    return tuple(out)
 
 
 def _tokenizer(field: Field, base_dir: Path) -> str:
