@@ -34,6 +34,7 @@ class FaultWindow:
     start_ms: float
     end_ms: float  # +inf: still active when the run ended
     region: str = ""
+    upstream: str = ""  # a fault behind the target: the upstream it acts on
 
 
 def from_journal(events: Iterable[Any]) -> list[FaultWindow]:
@@ -42,8 +43,9 @@ def from_journal(events: Iterable[Any]) -> list[FaultWindow]:
 
     events = list(events)
     region = {e.fault_id: e.region for e in events if e.event == "start"}
+    upstream = {e.fault_id: e.upstream for e in events if e.event == "start"}
     return [
-        FaultWindow(fid, kind, t0, t1, region.get(fid, ""))
+        FaultWindow(fid, kind, t0, t1, region.get(fid, ""), upstream.get(fid, ""))
         for fid, kind, t0, t1 in fault_windows(events)
     ]
 
@@ -51,10 +53,14 @@ def from_journal(events: Iterable[Any]) -> list[FaultWindow]:
 def exposed(
     t_sent: np.ndarray, e2e_ms: np.ndarray, region: np.ndarray, w: FaultWindow
 ) -> np.ndarray:
-    """Attempt mask: in flight at some moment of the window (and in its region, if any)."""
+    """Attempt mask: in flight at some moment of the window (and in its region, if any).
+
+    A fault behind the target (an upstream) selects no region: users of every region reach
+    it through the gateway, which decides, not loadkit, which requests it sends there.
+    """
     end = t_sent + np.nan_to_num(e2e_ms, nan=0.0)
     m = (t_sent < w.end_ms) & (end >= w.start_ms)
-    if w.region:
+    if w.region and not w.upstream:
         m &= region == w.region
     return m
 
@@ -68,6 +74,8 @@ class Attempts:
     region: np.ndarray
     ok: np.ndarray
     injected: np.ndarray
+    ttft_ms: np.ndarray
+    served_by: np.ndarray
 
     @classmethod
     def of(cls, cols: Mapping[str, np.ndarray], injected: np.ndarray) -> Attempts:
@@ -77,7 +85,13 @@ class Attempts:
             region=np.asarray(cols["region"]),
             ok=np.asarray(cols["outcome"]) == "ok",
             injected=injected,
+            ttft_ms=np.asarray(cols["ttft_ms"], dtype=np.float64),
+            served_by=np.asarray(cols["served_by"]).astype(str),
         )
+
+    def upstreams(self) -> list[str]:
+        """The upstreams that served something, by name."""
+        return sorted(set(self.served_by.tolist()) - {""})
 
 
 # Faults that act on the connection leave no response to carry the fault tag: a failure
@@ -161,6 +175,12 @@ def analyse_faults(
     bin_ms = max(bin_s, 0.5) * 1000.0
     out: list[dict[str, Any]] = []
     starts_sorted = sorted(w.start_ms for w in windows)
+    upstreams = att.upstreams()
+    by_upstream = {}
+    for name in upstreams:
+        sel = np.flatnonzero(att.served_by == name)
+        sel = sel[np.argsort(att.t_sent[sel], kind="stable")]
+        by_upstream[name] = (att.t_sent[sel], att.ok[sel], att.ttft_ms[sel])
     for w in windows:
         end = w.end_ms if math.isfinite(w.end_ms) else run_end_ms
         att_in = exposed(att.t_sent, att.e2e_ms, att.region, w)
@@ -174,6 +194,7 @@ def analyse_faults(
             "fault_id": w.fault_id,
             "kind": w.kind,
             "region": w.region,
+            "upstream": w.upstream,
             "start_s": round(w.start_ms / 1000.0, 3),
             "end_s": round(end / 1000.0, 3),
             "active_at_end": not math.isfinite(w.end_ms),
@@ -191,6 +212,15 @@ def analyse_faults(
         item.update(
             _recovery(start, ok, ttft, w, end, run_end_ms, bin_ms, err_lim, p95_lim, starts_sorted)
         )
+        if upstreams:
+            # per upstream: the first sustained interval in which it served again, within
+            # the limits (a gateway that has not yet sent traffic back has not recovered)
+            item["recovery_by_upstream"] = {
+                name: _recovery(
+                    *by_upstream[name], w, end, run_end_ms, bin_ms, err_lim, p95_lim, starts_sorted
+                )
+                for name in upstreams
+            }
         out.append(item)
     return out
 

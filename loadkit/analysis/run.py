@@ -104,6 +104,13 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
     n_att = W.counts(win, t_sent)
     injected, inferred = injected_mask(cols, tuple(facts.faults))
     s["attempts_per_s"] = n_att / win.width_s
+    # Who served: attempts per second by the upstream that answered (behind a gateway)
+    served_by = np.asarray(cols["served_by"]).astype(str)
+    upstreams = sorted(set(served_by.tolist()) - {""})
+    for name in upstreams:
+        s[f"served_by:{name}"] = W.rates(win, t_sent, served_by == name)
+    if upstreams:
+        s["served_by:"] = W.rates(win, t_sent, served_by == "")
     s["failed_injected_per_s"] = W.rates(win, t_sent, injected)
     s["failed_organic_per_s"] = W.rates(win, t_sent, ~ok & ~injected)
     outcomes: dict[str, np.ndarray] = {}
@@ -157,6 +164,7 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
             "workload": breakdown(lr, "workload", lim, duration_s),
         },
         "faults": faults,
+        "upstreams": upstreams,
         "errors": top_errors(cols),
         "window_s": win.width_s,
     }

@@ -133,6 +133,29 @@ def _resilience_items(extra: Mapping[str, Any], lim: Limits) -> list[dict[str, s
             ev = f"{f['recovery_note']}; {during}"
             status = NO_GO
         items.append(_item("resilience", check, status, ev, f"{check}: {f['recovery_note']}"))
+        up = f.get("upstream")
+        back = (f.get("recovery_by_upstream") or {}).get(up) if up else None
+        if up and back is None:
+            items.append(
+                _item(
+                    "resilience",
+                    f"upstream {up} serving again after {f['fault_id']}",
+                    NOT_TESTED,
+                    "no record names the upstream that served it (no served_by): see "
+                    "target.served_by_headers",
+                )
+            )
+        elif up and back is not None:
+            check = f"upstream {up} serving again after {f['fault_id']}"
+            if back["recovered"]:
+                ev = (
+                    f"the gateway sent traffic back to {up}, within limits, "
+                    f"{back['recovery_s']:.0f} s after the window ended"
+                )
+                items.append(_item("resilience", check, GO, ev))
+            else:
+                ev = f"{back['recovery_note']} (the gateway did not send traffic back to {up})"
+                items.append(_item("resilience", check, NO_GO, ev, f"{check}: {ev}"))
     fo = extra.get("failover") or {}
     if fo.get("requests"):
         share = fo["ok"] / fo["requests"]

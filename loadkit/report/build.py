@@ -118,6 +118,19 @@ def _chart_plan(a: RunAnalysis, slo: Any) -> list[tuple[str, str, str, Callable[
             lambda: C.breakdown_chart(a, "workload", wc),
         ),
     ]
+    if a.extra.get("upstreams"):
+        plan.insert(
+            4,
+            (
+                "served_by",
+                "Traffic per upstream",
+                "Attempts per second by the upstream that answered (`served_by`: loadkit's "
+                "own upstream listener, else the gateway's response headers), stacked. Shaded: "
+                "fault windows; a gateway's failover shows as traffic moving off the faulted "
+                "upstream and its return after the window.",
+                lambda: C.served_by(a),
+            ),
+        )
     if a.summary.get("open_loop"):
         plan.append(
             (

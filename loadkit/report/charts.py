@@ -328,6 +328,31 @@ def throughput(a: RunAnalysis) -> Any:
     return fig
 
 
+def served_by(a: RunAnalysis) -> Any:
+    """Attempts per second by the upstream that answered: a gateway's failover, drawn."""
+    fig, ax = S.figure("wide")
+    x = _x(a)
+    names = a.extra.get("upstreams", [])
+    colors = S.color_map(names)
+    ys = [a.series[f"served_by:{n}"] for n in names]
+    labels = list(names)
+    cols = [colors[n] for n in names]
+    unknown = a.series.get("served_by:")
+    if unknown is not None and np.nansum(unknown) > 0:
+        ys.append(unknown)
+        labels.append("no upstream named (failed at the gateway, or not said)")
+        cols.append("#BBBBBB")
+    ax.stackplot(x, *[np.nan_to_num(y) for y in ys], labels=labels, colors=cols, alpha=0.85)
+    ax.set_ylabel("attempts per s")
+    ax.set_ylim(bottom=0)
+    _faults(ax, a)
+    _recovery_marks(ax, a)
+    _legend(ax, **_OUTSIDE)
+    S.title(ax, "Traffic per upstream")
+    _xlabel(ax, a)
+    return fig
+
+
 def cost(a: RunAnalysis) -> Any:
     fig, axes = S.figure("tall", 2, 2)
     x = _x(a)

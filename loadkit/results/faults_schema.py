@@ -15,6 +15,8 @@ into injected and organic without replaying the scenario. Columns:
 - `region`, `model`, `workload`, `path`: the selector; empty = any.
 - `rate`: probability a selected request is hit, in [0, 1].
 - `params`: the kind's parameters as a compact JSON object (ms values, status, ...).
+- `upstream`: for a fault behind the target, the `target.upstreams` name it acts on (a
+  journal from before this column reads with it empty).
 
 A window of fault F is the span from its `start` row to the first later `end` or `clear`.
 """
@@ -41,6 +43,7 @@ FAULT_COLUMNS: tuple[str, ...] = (
     "path",
     "rate",
     "params",
+    "upstream",
 )
 FAULTS_HEADER_LINE = ",".join(FAULT_COLUMNS) + "\n"
 
@@ -59,6 +62,7 @@ class FaultEvent:
     path: str = ""
     rate: float = math.nan
     params: Mapping[str, Any] = field(default_factory=dict)
+    upstream: str = ""
 
     def row(self) -> list[str]:
         rate = "" if self.rate != self.rate else f"{self.rate:.6g}"
@@ -73,6 +77,7 @@ class FaultEvent:
             self.path,
             rate,
             json.dumps(dict(self.params), separators=(",", ":"), sort_keys=True),
+            self.upstream,
         ]
 
 
@@ -104,6 +109,7 @@ def read_fault_events(path: Path) -> list[FaultEvent]:
                     path=rec["path"],
                     rate=float(rec["rate"]) if rec["rate"] else math.nan,
                     params=json.loads(rec["params"]) if rec["params"] else {},
+                    upstream=rec.get("upstream") or "",
                 )
             )
     return out
