@@ -113,6 +113,13 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from loadkit.report.build import build_report, report_line
 
+    if args.faults:
+        from pathlib import Path
+
+        from loadkit.results.journal_import import import_journal
+        from loadkit.results.run_folder import RunFolder
+
+        print(import_journal(RunFolder(Path(args.run_dir)), Path(args.faults)))
     result = build_report(args.run_dir, window_s=args.window)
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
@@ -343,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration_arg,
         metavar="D",
         help="chart window width (e.g. 10s, 1m; default: about 60 windows over the run)",
+    )
+    report.add_argument(
+        "--faults",
+        metavar="FILE",
+        default=None,
+        help="a fault journal written outside the run (`loadkit chaos --journal FILE`): its "
+        "windows are placed on the run's clock and merged into the run's faults.csv first",
     )
     report.set_defaults(func=_cmd_report)
 

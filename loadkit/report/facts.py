@@ -125,7 +125,7 @@ def folder_facts(folder: RunFolder, window_s: float | None = None) -> FolderFact
         from loadkit.results.faults_schema import read_fault_events
 
         faults = from_journal(read_fault_events(folder.path / "faults.csv"))
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, UserError) as exc:
         faults = []
         notes.append(f"faults.csv unreadable ({exc}); fault windows not shown")
     peak = mean = planned = None

@@ -17,6 +17,9 @@ into injected and organic without replaying the scenario. Columns:
 - `params`: the kind's parameters as a compact JSON object (ms values, status, ...).
 - `upstream`: for a fault behind the target, the `target.upstreams` name it acts on (a
   journal from before this column reads with it empty).
+- `t_epoch`: the same moment in Unix seconds (wall clock), so a journal written by a
+  proxy started by hand (`loadkit chaos --journal`) can be placed on a run's clock
+  (`loadkit report RUN --faults FILE`); empty where unknown.
 
 A window of fault F is the span from its `start` row to the first later `end` or `clear`.
 """
@@ -31,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadkit.errors import UserError
+
 FAULT_EVENTS: tuple[str, ...] = ("start", "end", "update", "clear", "abort")
 FAULT_COLUMNS: tuple[str, ...] = (
     "t_ms",
@@ -44,6 +49,7 @@ FAULT_COLUMNS: tuple[str, ...] = (
     "rate",
     "params",
     "upstream",
+    "t_epoch",
 )
 FAULTS_HEADER_LINE = ",".join(FAULT_COLUMNS) + "\n"
 
@@ -63,6 +69,7 @@ class FaultEvent:
     rate: float = math.nan
     params: Mapping[str, Any] = field(default_factory=dict)
     upstream: str = ""
+    t_epoch: float = math.nan
 
     def row(self) -> list[str]:
         rate = "" if self.rate != self.rate else f"{self.rate:.6g}"
@@ -78,6 +85,7 @@ class FaultEvent:
             rate,
             json.dumps(dict(self.params), separators=(",", ":"), sort_keys=True),
             self.upstream,
+            "" if self.t_epoch != self.t_epoch else f"{self.t_epoch:.6f}",
         ]
 
 
@@ -91,28 +99,55 @@ def write_fault_events(path: Path, events: Iterable[FaultEvent]) -> None:
 
 
 def read_fault_events(path: Path) -> list[FaultEvent]:
-    """Read a journal back; an absent file is an empty journal (a run without faults)."""
+    """Read a journal back; an absent file is an empty journal (a run without faults).
+
+    A malformed journal raises `UserError` naming the file, the line and the column.
+    """
     if not path.exists():
         return []
     out: list[FaultEvent] = []
     with path.open(newline="", encoding="utf-8") as fh:
-        for rec in csv.DictReader(fh):
-            out.append(
-                FaultEvent(
-                    t_ms=float(rec["t_ms"]),
-                    event=rec["event"],
-                    fault_id=rec["fault_id"],
-                    kind=rec["kind"],
-                    region=rec["region"],
-                    model=rec["model"],
-                    workload=rec["workload"],
-                    path=rec["path"],
-                    rate=float(rec["rate"]) if rec["rate"] else math.nan,
-                    params=json.loads(rec["params"]) if rec["params"] else {},
-                    upstream=rec.get("upstream") or "",
-                )
-            )
+        reader = csv.DictReader(fh)
+        missing = [c for c in FAULT_COLUMNS[:10] if c not in (reader.fieldnames or ())]
+        if missing:
+            raise UserError(f"{path}:1: not a fault journal (missing columns {', '.join(missing)})")
+        for rec in reader:
+            out.append(_event_of(path, reader.line_num, rec))
     return out
+
+
+def _event_of(path: Path, line: int, rec: Mapping[str, str | None]) -> FaultEvent:
+    column = "t_ms"
+    try:
+        t_ms = float(rec["t_ms"] or "nan")
+        column = "event"
+        event = rec["event"] or ""
+        if event not in FAULT_EVENTS:
+            raise ValueError(f"expected one of {', '.join(FAULT_EVENTS)}, got {event!r}")
+        column = "rate"
+        rate = float(rec["rate"]) if rec["rate"] else math.nan
+        column = "params"
+        params = json.loads(rec["params"]) if rec["params"] else {}
+        if not isinstance(params, dict):
+            raise ValueError("expected a JSON object")
+        column = "t_epoch"
+        t_epoch = float(rec["t_epoch"]) if rec.get("t_epoch") else math.nan
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{path}:{line}: {column}: {exc}") from None
+    return FaultEvent(
+        t_ms=t_ms,
+        event=event,
+        fault_id=rec["fault_id"] or "",
+        kind=rec["kind"] or "",
+        region=rec["region"] or "",
+        model=rec["model"] or "",
+        workload=rec["workload"] or "",
+        path=rec["path"] or "",
+        rate=rate,
+        params=params,
+        upstream=rec.get("upstream") or "",
+        t_epoch=t_epoch,
+    )
 
 
 def fault_windows(events: Iterable[FaultEvent]) -> list[tuple[str, str, float, float]]:
