@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadkit.analysis.hits import attribute
 from loadkit.analysis.models import mismatch_lines
 from loadkit.analysis.run import RunAnalysis, analyse
 from loadkit.analysis.served import served_lines
@@ -22,6 +23,7 @@ from loadkit.report import charts as C
 from loadkit.report import style as S
 from loadkit.report.facts import folder_facts
 from loadkit.report.html import render
+from loadkit.results.faults_schema import FaultHit, read_fault_hits
 from loadkit.results.reader import Records, read_records
 from loadkit.results.run_folder import RunFolder, write_json
 
@@ -144,6 +146,11 @@ def _chart_plan(a: RunAnalysis, slo: Any) -> list[tuple[str, str, str, Callable[
     return plan
 
 
+def read_hits(folder: RunFolder) -> list[FaultHit]:
+    """The proxy's hit journal, if the run has one (a damaged one is read as far as it goes)."""
+    return read_fault_hits(folder.path / "fault_hits.csv")
+
+
 def build_report(run_dir: str | Path, window_s: float | None = None) -> ReportResult:
     folder = RunFolder(Path(run_dir))
     if not folder.path.is_dir():
@@ -153,7 +160,15 @@ def build_report(run_dir: str | Path, window_s: float | None = None) -> ReportRe
     notes = list(records.notes) + list(ff.notes)
     if records.n == 0:
         notes.append("requests.csv holds no complete records: nothing to chart")
-    a = analyse(records.columns, ff.facts)
+    cols, joined = attribute(records.columns, read_hits(folder))
+    a = analyse(cols, ff.facts)
+    if joined.hits:
+        a.extra["fault_hits"] = joined.to_json()
+        if joined.truncated:
+            notes.append(
+                f"{joined.truncated} answers recorded ok were cut upstream by a fault and "
+                "re-ended by the service in between (a gateway): counted as truncated"
+            )
     notes += mismatch_lines(a.summary.get("model_mismatch") or [])
     doc = _summary_doc(folder, records, a, notes)
     notes += [line for line in served_lines(doc) if line.startswith("warning:")]

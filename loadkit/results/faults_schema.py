@@ -167,3 +167,67 @@ def fault_windows(events: Iterable[FaultEvent]) -> list[tuple[str, str, float, f
     for fid, (kind, t0) in open_.items():
         out.append((fid, kind, t0, math.inf))
     return sorted(out, key=lambda w: (w[2], w[0]))
+
+
+# The proxy's hit journal (`<run>/fault_hits.csv`): one row per request a fault touched,
+# with the attempt key the client sent (`x-loadkit-attempt`), so analysis can attribute a
+# fault even when a gateway in between drops or renames the proxy's `x-loadkit-fault` tag.
+HIT_COLUMNS: tuple[str, ...] = ("t_ms", "t_epoch", "fault_id", "kind", "attempt", "upstream")
+HITS_HEADER_LINE = ",".join(HIT_COLUMNS) + "\n"
+ATTEMPT_HEADER = "x-loadkit-attempt"
+
+
+def attempt_key(request_id: str, attempt: int) -> str:
+    """What the client sends in `x-loadkit-attempt` and the hit journal keeps."""
+    return f"{request_id}/{attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultHit:
+    """One request a fault touched, as the proxy saw it."""
+
+    t_ms: float
+    t_epoch: float
+    fault_id: str
+    kind: str
+    attempt: str  # attempt_key(), empty when the request carried none
+    upstream: str = ""  # the upstream listener it arrived on, if any
+
+    def line(self) -> str:
+        cells = (
+            f"{self.t_ms:.3f}",
+            f"{self.t_epoch:.6f}",
+            self.fault_id,
+            self.kind,
+            self.attempt,
+            self.upstream,
+        )
+        return ",".join(_csv_cell(c) for c in cells) + "\n"
+
+
+def _csv_cell(text: str) -> str:
+    if any(ch in text for ch in ',"\r\n'):
+        return '"' + text.replace('"', '""').replace("\r", " ").replace("\n", " ") + '"'
+    return text
+
+
+def read_fault_hits(path: Path) -> list[FaultHit]:
+    """The hit journal; absent = no hits. A row cut short by a crash is skipped."""
+    if not path.exists():
+        return []
+    out: list[FaultHit] = []
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return []
+        if tuple(header) != HIT_COLUMNS:
+            raise UserError(f"{path}:1: not a fault hit journal (expected {HITS_HEADER_LINE.strip()})")
+        for row in reader:
+            if len(row) != len(HIT_COLUMNS):
+                continue
+            try:
+                out.append(FaultHit(float(row[0]), float(row[1]), *row[2:]))
+            except ValueError:
+                continue
+    return out
