@@ -20,6 +20,15 @@ from mocks.ratelimit import go_duration
 from mocks.region import Region
 
 
+def _missing(param: str) -> ApiError:
+    return ApiError(
+        400,
+        f"Missing required parameter: '{param}'.",
+        param=param,
+        code="missing_required_parameter",
+    )
+
+
 async def read_json(
     request: web.Request, limit: int, deadline_s: float
 ) -> tuple[dict[str, Any], bytes]:
@@ -80,12 +89,7 @@ def model_spec(data: dict[str, Any], region: Region, kind: str) -> ModelSpec:
 
 def messages_text(data: dict[str, Any]) -> str:
     if "messages" not in data:
-        raise ApiError(
-            400,
-            "Missing required parameter: 'messages'.",
-            param="messages",
-            code="missing_required_parameter",
-        )
+        raise _missing("messages")
     messages = data["messages"]
     if not isinstance(messages, list):
         raise invalid_type("messages", "an array", messages)
@@ -243,12 +247,7 @@ def queue_full(exc: QueueFull, headers: dict[str, str]) -> ApiError:
 
 def prompt_text(data: dict[str, Any]) -> tuple[str, int]:
     if "prompt" not in data:
-        raise ApiError(
-            400,
-            "Missing required parameter: 'prompt'.",
-            param="prompt",
-            code="missing_required_parameter",
-        )
+        raise _missing("prompt")
     prompt = data["prompt"]
     if isinstance(prompt, str):
         return prompt, estimate_tokens(prompt)
@@ -262,12 +261,7 @@ def prompt_text(data: dict[str, Any]) -> tuple[str, int]:
 
 def embedding_inputs(data: dict[str, Any]) -> list[str | list[int]]:
     if "input" not in data:
-        raise ApiError(
-            400,
-            "Missing required parameter: 'input'.",
-            param="input",
-            code="missing_required_parameter",
-        )
+        raise _missing("input")
     inp = data["input"]
     if isinstance(inp, str):
         return [inp]

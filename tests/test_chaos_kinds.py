@@ -158,3 +158,14 @@ def test_stall_needs_exactly_one_trigger_both_ways(tmp_path: Path) -> None:
         load_scenario(path)
     with pytest.raises(FaultSpecError, match="exactly one of after_tokens or after_ms"):
         fault_from_json({"kind": "stall", "params": {"after_tokens": 2, "after_ms": 5}})
+
+
+def test_slow_tokens_factor_one_is_accepted_both_ways(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO + "  - {kind: slow_tokens, at: 1s, for: 5s, factor: 1}\n")
+    assert load_scenario(path).faults[0].params == {"factor": 1.0}
+    assert fault_from_json({"kind": "slow_tokens", "params": {"factor": 1}}).params == {
+        "factor": 1.0
+    }
+    with pytest.raises(FaultSpecError, match=r"factor: must be in \[1, 1000\]"):
+        fault_from_json({"kind": "slow_tokens", "params": {"factor": 0.5}})
