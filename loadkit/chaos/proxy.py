@@ -34,7 +34,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
 from loadkit.aioserve import listen
-from loadkit.chaos import before_content, conn, mid_stream, responses
+from loadkit.chaos import before_content, mid_stream, responses
 from loadkit.chaos import upstream as up
 from loadkit.chaos.body import (
     MAX_BODY_BYTES,
@@ -44,6 +44,7 @@ from loadkit.chaos.body import (
     model_of,
     read_body,
 )
+from loadkit.chaos.conn import reset as _reset
 from loadkit.chaos.faults import (
     FaultSet,
     FaultSpec,
@@ -338,7 +339,7 @@ class ChaosProxy:
             if name in down and listener.runner is not None:
                 runner, listener.runner = listener.runner, None
                 for transport in list(listener.inflight):
-                    conn.reset(transport)
+                    _reset(transport)
                 await runner.cleanup()
                 for f in self.faults.all():
                     if f.kind == "region_outage" and f.where.region == name:
@@ -396,7 +397,7 @@ class ChaosProxy:
         self.requests_total += 1
         if listener is not None and listener.down:
             # The front listener reaching a region under outage: as refused as it gets.
-            conn.reset(request.transport)
+            _reset(request.transport)
             return web.Response()
         if _admin_path(request.raw_path):
             return _client_error(403, ADMIN_REFUSED, "admin_not_forwarded")
@@ -493,7 +494,7 @@ class ChaosProxy:
                 data = await sink.read_all()
             except up.UpstreamError:
                 self.upstream_errors += 1
-                conn.reset(request.transport)
+                _reset(request.transport)
                 return web.Response()
             return web.Response(body=data, status=head.status, reason=head.reason, headers=headers)
         resp = web.StreamResponse(status=head.status, reason=head.reason, headers=headers)
@@ -512,7 +513,7 @@ class ChaosProxy:
             log.debug("client %s left mid-stream", request.remote)
         except up.UpstreamError:
             self.upstream_errors += 1
-            conn.reset(request.transport)  # the upstream broke mid-stream: so does the client's
+            _reset(request.transport)  # the upstream broke mid-stream: so does the client's
         finally:
             self.active_streams -= 1
         return resp
