@@ -14,58 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadkit.scenario.model import FAULT_KINDS, Fault
+from loadkit.chaos import kinds
+from loadkit.scenario.model import Fault
 
-BEFORE_CONTENT = frozenset({"http_error", "latency", "refuse", "reset", "hang", "brownout"})
-MID_STREAM = frozenset(
-    {
-        "stall",
-        "cut",
-        "reset_mid",
-        "error_frame",
-        "malformed_chunk",
-        "drop_usage",
-        "slow_tokens",
-        "duplicate_chunk",
-    }
-)
-ERROR_STATUSES = (429, 500, 502, 503, 504, 529)
-
-# params key -> (type, low, high); numbers only, checked on every way in.
-_PARAM_TYPES: dict[str, tuple[type, float, float]] = {
-    "status": (int, 400, 599),
-    "retry_after_ms": (float, 0, 86_400_000),
-    "fixed_ms": (float, 0, 3_600_000),
-    "jitter_ms": (float, 0, 3_600_000),
-    "after_tokens": (int, 0, 10_000_000),
-    "after_ms": (float, 0, 3_600_000),
-    "factor": (float, 1, 1000),
-    "error_rate": (float, 0, 1),
-    "added_latency_ms": (float, 0, 3_600_000),
-}
-_KIND_PARAMS: dict[str, frozenset[str]] = {
-    "http_error": frozenset({"status", "retry_after_ms"}),
-    "latency": frozenset({"fixed_ms", "jitter_ms"}),
-    "refuse": frozenset(),
-    "reset": frozenset(),
-    "hang": frozenset(),
-    "stall": frozenset({"after_tokens", "after_ms"}),
-    "cut": frozenset({"after_tokens"}),
-    "reset_mid": frozenset({"after_tokens"}),
-    "error_frame": frozenset({"after_tokens"}),
-    "malformed_chunk": frozenset({"after_tokens"}),
-    "drop_usage": frozenset(),
-    "slow_tokens": frozenset({"factor"}),
-    "duplicate_chunk": frozenset({"after_tokens"}),
-    "region_outage": frozenset(),
-    "brownout": frozenset({"error_rate", "added_latency_ms", "status"}),
-}
-_REQUIRED: dict[str, frozenset[str]] = {
-    "http_error": frozenset({"status"}),
-    "latency": frozenset({"fixed_ms"}),
-    "slow_tokens": frozenset({"factor"}),
-    "brownout": frozenset({"error_rate"}),
-}
 _WHERE_KEYS = ("region", "model", "workload", "path", "api_key_sha256")
 
 
@@ -146,7 +97,7 @@ def _show(value: Any) -> str:
 
 
 def _number(name: str, value: Any) -> float | int:
-    typ, low, high = _PARAM_TYPES[name]
+    param = kinds.PARAMS[name]
     if not isinstance(value, int | float | str) or isinstance(value, bool):
         raise FaultSpecError(f"{name}: expected a number, got {_show(value)}")
     if isinstance(value, str):
@@ -154,9 +105,9 @@ def _number(name: str, value: Any) -> float | int:
             value = float(value)
         except ValueError:
             raise FaultSpecError(f"{name}: expected a number, got {_show(value)}") from None
-    if not math.isfinite(value) or not low <= value <= high:
-        raise FaultSpecError(f"{name}: must be in [{low:g}, {high:g}], got {value!r}")
-    if typ is int:
+    if not math.isfinite(value) or not param.in_range(value):
+        raise FaultSpecError(f"{name}: must be in {param.range_text()}, got {value!r}")
+    if param.type is int:
         if value != int(value):
             raise FaultSpecError(f"{name}: expected an integer, got {value!r}")
         return int(value)
@@ -170,9 +121,11 @@ def fault_from_json(obj: Any, default_id: str = "fault") -> FaultSpec:
     unknown = set(obj) - {"id", "kind", "rate", "where", "params", "max_hits"}
     if unknown:
         raise FaultSpecError(f"unknown key(s): {', '.join(sorted(map(str, unknown)))}")
-    kind = obj.get("kind")
-    if kind not in FAULT_KINDS:
-        raise FaultSpecError(f"kind: expected one of {', '.join(FAULT_KINDS)}, got {_show(kind)}")
+    kind_name = obj.get("kind")
+    kind = kinds.BY_NAME.get(kind_name) if isinstance(kind_name, str) else None
+    if kind is None:
+        names = ", ".join(kinds.NAMES)
+        raise FaultSpecError(f"kind: expected one of {names}, got {_show(kind_name)}")
     fid = obj.get("id") or default_id
     if not isinstance(fid, str | int) or isinstance(fid, bool):
         raise FaultSpecError(f"id: expected a short name, got {_show(fid)}")
@@ -198,32 +151,34 @@ def fault_from_json(obj: Any, default_id: str = "fault") -> FaultSpec:
     params_obj = obj.get("params") or {}
     if not isinstance(params_obj, Mapping):
         raise FaultSpecError("params: expected a mapping")
-    allowed = _KIND_PARAMS[kind]
+    allowed = kind.keys
     bad = set(params_obj) - allowed
     if bad:
         raise FaultSpecError(
-            f"params: {', '.join(sorted(map(str, bad)))} not valid for {kind} "
+            f"params: {', '.join(sorted(map(str, bad)))} not valid for {kind.name} "
             f"(valid: {', '.join(sorted(allowed)) or 'none'})"
         )
     params = {k: _number(k, v) for k, v in params_obj.items()}
-    missing = _REQUIRED.get(kind, frozenset()) - set(params)
+    missing = kind.required - set(params)
     if missing:
-        raise FaultSpecError(f"params: {kind} needs {', '.join(sorted(missing))}")
-    if "status" in params and params["status"] not in ERROR_STATUSES:
-        raise FaultSpecError(
-            f"status: expected one of {', '.join(map(str, ERROR_STATUSES))}, got {params['status']}"
-        )
-    if kind == "stall" and len(params) != 1:
-        raise FaultSpecError("stall: needs exactly one of after_tokens or after_ms")
-    if kind == "region_outage" and where.region is None:
-        raise FaultSpecError("region_outage: needs where.region")
+        raise FaultSpecError(f"params: {kind.name} needs {', '.join(sorted(missing))}")
+    for key, value in params.items():
+        choices = kinds.PARAMS[key].choices
+        if choices and value not in choices:
+            raise FaultSpecError(
+                f"{key}: expected one of {', '.join(map(str, choices))}, got {value}"
+            )
+    if kind.one_of and sum(k in params for k in kind.one_of) != 1:
+        raise FaultSpecError(f"{kind.name}: needs exactly one of {' or '.join(kind.one_of)}")
+    if kind.needs_region and where.region is None:
+        raise FaultSpecError(f"{kind.name}: needs where.region")
     max_hits = obj.get("max_hits")
     if max_hits is not None and (
         isinstance(max_hits, bool) or not isinstance(max_hits, int) or max_hits < 0
     ):
         raise FaultSpecError(f"max_hits: expected an integer >= 0, got {_show(max_hits)}")
     return FaultSpec(
-        id=fid, kind=kind, rate=float(rate), where=where, params=params, max_hits=max_hits
+        id=fid, kind=kind.name, rate=float(rate), where=where, params=params, max_hits=max_hits
     )
 
 

@@ -9,20 +9,20 @@ same port.
 Streams pass through chunk by chunk, unbuffered, as raw bytes; only a response that a
 mid-stream fault selected is split into SSE frames. Headers are copied but for hop-by-hop
 ones. A response a fault touched carries `x-loadkit-fault: <fault id>`.
+
+What each fault kind does is registered by name in `before_content.py` and `mid_stream.py`
+(the kinds themselves: `kinds.py`); an upstream body travels in a `relay.RelaySink`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import posixpath
 import re
-import socket
-import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -34,7 +34,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
 from loadkit.aioserve import listen
-from loadkit.chaos import responses, sse
+from loadkit.chaos import before_content, mid_stream, responses
 from loadkit.chaos import upstream as up
 from loadkit.chaos.body import (
     MAX_BODY_BYTES,
@@ -44,8 +44,8 @@ from loadkit.chaos.body import (
     model_of,
     read_body,
 )
+from loadkit.chaos.conn import reset as _reset
 from loadkit.chaos.faults import (
-    MID_STREAM,
     FaultSet,
     FaultSpec,
     FaultSpecError,
@@ -53,6 +53,8 @@ from loadkit.chaos.faults import (
     key_digest,
     parse_header,
 )
+from loadkit.chaos.kinds import MID_STREAM
+from loadkit.chaos.relay import RelaySink
 
 HOP_BY_HOP = frozenset(
     {
@@ -70,10 +72,8 @@ HOP_BY_HOP = frozenset(
 )
 _DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "expect", "x-loadkit-chaos"}
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
-HANG_CAP_S = 900.0  # a hang or stall ends by itself after this long (no leak if nobody reads)
 SHUTDOWN_TIMEOUT_S = 1.0
 OUTAGE_SHUTDOWN_S = 0.1  # a region going down: its connections are reset, handlers cut short
-HIGH_WATER = 1 << 20  # bytes buffered toward a slow client before the upstream is paused
 LOW_WATER = 256 << 10
 FAULT_HEADER = "x-loadkit-fault"
 ADMIN_REFUSED = (
@@ -105,11 +105,6 @@ class RegionListener:
 
 def _url(host: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
-
-
-def _alive(request: web.Request) -> bool:
-    t = request.transport
-    return t is not None and not t.is_closing()
 
 
 def _admin_path(raw_path: str) -> bool:
@@ -182,17 +177,6 @@ def _rejected(exc: BodyRejected) -> web.Response:
     return resp
 
 
-def _reset(transport: asyncio.BaseTransport | None) -> None:
-    """Close with a TCP RST (SO_LINGER 0): the client sees `connection reset by peer`."""
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
 def _upstream_headers(request: web.Request, identity: bool) -> list[tuple[str, str]]:
     """The client's headers as the upstream gets them: hop-by-hop ones dropped, and
     `Content-Encoding` too when aiohttp decoded the body (the upstream gets it plain, so it
@@ -203,112 +187,6 @@ def _upstream_headers(request: web.Request, identity: bool) -> list[tuple[str, s
         headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
         headers.append(("Accept-Encoding", "identity"))
     return headers
-
-
-class RelaySink(up.Sink):
-    """Body bytes of one upstream response: buffered until the handler picks a mode, then
-    written straight to the client (`go_direct`) or queued for the fault code (`chunks`)."""
-
-    def __init__(self) -> None:
-        self.conn: Any = None
-        self.pieces: list[bytes] = []
-        self.queued = 0
-        self.finished = False
-        self.error: Exception | None = None
-        self.paused = False
-        self.direct: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    async def wait(self, timeout: float | None = None) -> None:
-        if self.finished or self.paused or self.pieces:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._waiter, timeout)
-        self._waiter = None
-
-    # upstream side (event loop callbacks)
-    def raw(self, framed: bytes, size: int) -> None:
-        """A whole upstream chunk, framing included: the client speaks chunked too."""
-        t = self.direct
-        assert t is not None
-        if t.is_closing():
-            self._client_gone()
-            return
-        t.write(framed)
-        if not self.paused and t.get_write_buffer_size() > HIGH_WATER:
-            self._pause()
-
-    def _client_gone(self) -> None:
-        if self.conn is not None:
-            self.conn.abort()
-        self.finished = True
-        self._wake()
-
-    def _pause(self) -> None:
-        self.paused = True
-        if self.conn is not None:
-            self.conn.pause()
-        self._wake()
-
-    def data(self, piece: bytes) -> None:
-        t = self.direct
-        if t is not None:
-            if t.is_closing():
-                self._client_gone()
-                return
-            t.write(b"%x\r\n%b\r\n" % (len(piece), piece))
-            if not self.paused and t.get_write_buffer_size() > HIGH_WATER:
-                self._pause()
-            return
-        self.pieces.append(piece)
-        self.queued += len(piece)
-        if self.queued > HIGH_WATER and not self.paused and self.conn is not None:
-            self.paused = True
-            self.conn.pause()
-        self._wake()
-
-    def end(self, error: Exception | None) -> None:
-        self.finished = True
-        self.error = error
-        self._wake()
-
-    # handler side
-    def unpause(self) -> None:
-        if self.paused:
-            self.paused = False
-            if self.conn is not None:
-                self.conn.resume()
-
-    def go_direct(self, transport: asyncio.Transport) -> None:
-        pending, self.pieces, self.queued = self.pieces, [], 0
-        for piece in pending:
-            transport.write(b"%x\r\n%b\r\n" % (len(piece), piece))
-        self.direct = transport
-        self.raw_ok = True
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Pieces as they come; raises the upstream's error after the last one."""
-        while True:
-            if self.pieces:
-                pending, self.pieces, self.queued = self.pieces, [], 0
-                self.unpause()
-                for piece in pending:
-                    yield piece
-                continue
-            if self.finished:
-                if self.error is not None:
-                    raise self.error
-                return
-            await self.wait()
-
-    async def read_all(self) -> bytes:
-        return b"".join([piece async for piece in self.chunks()])
 
 
 class ChaosProxy:
@@ -561,16 +439,15 @@ class ChaosProxy:
         body: bytes,
         spec: FaultSpec | None,
     ) -> web.StreamResponse:
-        kind = spec.kind if spec is not None else ""
         extra_headers: dict[str, str] = {}
-        if spec is not None:
-            early = await self._before_content(request, info, spec, body)
-            if early is not None:
-                return early
-            if kind in ("latency", "brownout"):
-                extra_headers[FAULT_HEADER] = spec.id
+        early = before_content.BEHAVIOURS.get(spec.kind) if spec is not None else None
+        if spec is not None and early is not None:
+            answer = await early(before_content.Call(request, body, self.rng, self._hit), spec)
+            if answer is not None:
+                return answer
+            extra_headers[FAULT_HEADER] = spec.id  # let through, delayed: tagged
         origin = listener.origin if listener is not None else self.origin
-        headers = _upstream_headers(request, kind in MID_STREAM)
+        headers = _upstream_headers(request, spec is not None and spec.kind in MID_STREAM)
         try:
             conn, head, sink = await up.send(
                 self.pool, origin, request.method, request.raw_path, headers, body, RelaySink
@@ -588,64 +465,6 @@ class ChaosProxy:
                 # We stopped reading early: this connection cannot be reused. (A finished
                 # response's connection may already serve another request: never touch it.)
                 conn.abort()
-
-    async def _before_content(
-        self, request: web.Request, info: RequestInfo, spec: FaultSpec, body: bytes
-    ) -> web.StreamResponse | None:
-        """Apply a fault that acts before the upstream is called; None = go on and forward."""
-        p = spec.params
-        kind = spec.kind
-        if kind == "brownout":
-            self._hit(spec)
-            if self.rng.random() < float(p["error_rate"]):
-                return self._error(spec, int(p.get("status", 503)), None, body)
-            await asyncio.sleep(float(p.get("added_latency_ms", 0.0)) / 1000.0)
-            return None
-        if kind == "http_error":
-            self._hit(spec)
-            return self._error(spec, int(p["status"]), p.get("retry_after_ms"), body)
-        if kind == "latency":
-            self._hit(spec)
-            delay_ms = float(p["fixed_ms"])
-            jitter = float(p.get("jitter_ms", 0.0))
-            if jitter > 0:
-                # Lomax (Pareto II), shape 2.5, scaled to mean `jitter`: a heavy tail, capped.
-                delay_ms += min(jitter * 1.5 * float(self.rng.pareto(2.5)), jitter * 100)
-            await asyncio.sleep(delay_ms / 1000.0)
-            return None
-        if kind in ("refuse", "region_outage"):
-            self._hit(spec)
-            t = request.transport
-            if t is not None:
-                t.close()  # FIN before any byte: the client's connection just ends
-            return web.Response()
-        if kind == "reset":
-            self._hit(spec)
-            _reset(request.transport)
-            return web.Response()
-        if kind == "hang":
-            self._hit(spec)
-            await self._hold(request)
-            _reset(request.transport)
-            return web.Response()
-        return None
-
-    def _error(
-        self, spec: FaultSpec, status: int, retry_after_ms: Any, body: bytes
-    ) -> web.Response:
-        ra = float(retry_after_ms) if retry_after_ms is not None else None
-        model = ""
-        if status == 429:
-            with contextlib.suppress(BodyRejected):
-                model = model_of(body)
-        out, headers = responses.error_response(status, spec.id, ra, model)
-        return web.Response(body=out, status=status, headers=headers)
-
-    async def _hold(self, request: web.Request, cap_s: float = HANG_CAP_S) -> None:
-        """Keep the connection open, sending nothing, until the client leaves (or the cap)."""
-        deadline = time.perf_counter() + cap_s
-        while _alive(request) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.2)
 
     async def _relay(
         self,
@@ -686,7 +505,7 @@ class ChaosProxy:
             await resp.prepare(request)
             if mid:
                 assert spec is not None
-                await self._faulty_stream(request, resp, sink, spec)
+                await mid_stream.BEHAVIOURS[spec.kind](mid_stream.Stream(request, resp, sink), spec)
             else:
                 await self._pass_through(request, resp, sink, raw=not old_client)
         except (ConnectionResetError, ClientConnectionResetError):
@@ -725,113 +544,6 @@ class ChaosProxy:
         if sink.error is not None:
             raise sink.error
         await resp.write_eof()
-
-    async def _faulty_stream(
-        self,
-        request: web.Request,
-        resp: web.StreamResponse,
-        sink: RelaySink,
-        spec: FaultSpec,
-    ) -> None:
-        """Relay frame by frame, doing `spec` at its trigger point."""
-        kind = spec.kind
-        p = spec.params
-        after_tokens = int(p.get("after_tokens", 0))
-        after_s = float(p["after_ms"]) / 1000.0 if "after_ms" in p else None
-        if kind == "slow_tokens":
-            await self._slow_stream(resp, sink, float(p["factor"]))
-            return
-        splitter = sse.FrameSplitter()
-        tokens = 0
-        fired = False
-        t_start = time.perf_counter()
-        async for chunk in sink.chunks():
-            out: list[bytes] = []
-            for frame in splitter.feed(chunk):
-                what = sse.classify(frame)
-                if kind == "drop_usage":
-                    if what != sse.USAGE:
-                        out.append(frame)
-                    continue
-                trigger = not fired and (
-                    (after_s is not None and time.perf_counter() - t_start >= after_s)
-                    or (after_s is None and what == sse.CONTENT and tokens >= after_tokens)
-                )
-                if trigger:
-                    fired = True
-                    if out:
-                        await resp.write(b"".join(out))
-                        out = []
-                    if kind == "stall":
-                        await self._hold(request)
-                        _reset(request.transport)
-                        return
-                    if kind == "cut":
-                        await resp.write_eof()
-                        return
-                    if kind == "reset_mid":
-                        _reset(request.transport)
-                        return
-                    if kind == "error_frame":
-                        await resp.write(responses.error_frame(spec.id))
-                        await resp.write_eof()
-                        return
-                    if kind == "malformed_chunk":
-                        out.append(responses.MALFORMED_FRAME)
-                    elif kind == "duplicate_chunk":
-                        out.append(frame)
-                out.append(frame)
-                if what == sse.CONTENT:
-                    tokens += 1
-            if out:
-                await resp.write(b"".join(out))
-        rest = splitter.rest()
-        if rest:
-            await resp.write(rest)
-        # (an answer shorter than the trigger point passes whole)
-        await resp.write_eof()
-
-    async def _slow_stream(self, resp: web.StreamResponse, sink: RelaySink, factor: float) -> None:
-        """Stretch every gap between content frames by `factor` (the first frame is on time).
-
-        A reader task timestamps frames as they arrive, so the schedule follows the
-        upstream's real pacing, not the delays this writer adds.
-        """
-        queue: asyncio.Queue[tuple[float, bytes, str] | None] = asyncio.Queue()
-
-        async def reader() -> None:
-            splitter = sse.FrameSplitter()
-            try:
-                async for chunk in sink.chunks():
-                    now = time.perf_counter()
-                    for frame in splitter.feed(chunk):
-                        queue.put_nowait((now, frame, sse.classify(frame)))
-                rest = splitter.rest()
-                if rest:
-                    queue.put_nowait((time.perf_counter(), rest, sse.OTHER))
-            finally:
-                queue.put_nowait(None)
-
-        task = asyncio.create_task(reader())
-        try:
-            last_arrival: float | None = None
-            last_emit = 0.0
-            while (item := await queue.get()) is not None:
-                arrival, frame, what = item
-                if what == sse.CONTENT:
-                    if last_arrival is not None:
-                        due = last_emit + factor * (arrival - last_arrival)
-                        delay = due - time.perf_counter()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                    last_arrival = arrival
-                    last_emit = time.perf_counter()
-                await resp.write(frame)
-            await resp.write_eof()
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
     # -- status -----------------------------------------------------------------------------
 

@@ -1,14 +1,17 @@
 """Just enough SSE understanding for mid-stream faults: frame boundaries and frame kinds.
 
 Only a stream that a mid-stream fault selected is parsed; every other stream passes through
-as raw bytes. A "token" is a content-bearing frame (text or reasoning delta), which is one
-token per frame for the mock and for most providers.
+as raw bytes. A "token" is a content-bearing frame (`loadkit.sse_content`, the client's
+definition too: text or reasoning), which is one token per frame for the mock and for
+most providers.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+
+from loadkit.sse_content import carries_content
 
 CONTENT, USAGE, DONE, OTHER = "content", "usage", "done", "other"
 
@@ -53,16 +56,7 @@ def classify(frame: bytes) -> str:
         return OTHER
     choices = obj.get("choices")
     if isinstance(choices, list) and choices:
-        c0 = choices[0] if isinstance(choices[0], dict) else {}
-        delta = c0.get("delta") if isinstance(c0.get("delta"), dict) else {}
-        if (
-            delta.get("content")
-            or delta.get("reasoning_content")
-            or delta.get("reasoning")
-            or c0.get("text")
-        ):
-            return CONTENT
-        return OTHER
+        return CONTENT if carries_content(obj) else OTHER
     if obj.get("usage"):
         return USAGE
     return OTHER

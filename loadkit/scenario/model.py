@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from loadkit.chaos import kinds as fault_kinds
 from loadkit.cost import Price
 from loadkit.workload.distributions import Distribution
 
@@ -20,23 +21,7 @@ WorkloadKind = Literal["chat", "completions", "embeddings", "rag"]
 PhaseKind = Literal["ramp", "hold", "spike", "step"]
 ArrivalProcess = Literal["poisson", "constant", "gamma"]
 
-FAULT_KINDS: tuple[str, ...] = (
-    "http_error",
-    "latency",
-    "refuse",
-    "reset",
-    "hang",
-    "stall",
-    "cut",
-    "reset_mid",
-    "error_frame",
-    "malformed_chunk",
-    "drop_usage",
-    "slow_tokens",
-    "duplicate_chunk",
-    "region_outage",
-    "brownout",
-)
+FAULT_KINDS: tuple[str, ...] = fault_kinds.NAMES  # the registry: loadkit/chaos/kinds.py
 
 # The official OpenAI Python SDK retries these (408, 409, 429 and every 5xx).
 SDK_RETRY_STATUSES: tuple[int, ...] = (408, 409, 429, *range(500, 600))

@@ -4,7 +4,8 @@ The client hands over the body in blocks of complete lines, one block per socket
 (see `loadkit.traffic.client`); `SSEParser.feed_lines` turns them into event payloads (the
 `data:` field, joined over continuation lines, dispatched on the blank line) and
 `interpret_chunk` reads what an OpenAI chat or completions chunk carries: content text
-(reasoning deltas count as content for TTFT), usage, finish reason or an error object.
+(what counts as content: `loadkit.sse_content`, shared with the chaos proxy), usage,
+finish reason or an error object.
 
 The hot path: nearly every event of a stream is a plain content delta, one choice whose
 delta holds only `content`, nothing else but scalar fields and nulls. `content_delta`
@@ -20,6 +21,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, NamedTuple
+
+from loadkit.sse_content import choice_text
 
 DONE = "[DONE]"
 
@@ -133,24 +136,6 @@ class DeltaMatcher:
         return m.group(1)
 
 
-def _text_of(choice: dict[str, Any]) -> str:
-    delta = choice.get("delta")
-    if delta is None:
-        text = choice.get("text")  # /v1/completions
-        return text if type(text) is str else ""
-    if type(delta) is not dict:
-        return ""
-    text = delta.get("content")
-    if type(text) is not str:
-        text = ""
-    if "reasoning_content" in delta or "reasoning" in delta:
-        for key in ("reasoning_content", "reasoning"):
-            extra = delta.get(key)
-            if type(extra) is str:
-                text += extra
-    return text
-
-
 def interpret_chunk(data: str) -> Chunk:
     """Parse one event payload (not `[DONE]`)."""
     try:
@@ -170,7 +155,7 @@ def interpret_chunk(data: str) -> Chunk:
         for choice in choices:
             if type(choice) is not dict:
                 raise MalformedChunk(f"bad choice in {data[:80]!r}")
-            text += _text_of(choice)
+            text += choice_text(choice)
             finish = choice.get("finish_reason") or finish
     usage = obj.get("usage")
     model = obj.get("model")

@@ -1,10 +1,11 @@
-"""`faults:`: timed fault injections (kind, window, rate, where); moved verbatim from build.py."""
+"""`faults:`: timed fault injections (kind, window, rate, where); each kind's parameters come
+from the fault-kind registry (loadkit/chaos/kinds.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from loadkit.chaos import kinds as fault_kinds
 from loadkit.scenario import units
 from loadkit.scenario.build.helpers import _env_name
 from loadkit.scenario.fields import Field, Mapping, hint
@@ -13,54 +14,25 @@ from loadkit.scenario.model import FAULT_KINDS, Fault, FaultWhere
 _FAULT_COMMON = ("id", "at", "for", "kind", "rate", "where")
 
 
-def _status(field: Field) -> int:
-    code = field.integer()
-    allowed = (429, 500, 502, 503, 504, 529)
-    if code not in allowed:
-        field.fail(f"expected one of {', '.join(map(str, allowed))}, got {code}")
-    return code
+def _fault_param(field: Field, param: fault_kinds.FaultParam) -> Any:
+    """One fault parameter as the proxy takes it (registry: loadkit/chaos/kinds.py).
 
-
-def _ms(field: Field) -> float:
-    return field.duration() * 1000.0
-
-
-def _after_tokens(field: Field) -> int:
-    return field.integer(low=0, high=10_000_000)
-
-
-def _factor(field: Field) -> float:
-    return field.number(low=1, high=1000, low_open=True)
-
-
-# kind -> {yaml key: (params key, parser, required)}
-_FAULT_PARAMS: dict[str, dict[str, tuple[str, Callable[[Field], Any], bool]]] = {
-    "http_error": {
-        "status": ("status", _status, True),
-        "retry_after": ("retry_after_ms", _ms, False),
-    },
-    "latency": {"delay": ("fixed_ms", _ms, True), "jitter": ("jitter_ms", _ms, False)},
-    "refuse": {},
-    "reset": {},
-    "hang": {},
-    "stall": {
-        "after_tokens": ("after_tokens", _after_tokens, False),
-        "after": ("after_ms", _ms, False),
-    },
-    "cut": {"after_tokens": ("after_tokens", _after_tokens, True)},
-    "reset_mid": {"after_tokens": ("after_tokens", _after_tokens, True)},
-    "error_frame": {"after_tokens": ("after_tokens", _after_tokens, False)},
-    "malformed_chunk": {"after_tokens": ("after_tokens", _after_tokens, False)},
-    "drop_usage": {},
-    "slow_tokens": {"factor": ("factor", _factor, True)},
-    "duplicate_chunk": {"after_tokens": ("after_tokens", _after_tokens, False)},
-    "region_outage": {},
-    "brownout": {
-        "error_rate": ("error_rate", Field.fraction, True),
-        "latency": ("added_latency_ms", _ms, False),
-        "status": ("status", _status, False),
-    },
-}
+    Durations are checked by the duration parser and become ms; numbers get their range.
+    """
+    if param.unit == "ms":
+        return field.duration() * 1000.0
+    if param.unit == "fraction":
+        return field.fraction()
+    if param.choices:
+        code = field.integer()
+        if code not in param.choices:
+            field.fail(f"expected one of {', '.join(map(str, param.choices))}, got {code}")
+        return code
+    if param.type is int:
+        return field.integer(low=int(param.low), high=int(param.high))
+    return field.number(
+        low=param.low, high=param.high, low_open=param.low_open, high_open=param.high_open
+    )
 
 
 def _faults(
@@ -81,8 +53,9 @@ def _faults(
         if kind_f is None:
             item.fail(f"missing required key 'kind' ({', '.join(FAULT_KINDS)})")
         kind = kind_f.choice(FAULT_KINDS)
-        spec = _FAULT_PARAMS[kind]
-        m = item.mapping((*_FAULT_COMMON, *spec), required=("kind", "at", "for"))
+        spec = fault_kinds.BY_NAME[kind]
+        keys = tuple(p.yaml_key for p in spec.params)
+        m = item.mapping((*_FAULT_COMMON, *keys), required=("kind", "at", "for"))
         fid = m.opt("id", Field.name, f"fault-{i + 1}")
         if fid in ids:
             m.req("id").fail(f"fault id {fid!r} is used twice")
@@ -100,18 +73,23 @@ def _faults(
                 f"({units.fmt_duration(duration_s)})"
             )
         params: dict[str, Any] = {}
-        for key, (pkey, parse, required) in spec.items():
-            sub = m.get(key)
+        for param in spec.params:
+            sub = m.get(param.yaml_key)
             if sub is None:
-                if required:
-                    item.fail(f"missing required key {key!r} for a {kind} fault")
+                if param.required:
+                    item.fail(f"missing required key {param.yaml_key!r} for a {kind} fault")
                 continue
-            params[pkey] = parse(sub)
-        if kind == "stall" and len(params) != 1:
-            item.fail("a stall needs exactly one of `after_tokens` or `after` (a duration)")
+            params[param.key] = _fault_param(sub, param)
+        one_of = [
+            f"`{p.yaml_key}`" + (" (a duration)" if p.unit == "ms" else "")
+            for p in spec.params
+            if p.key in spec.one_of
+        ]
+        if one_of and sum(k in params for k in spec.one_of) != 1:
+            item.fail(f"a {kind} needs exactly one of {' or '.join(one_of)}")
         where = m.opt("where", lambda f: _where(f, regions, workloads, upstreams), FaultWhere())
-        if kind == "region_outage" and where.region is None and where.upstream is None:
-            item.fail("a region_outage needs `where: {region: <name>}` or `{upstream: <name>}`")
+        if spec.needs_region and where.region is None and where.upstream is None:
+            item.fail(f"a {kind} needs `where: {{region: <name>}}` or `{{upstream: <name>}}`")
         faults.append(
             Fault(
                 id=fid,
