@@ -38,6 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=URL",
         help="a listener of its own for region NAME, proxying to URL (repeatable)",
     )
+    p.add_argument(
+        "--upstream-listener",
+        action="append",
+        default=[],
+        metavar="NAME:PORT=URL",
+        help="listen on PORT for upstream NAME behind a gateway (the address the gateway's "
+        "config points at) and forward to URL; faults select it with where.upstream "
+        "(repeatable)",
+    )
+    p.add_argument(
+        "--journal",
+        default=None,
+        metavar="FILE",
+        help="append every change of the fault set to FILE (faults.csv's format, with "
+        "wall-clock times): `loadkit report RUN --faults FILE` places it on a run's clock",
+    )
+    p.add_argument(
+        "--hits",
+        default=None,
+        metavar="FILE",
+        help="append one row per request a fault touched, with the client's x-loadkit-attempt",
+    )
     p.add_argument("--port", type=int, default=0, help="front listener port (0 = OS chooses)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--faults", default=None, help="YAML/JSON file of faults to start with")
@@ -88,22 +110,69 @@ def load_fault_file(path: str) -> list[FaultSpec]:
     return specs
 
 
-async def _serve(args: argparse.Namespace, regions: dict[str, str], specs: list[FaultSpec]) -> int:
+async def _serve(
+    args: argparse.Namespace,
+    regions: dict[str, str],
+    specs: list[FaultSpec],
+    upstreams: dict[str, tuple[int, str]],
+) -> int:
+    from loadkit.chaos.journals import FaultJournalFile, HitJournal
     from loadkit.chaos.proxy import ChaosProxy
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     max_body = int(args.max_body_mb * (1 << 20))
-    proxy = ChaosProxy(args.upstream, regions, args.host, args.seed, token, max_body=max_body)
+    journal = FaultJournalFile(Path(args.journal)) if args.journal else None
+    hits = HitJournal(Path(args.hits)) if args.hits else None
+    proxy = ChaosProxy(
+        args.upstream,
+        regions,
+        args.host,
+        args.seed,
+        token,
+        max_body=max_body,
+        upstream_listeners=upstreams,
+        hits=hits,
+        journal_file=journal,
+    )
     try:
-        url = await proxy.start(args.port)
+        try:
+            url = await proxy.start(args.port)
+        except OSError as exc:
+            raise UserError(f"cannot listen: {exc.strerror or exc}") from None
         if specs:
             await proxy.replace_all(specs)
         announce(url, {name: listener.url for name, listener in proxy.regions.items()})
+        for name, listener in proxy.upstream_listeners.items():
+            print(f"upstream {name} {listener.url} -> {listener.upstream}", flush=True)
         await wait_for_stop_signal()
+        if journal is not None:
+            proxy.log("clear", None)  # the faults end with the proxy: close their windows
     finally:
         with contextlib.suppress(Exception):
             await proxy.stop()
+        for sink in (journal, hits):
+            if sink is not None:
+                sink.close()
     return 0
+
+
+def parse_upstream_listeners(items: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """`NAME:PORT=URL` items -> {name: (port, url)}; one clear line for each mistake."""
+    out: dict[str, tuple[int, str]] = {}
+    for item in items:
+        head, sep, url = item.partition("=")
+        name, colon, port_text = head.rpartition(":")
+        if not sep or not colon or not name:
+            raise UserError(f"--upstream-listener: expected NAME:PORT=URL, got {item!r}")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise UserError(f"--upstream-listener {name}: port must be 1-65535, got {port_text!r}")
+        if name in out:
+            raise UserError(f"--upstream-listener: {name!r} given twice")
+        port = int(port_text)
+        if any(p == port for p, _ in out.values()):
+            raise UserError(f"--upstream-listener {name}: port {port} is given twice")
+        out[name] = (port, _check_url(url, f"--upstream-listener {name}"))
+    return out
 
 
 def _loop_runner() -> Callable[[Any], int]:
@@ -141,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.max_body_mb > 0:
             raise UserError(f"--max-body-mb: must be > 0, got {args.max_body_mb:g}")
         specs = load_fault_file(args.faults) if args.faults else []
-        return _run(_serve(args, regions, specs))
+        upstreams = parse_upstream_listeners(args.upstream_listener)
+        return _run(_serve(args, regions, specs, upstreams))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -91,11 +91,21 @@ def start_proxy(
     token: str | None = None,
     faults_file: str | None = None,
     timeout_s: float = 20.0,
+    upstream_listeners: Mapping[str, tuple[int, str]] | None = None,
+    hits_file: str | None = None,
 ) -> ProxyProcess:
-    """`python -m loadkit.chaos` on 127.0.0.1, port 0; waits for its region lines too."""
+    """`python -m loadkit.chaos` on 127.0.0.1, port 0; waits for its region lines too.
+
+    `upstream_listeners`: {name: (port, url)}, fixed ports behind a gateway; `hits_file`:
+    where it journals each request a fault touched.
+    """
     argv = ["loadkit.chaos", "--upstream", upstream, "--port", "0", "--seed", str(seed)]
     for name, url in (regions or {}).items():
         argv += ["--region", f"{name}={url}"]
+    for name, (port, url) in (upstream_listeners or {}).items():
+        argv += ["--upstream-listener", f"{name}:{port}={url}"]
+    if hits_file:
+        argv += ["--hits", hits_file]
     if faults_file:
         argv += ["--faults", faults_file]
     env = {"LOADKIT_CHAOS_TOKEN": token} if token else None

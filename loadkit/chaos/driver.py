@@ -13,16 +13,17 @@ import csv
 import io
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from loadkit.chaos.control_client import ChaosControl, ChaosControlError
 from loadkit.chaos.faults import FaultSpec, fault_from_scenario
+from loadkit.chaos.journals import fault_event
 from loadkit.results.faults_schema import FAULTS_HEADER_LINE, FaultEvent
 from loadkit.scenario.model import Abort, Fault
 
@@ -48,24 +49,6 @@ def timeline(
         steps.append(Step(f.at_s * scale, "start", spec))
         steps.append(Step(f.end_s * scale, "end", spec))
     return sorted(steps, key=lambda s: (s.t_s, s.event != "end", s.spec.id))
-
-
-def _event(t_ms: float, event: str, spec: FaultSpec | None, **params: Any) -> FaultEvent:
-    if spec is None:
-        return FaultEvent(t_ms=t_ms, event=event, params=params)
-    w = spec.where
-    return FaultEvent(
-        t_ms=t_ms,
-        event=event,
-        fault_id=spec.id,
-        kind=spec.kind,
-        region=w.region or "",
-        model=w.model or "",
-        workload=w.workload or "",
-        path=w.path or "",
-        rate=spec.rate,
-        params=dict(spec.params),
-    )
 
 
 class Journal:
@@ -205,7 +188,7 @@ class FaultDriver:
                 self.control.remove(step.spec.id)
         except ChaosControlError as exc:
             self.errors.append(str(exc))
-        self.journal.write(_event(t_ms, step.event, step.spec))
+        self.journal.write(fault_event(t_ms, step.event, step.spec, time.time()))
 
     def _run(self) -> None:
         pending = deque(self.steps)
@@ -220,7 +203,9 @@ class FaultDriver:
                 reason = self.abort.check(self._now_ms())
                 if reason is not None:
                     self.abort_reason = reason
-                    self.journal.write(_event(self._now_ms(), "abort", None, reason=reason))
+                    self.journal.write(
+                        fault_event(self._now_ms(), "abort", None, time.time(), reason=reason)
+                    )
                     self.clear()
                     if self.on_abort is not None:
                         self.on_abort(reason)
@@ -241,7 +226,7 @@ class FaultDriver:
                 self.control.reset()
             except ChaosControlError as exc:
                 self.errors.append(str(exc))
-            self.journal.write(_event(t_ms, "clear", None))
+            self.journal.write(fault_event(t_ms, "clear", None, time.time()))
 
     def stop(self) -> None:
         self._stop.set()

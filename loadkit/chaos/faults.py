@@ -17,7 +17,7 @@ from typing import Any
 from loadkit.chaos import kinds
 from loadkit.scenario.model import Fault
 
-_WHERE_KEYS = ("region", "model", "workload", "path", "api_key_sha256")
+_WHERE_KEYS = ("region", "model", "workload", "path", "api_key_sha256", "upstream")
 
 
 class FaultSpecError(ValueError):
@@ -38,9 +38,12 @@ class Selector:
     workload: str | None = None
     path: str | None = None
     api_key_sha256: str | None = None
+    upstream: str | None = None  # the upstream listener a request arrived on
 
     def matches(self, req: RequestInfo) -> bool:
         if self.region is not None and req.region != self.region:
+            return False
+        if self.upstream is not None and req.upstream != self.upstream:
             return False
         if self.workload is not None and req.workload != self.workload:
             return False
@@ -63,6 +66,7 @@ class RequestInfo:
     workload: str = ""
     model: str = ""
     api_key_sha256: str = ""
+    upstream: str = ""  # set on an upstream listener (behind a gateway)
 
 
 @dataclass(frozen=True)
@@ -170,8 +174,8 @@ def fault_from_json(obj: Any, default_id: str = "fault") -> FaultSpec:
             )
     if kind.one_of and sum(k in params for k in kind.one_of) != 1:
         raise FaultSpecError(f"{kind.name}: needs exactly one of {' or '.join(kind.one_of)}")
-    if kind.needs_region and where.region is None:
-        raise FaultSpecError(f"{kind.name}: needs where.region")
+    if kind.needs_region and where.region is None and where.upstream is None:
+        raise FaultSpecError(f"{kind.name}: needs where.region or where.upstream")
     max_hits = obj.get("max_hits")
     if max_hits is not None and (
         isinstance(max_hits, bool) or not isinstance(max_hits, int) or max_hits < 0
@@ -195,6 +199,7 @@ def fault_from_scenario(fault: Fault, api_keys: Mapping[str, str] | None = None)
         workload=fault.where.workload,
         path=fault.where.path,
         api_key_sha256=digest,
+        upstream=fault.where.upstream,
     )
     return FaultSpec(
         id=fault.id, kind=fault.kind, rate=fault.rate, where=where, params=dict(fault.params)

@@ -6,6 +6,12 @@ upstream of the region named in `x-loadkit-region`, and serves the control API u
 region outage can close it and really refuse connections; ending the outage reopens the
 same port.
 
+Each `--upstream-listener NAME:PORT=URL` listens on its own fixed port: the address a
+gateway's config points at instead of an upstream of its own, so faults with
+`where.upstream: NAME` act behind the gateway. Its answers carry `x-loadkit-upstream: NAME`,
+and every request a fault touches is journaled with the client's `x-loadkit-attempt` key
+(`--hits FILE`), so a gateway that drops the fault tag cannot hide a fault.
+
 Streams pass through chunk by chunk, unbuffered, as raw bytes; only a response that a
 mid-stream fault selected is split into SSE frames. Headers are copied but for hop-by-hop
 ones. A response a fault touched carries `x-loadkit-fault: <fault id>`.
@@ -53,8 +59,10 @@ from loadkit.chaos.faults import (
     key_digest,
     parse_header,
 )
+from loadkit.chaos.journals import FaultJournalFile, HitJournal
 from loadkit.chaos.kinds import MID_STREAM
 from loadkit.chaos.relay import RelaySink
+from loadkit.results.faults_schema import ATTEMPT_HEADER
 
 HOP_BY_HOP = frozenset(
     {
@@ -76,6 +84,7 @@ SHUTDOWN_TIMEOUT_S = 1.0
 OUTAGE_SHUTDOWN_S = 0.1  # a region going down: its connections are reset, handlers cut short
 LOW_WATER = 256 << 10
 FAULT_HEADER = "x-loadkit-fault"
+UPSTREAM_HEADER = "x-loadkit-upstream"
 ADMIN_REFUSED = (
     "the chaos proxy does not forward the upstream's /admin API; call the upstream directly"
 )
@@ -91,6 +100,7 @@ class RegionListener:
     upstream: str
     port: int = 0
     url: str = ""
+    role: str = "region"  # or "upstream": a fixed port behind a gateway
     runner: web.AppRunner | None = None
     inflight: set[asyncio.Transport] = field(default_factory=set)
 
@@ -201,6 +211,9 @@ class ChaosProxy:
         token: str | None = None,
         *,
         max_body: int = MAX_BODY_BYTES,
+        upstream_listeners: Mapping[str, tuple[int, str]] | None = None,
+        hits: HitJournal | None = None,
+        journal_file: FaultJournalFile | None = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.max_body = max_body
@@ -209,6 +222,12 @@ class ChaosProxy:
         self.faults = FaultSet()
         self.rng = np.random.default_rng(seed)
         self.regions = {n: RegionListener(n, u.rstrip("/")) for n, u in (regions or {}).items()}
+        self.upstream_listeners = {
+            n: RegionListener(n, u.rstrip("/"), port=p, role="upstream")
+            for n, (p, u) in (upstream_listeners or {}).items()
+        }
+        self.hits = hits
+        self.journal_file = journal_file
         self.default_region = next(iter(self.regions), "")
         self.url = ""
         self.requests_total = 0
@@ -234,12 +253,15 @@ class ChaosProxy:
         app.router.add_route("*", "/{tail:.*}", self._front_handler)
         self._front, bound = await self._listen(app, port)
         self.url = _url(self.host, bound)
-        for listener in self.regions.values():
+        for listener in self._listeners():
             await self._open_region(listener)
         return self.url
 
+    def _listeners(self) -> list[RegionListener]:
+        return [*self.regions.values(), *self.upstream_listeners.values()]
+
     async def stop(self) -> None:
-        for listener in self.regions.values():
+        for listener in self._listeners():
             if listener.runner is not None:
                 await listener.runner.cleanup()
                 listener.runner = None
@@ -266,7 +288,8 @@ class ChaosProxy:
         app = self._app()
 
         async def handler(request: web.Request) -> web.StreamResponse:
-            return await self._proxy(request, listener, listener.name)
+            region = listener.name if listener.role == "region" else ""
+            return await self._proxy(request, listener, region)
 
         app.router.add_route("*", "/{tail:.*}", handler)
         listener.runner, listener.port = await self._listen(app, listener.port, OUTAGE_SHUTDOWN_S)
@@ -288,6 +311,8 @@ class ChaosProxy:
         self.journal.append(entry)
         if len(self.journal) > 100_000:
             del self.journal[:50_000]
+        if self.journal_file is not None:
+            self.journal_file.write(entry["t_s"] * 1000.0, entry["t_epoch"], event, spec)
 
     @_uncancelled
     async def put(self, spec: FaultSpec) -> str:
@@ -330,21 +355,26 @@ class ChaosProxy:
 
     async def _apply_outages(self) -> None:
         """Close the listener of every region under a full outage, reopen the others."""
-        down = {
-            f.where.region
+        outages = [
+            f
             for f in self.faults.all()
             if f.kind == "region_outage" and f.rate >= 1.0 and f.max_hits is None
-        }
-        for name, listener in self.regions.items():
-            if name in down and listener.runner is not None:
+        ]
+        down = {("region", f.where.region) for f in outages if f.where.upstream is None}
+        down |= {("upstream", f.where.upstream) for f in outages if f.where.upstream is not None}
+        for listener in self._listeners():
+            name = listener.name
+            if (listener.role, name) in down and listener.runner is not None:
                 runner, listener.runner = listener.runner, None
                 for transport in list(listener.inflight):
                     _reset(transport)
                 await runner.cleanup()
-                for f in self.faults.all():
-                    if f.kind == "region_outage" and f.where.region == name:
+                for f in outages:
+                    scope = "upstream" if f.where.upstream is not None else "region"
+                    if (scope, f.where.upstream or f.where.region) == (listener.role, name):
                         self.faults.counters[f.id].hits += 1
-            elif name not in down and listener.runner is None:
+                        self._journal_hit(f, None, listener)
+            elif (listener.role, name) not in down and listener.runner is None:
                 await self._open_region(listener)
 
     # -- the proxy path ---------------------------------------------------------------------
@@ -354,7 +384,9 @@ class ChaosProxy:
         listener = self.regions.get(name)
         return await self._proxy(request, listener, name or self.default_region)
 
-    def _request_info(self, request: web.Request, region: str, body: bytes) -> RequestInfo:
+    def _request_info(
+        self, request: web.Request, region: str, body: bytes, upstream: str = ""
+    ) -> RequestInfo:
         model = model_of(body) if self.faults.needs_model else ""
         digest = ""
         if self.faults.needs_key:
@@ -364,6 +396,7 @@ class ChaosProxy:
             digest = key_digest(key) if key else ""
         return RequestInfo(
             region=region,
+            upstream=upstream,
             path=request.path,
             workload=request.headers.get("x-loadkit-workload", ""),
             model=model,
@@ -391,6 +424,16 @@ class ChaosProxy:
         if c is not None and self.faults.get(spec.id) is spec:
             c.hits += 1
 
+    def _journal_hit(
+        self, spec: FaultSpec, request: web.Request | None, listener: RegionListener | None
+    ) -> None:
+        """One row of the hit journal: the fault, and the attempt key the request carried."""
+        if self.hits is None:
+            return
+        attempt = request.headers.get(ATTEMPT_HEADER, "") if request is not None else ""
+        upstream = listener.name if listener is not None and listener.role == "upstream" else ""
+        self.hits.write(self.now_s() * 1000.0, spec, attempt, upstream)
+
     async def _proxy(
         self, request: web.Request, listener: RegionListener | None, region: str
     ) -> web.StreamResponse:
@@ -412,7 +455,8 @@ class ChaosProxy:
     ) -> web.StreamResponse:
         try:
             body = await read_body(request, self.max_body)
-            info = self._request_info(request, region, body)
+            upstream = listener.name if listener is not None and listener.role == "upstream" else ""
+            info = self._request_info(request, region, body, upstream)
             spec = self._pick(request, info)
         except BodyRejected as exc:
             return _rejected(exc)
@@ -440,10 +484,19 @@ class ChaosProxy:
         spec: FaultSpec | None,
     ) -> web.StreamResponse:
         extra_headers: dict[str, str] = {}
+        if listener is not None and listener.role == "upstream":
+            extra_headers[UPSTREAM_HEADER] = listener.name
+
+        def hit(fault: FaultSpec) -> None:
+            self._hit(fault)
+            self._journal_hit(fault, request, listener)
+
         early = before_content.BEHAVIOURS.get(spec.kind) if spec is not None else None
         if spec is not None and early is not None:
-            answer = await early(before_content.Call(request, body, self.rng, self._hit), spec)
+            answer = await early(before_content.Call(request, body, self.rng, hit), spec)
             if answer is not None:
+                if UPSTREAM_HEADER in extra_headers:
+                    answer.headers[UPSTREAM_HEADER] = extra_headers[UPSTREAM_HEADER]
                 return answer
             extra_headers[FAULT_HEADER] = spec.id  # let through, delayed: tagged
         origin = listener.origin if listener is not None else self.origin
@@ -459,7 +512,7 @@ class ChaosProxy:
         assert isinstance(sink, RelaySink)
         sink.conn = conn
         try:
-            return await self._relay(request, head, sink, spec, extra_headers)
+            return await self._relay(request, head, sink, spec, extra_headers, hit)
         finally:
             if not sink.finished:
                 # We stopped reading early: this connection cannot be reused. (A finished
@@ -473,6 +526,7 @@ class ChaosProxy:
         sink: RelaySink,
         spec: FaultSpec | None,
         extra_headers: dict[str, str],
+        hit: Callable[[FaultSpec], None],
     ) -> web.StreamResponse:
         headers: CIMultiDict[str] = CIMultiDict()
         for k, v in head.headers:
@@ -483,7 +537,7 @@ class ChaosProxy:
         mid = spec is not None and spec.kind in MID_STREAM
         if mid and is_sse and head.status == 200:
             assert spec is not None
-            self._hit(spec)
+            hit(spec)
             extra_headers[FAULT_HEADER] = spec.id
         else:
             mid = False
@@ -563,5 +617,9 @@ class ChaosProxy:
             "regions": {
                 n: {"url": r.url, "down": r.down, "inflight": len(r.inflight)}
                 for n, r in self.regions.items()
+            },
+            "upstreams": {
+                n: {"url": r.url, "forwards_to": r.upstream, "down": r.down}
+                for n, r in self.upstream_listeners.items()
             },
         }
