@@ -1,6 +1,6 @@
 """`loadkit capacity`: step the load until an SLO breaks, then say how much load the service holds.
 
-Each step is a real `loadkit run` (the same `loadkit.traffic.runner.run`) of a derived
+Each step is a real `loadkit run` (the same `loadkit.run.run`) of a derived
 scenario: a small YAML file that `extends:` the user's scenario and replaces only its load
 with one level held for `--step-duration` (closed loop: users; open loop: session arrivals
 per second). Every step gets its own run folder under OUT/steps/, so each can be opened with
@@ -506,7 +506,7 @@ def _run_one(
     out_dir: Path,
     out: IO[str],
 ) -> StepResult:
-    from loadkit.traffic.runner import RunOptions, run
+    from loadkit.run import RunOptions, run
 
     tag = f"step-{index:02d}-{level:g}{'users' if kind == 'users' else 'rps'}"
     step_file = out_dir / "logs" / f"{tag}.yaml"
