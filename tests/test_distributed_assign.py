@@ -1,9 +1,9 @@
 """Who fires which open-loop arrival in a distributed run, and the master's worker book.
 
 Pure parts of `loadkit.traffic.distributed` and `loadkit.run_distributed` (no Locust, no
-processes): every arrival goes to exactly one worker, before and after a re-split; region workers get only their region; the
-worker book and the lines under the summary table. Plus `OpenLoopScheduler.cut`, which
-hands a schedule's tail to the next split.
+processes): every arrival goes to exactly one worker, before and after a re-split; region
+workers get only their region; the worker book and the lines under the summary table. Plus
+`OpenLoopScheduler.cut`, which hands a schedule's tail to the next split.
 """
 
 from __future__ import annotations
