@@ -30,6 +30,7 @@ from typing import IO, Any
 import numpy as np
 
 from loadkit.errors import UserError
+from loadkit.results.run_folder import RunFolder
 
 DEFAULT_STEP_S = 30.0
 DEFAULT_MAX_STEPS = 8
@@ -217,7 +218,7 @@ def measure_step(
     from loadkit.analysis.summary import summarize
     from loadkit.results.reader import read_records
 
-    recs = read_records(Path(run_dir) / "requests.csv")
+    recs = read_records(RunFolder(Path(run_dir)).requests_csv)
     keep = started_between(recs.columns, warmup_s * 1000.0, end_s * 1000.0)
     cols = {name: arr[keep] for name, arr in recs.columns.items()}
     window_s = max(end_s - warmup_s, 1e-9)
@@ -527,7 +528,7 @@ def _run_one(
         out.write("\n")
     if rc == 130:
         raise KeyboardInterrupt
-    if not (run_dir / "requests.csv").exists():
+    if not RunFolder(run_dir).requests_csv.exists():
         raise UserError(f"step {index}: the run wrote no records; see {out_dir / 'logs'}/{tag}.log")
     res = measure_step(run_dir, scenario.slo, level, index, warmup, opts.step_duration_s)
     out.write("    " + format_step(res, kind) + "\n")

@@ -27,6 +27,7 @@ import numpy as np
 from loadkit.chaos.control_client import ProxyProcess, start_proxy
 from loadkit.chaos.driver import AbortWatch, FaultDriver, Journal, abort_window_s, timeline
 from loadkit.results.faults_schema import FaultEvent, fault_windows
+from loadkit.results.run_folder import RunFolder
 
 
 @dataclass
@@ -160,7 +161,7 @@ def drill_summary(
             }
         )
     spans = [(w["start_ms"], w["end_ms"]) for w in windows]
-    out: dict[str, Any] = {"journal": "faults.csv", "windows": windows}
+    out: dict[str, Any] = {"journal": RunFolder.FAULTS_CSV, "windows": windows}
     if spans:
         first = min(s for s, _ in spans)
         ends = [e for _, e in spans]
