@@ -370,6 +370,7 @@ class LLMClient:
             **self.headers,
         }
         where = RecordContext(self.run_t0, self.run_id, self.worker, region, path, half_rtt)
+        price = self._price_for(region, call.model)
         a = Attempt()
         a.t_start = time.perf_counter()
         try:
@@ -379,9 +380,10 @@ class LLMClient:
         except BaseException as exc:  # aborted: stop/kill of the user greenlet, Ctrl-C
             a.outcome, a.error = "aborted", type(exc).__name__
             a.t_end = time.perf_counter()
-            self._emit(call, self._record(call, where, attempt_no, request_id, t_intended_ms, a), a)
+            record = attempt_record(call, where, attempt_no, request_id, t_intended_ms, a, price)
+            self._emit(call, record, a)
             raise
-        record = self._record(call, where, attempt_no, request_id, t_intended_ms, a)
+        record = attempt_record(call, where, attempt_no, request_id, t_intended_ms, a, price)
         self._emit(call, record, a)
         if half_rtt:
             gevent.sleep(half_rtt)
@@ -545,19 +547,7 @@ class LLMClient:
             pass
         return f"HTTP {a.status}"
 
-    # -- record and live stats --------------------------------------------------------------
-
-    def _record(
-        self,
-        call: PlannedCall,
-        where: RecordContext,
-        attempt_no: int,
-        request_id: str,
-        t_intended_ms: float | None,
-        a: Attempt,
-    ) -> RequestRecord:
-        price = self._price_for(where.region, call.model)
-        return attempt_record(call, where, attempt_no, request_id, t_intended_ms, a, price)
+    # -- the record out: the sink and Locust's live stats ----------------------------------
 
     def _emit(self, call: PlannedCall, record: RequestRecord, a: Attempt) -> None:
         if self.sink is not None:
