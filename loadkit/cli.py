@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from loadkit import __version__
 from loadkit.errors import UserError
+from loadkit.run_distributed import WorkerOptions
 from loadkit.run_options import add_arguments as add_run_arguments
 from loadkit.run_options import duration_arg as _duration_arg
 
@@ -53,22 +54,16 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from loadkit.run import run
-    from loadkit.run_options import from_namespace
+    from loadkit.run_options import RunOptions, from_namespace
 
-    return run(from_namespace(args))
+    return run(from_namespace(args, RunOptions))
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from loadkit.run_distributed import WorkerOptions, exec_worker
+    from loadkit.run_distributed import exec_worker
+    from loadkit.run_options import from_namespace
 
-    exec_worker(
-        WorkerOptions(
-            master_host=args.master_host,
-            master_port=args.master_port,
-            region=args.region,
-            processes=args.processes,
-        )
-    )
+    exec_worker(from_namespace(args, WorkerOptions))
     return 0  # not reached: the process is Locust's worker now
 
 
@@ -217,14 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and arrivals, and ships every request record to the master. API keys and header "
         "variables come from this machine's environment.",
     )
-    worker.add_argument("--master-host", default="127.0.0.1", metavar="H", help="the master")
-    worker.add_argument("--master-port", type=int, default=5557, metavar="P", help="default 5557")
-    worker.add_argument(
-        "--region", metavar="R", help="run only region R's traffic (a worker per cloud region)"
-    )
-    worker.add_argument(
-        "--processes", type=int, default=1, metavar="N", help="worker processes on this machine"
-    )
+    add_run_arguments(worker, options=WorkerOptions)
     worker.set_defaults(func=_cmd_worker)
 
     trace = sub.add_parser(

@@ -19,13 +19,18 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loadkit.errors import UserError
-from loadkit.traffic.config import RUN_CONFIG_ENV, is_loopback
-from loadkit.traffic.distributed import DEFAULT_MASTER_PORT, WORKER_REGION_ENV
+from loadkit.run_options import flag
+from loadkit.traffic.config import (
+    DEFAULT_MASTER_PORT,
+    RUN_CONFIG_ENV,
+    WORKER_REGION_ENV,
+    is_loopback,
+)
 
 REDACTED = "<redacted>"  # as in the run folder's scenario copy
 
@@ -143,10 +148,29 @@ def master_setup(
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    master_host: str = "127.0.0.1"
-    master_port: int = DEFAULT_MASTER_PORT
-    region: str | None = None
-    processes: int = 1
+    """What one `loadkit worker` joins; each field is a command-line option."""
+
+    master_host: str = field(
+        default="127.0.0.1", metadata=flag("--master-host", help="the master", metavar="H")
+    )
+    master_port: int = field(
+        default=DEFAULT_MASTER_PORT,
+        metadata=flag("--master-port", help="default 5557", metavar="P", parse=int),
+    )
+    region: str | None = field(
+        default=None,
+        metadata=flag(
+            "--region",
+            help="run only region R's traffic (a worker per cloud region)",
+            metavar="R",
+        ),
+    )
+    processes: int = field(
+        default=1,
+        metadata=flag(
+            "--processes", help="worker processes on this machine", metavar="N", parse=int
+        ),
+    )
 
 
 def worker_command(opts: WorkerOptions) -> tuple[list[str], dict[str, str]]:

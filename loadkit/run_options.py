@@ -2,7 +2,8 @@
 
 `add_arguments` builds the argparse arguments from the fields (their defaults, flags, help),
 `from_namespace` builds RunOptions from the parsed arguments, so a new option is one field.
-`loadkit capacity` builds RunOptions directly for each step and shares two of the flags.
+`loadkit capacity` builds RunOptions directly for each step and shares two of the flags;
+`loadkit worker`'s options (`loadkit.run_distributed.WorkerOptions`) are declared the same way.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import argparse
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from loadkit.traffic.config import DRAIN_S
+from loadkit.traffic.config import DEFAULT_MASTER_PORT, DRAIN_S
 
 _FLAG = "loadkit.flag"
+T = TypeVar("T")
 _DISTRIBUTED = "distributed (Locust's master; see docs/distributed.md)"
 
 
@@ -45,17 +47,19 @@ class Flag:
     group: str = ""  # the argparse group's title; "": the command's own arguments
 
 
-def _flag(*names: str, help: str, **kw: Any) -> dict[str, Flag]:
+def flag(*names: str, help: str, **kw: Any) -> dict[str, Flag]:
     """A field's metadata: its command-line flag."""
     return {_FLAG: Flag(names, help, **kw)}
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    scenario: Path = field(metadata=_flag("scenario", help="scenario YAML file", parse=Path))
+    """What one `loadkit run` does; each field with a `flag` is a command-line option."""
+
+    scenario: Path = field(metadata=flag("scenario", help="scenario YAML file", parse=Path))
     out: Path | None = field(
         default=None,
-        metadata=_flag(
+        metadata=flag(
             "--out",
             help="run folder (default results/<scenario>-<time>)",
             metavar="DIR",
@@ -64,7 +68,7 @@ class RunOptions:
     )
     duration_s: float | None = field(
         default=None,
-        metadata=_flag(
+        metadata=flag(
             "--duration",
             help="compress the whole timeline to D (e.g. 60s, 5m), keeping its shape",
             metavar="D",
@@ -73,22 +77,22 @@ class RunOptions:
     )
     users: int | None = field(
         default=None,
-        metadata=_flag("--users", help="peak closed-loop users", metavar="N", parse=int),
+        metadata=flag("--users", help="peak closed-loop users", metavar="N", parse=int),
     )
     web: bool = field(
         default=False,
-        metadata=_flag("--web", help="Locust's web UI on 127.0.0.1", action="store_true"),
+        metadata=flag("--web", help="Locust's web UI on 127.0.0.1", action="store_true"),
     )
     web_port: int = field(
-        default=8089, metadata=_flag("--web-port", help=argparse.SUPPRESS, parse=int)
+        default=8089, metadata=flag("--web-port", help=argparse.SUPPRESS, parse=int)
     )
     processes: int = field(
         default=1,
-        metadata=_flag("--processes", help="load-generator processes", metavar="N", parse=int),
+        metadata=flag("--processes", help="load-generator processes", metavar="N", parse=int),
     )
     drain_s: float = field(
         default=DRAIN_S,
-        metadata=_flag(
+        metadata=flag(
             "--drain",
             help="on Ctrl-C, SIGTERM or the end: time in-flight requests get to finish before "
             "they are recorded as aborted (default 10s)",
@@ -98,7 +102,7 @@ class RunOptions:
     )
     fail_on_slo: bool = field(
         default=False,
-        metadata=_flag(
+        metadata=flag(
             "--fail-on-slo",
             help="exit 1 when an SLO is breached (CI gate)",
             action="store_true",
@@ -107,7 +111,7 @@ class RunOptions:
     # fit the target's tokens per synthesised token first (calibrate.py)
     calibrate: bool = field(
         default=True,
-        metadata=_flag(
+        metadata=flag(
             "--no-calibrate",
             help="size prompts at 4 characters per token; skip measuring the target's tokens",
             action="store_false",
@@ -115,7 +119,7 @@ class RunOptions:
     )
     yes: bool = field(
         default=False,
-        metadata=_flag(
+        metadata=flag(
             "--yes",
             help="send paid traffic to a remote target without a budget",
             action="store_true",
@@ -123,14 +127,14 @@ class RunOptions:
     )
     seed: int | None = field(  # overrides the scenario's seed
         default=None,
-        metadata=_flag(
+        metadata=flag(
             "--seed", help="use seed N instead of the scenario's `seed:`", metavar="N", parse=int
         ),
     )
     # Distributed (Locust's flags): this process is the master; workers join with `loadkit worker`.
     master: bool = field(
         default=False,
-        metadata=_flag(
+        metadata=flag(
             "--master",
             help="be Locust's master: workers run the users. Like Locust, it listens on all "
             "interfaces, port 5557 (*:5557), unauthenticated: keep it on a private network or "
@@ -141,7 +145,7 @@ class RunOptions:
     )
     master_bind_host: str = field(
         default="*",
-        metadata=_flag(
+        metadata=flag(
             "--master-bind-host",
             help="interface to listen on (default *, all; 127.0.0.1 for workers on this machine)",
             metavar="H",
@@ -149,8 +153,8 @@ class RunOptions:
         ),
     )
     master_bind_port: int = field(
-        default=5557,
-        metadata=_flag(
+        default=DEFAULT_MASTER_PORT,
+        metadata=flag(
             "--master-bind-port",
             help="port to listen on (default 5557, Locust's)",
             metavar="P",
@@ -160,7 +164,7 @@ class RunOptions:
     )
     expect_workers: int = field(
         default=1,
-        metadata=_flag(
+        metadata=flag(
             "--expect-workers",
             help="start once N workers joined (default 1); later ones get their share",
             metavar="N",
@@ -173,31 +177,32 @@ class RunOptions:
     report: bool = True  # charts/*.png and report.html at the end (loadkit.report)
 
 
-def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] = ()) -> None:
-    """The argparse arguments of RunOptions' flagged fields (`only`: just these fields)."""
+def add_arguments(
+    parser: argparse.ArgumentParser, only: Collection[str] = (), options: type = RunOptions
+) -> None:
+    """The argparse arguments of the flagged fields of `options` (`only`: just these)."""
     groups: dict[str, Any] = {}
-    for f in fields(RunOptions):
-        flag: Flag | None = f.metadata.get(_FLAG)
-        if flag is None or (only and f.name not in only):
+    for f in fields(options):
+        spec: Flag | None = f.metadata.get(_FLAG)
+        if spec is None or (only and f.name not in only):
             continue
         target: Any = parser
-        if flag.group:
-            target = groups.get(flag.group) or parser.add_argument_group(flag.group)
-            groups[flag.group] = target
-        kw: dict[str, Any] = {"help": flag.help}
-        if flag.names[0].startswith("-"):
+        if spec.group:
+            target = groups.get(spec.group) or parser.add_argument_group(spec.group)
+            groups[spec.group] = target
+        kw: dict[str, Any] = {"help": spec.help}
+        if spec.names[0].startswith("-"):
             kw.update(dest=f.name, default=f.default)
-        if flag.action:
-            kw["action"] = flag.action
-        if flag.parse is not None:
-            kw["type"] = flag.parse
-        if flag.metavar:
-            kw["metavar"] = flag.metavar
-        target.add_argument(*flag.names, **kw)
+        if spec.action:
+            kw["action"] = spec.action
+        if spec.parse is not None:
+            kw["type"] = spec.parse
+        if spec.metavar:
+            kw["metavar"] = spec.metavar
+        target.add_argument(*spec.names, **kw)
 
 
-def from_namespace(args: argparse.Namespace) -> RunOptions:
-    """RunOptions from `loadkit run`'s parsed arguments."""
-    return RunOptions(
-        **{f.name: getattr(args, f.name) for f in fields(RunOptions) if _FLAG in f.metadata}
-    )
+def from_namespace(args: argparse.Namespace, options: type[T]) -> T:
+    """The options (RunOptions, WorkerOptions) from the parsed arguments."""
+    flagged = [f.name for f in fields(options) if _FLAG in f.metadata]
+    return options(**{name: getattr(args, name) for name in flagged})

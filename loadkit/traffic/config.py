@@ -35,6 +35,9 @@ DRAIN_S = 10.0
 STOP_SIGNAL = signal.SIGUSR1
 # The environment variable that tells the locustfile who its parent is (to notice its death).
 PARENT_PID_ENV = "LOADKIT_PARENT_PID"
+# A Locust worker started with `loadkit worker --region R` finds R here.
+WORKER_REGION_ENV = "LOADKIT_WORKER_REGION"
+DEFAULT_MASTER_PORT = 5557  # Locust's
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,10 @@ from typing import Any
 
 import numpy as np
 
-WORKER_REGION_ENV = "LOADKIT_WORKER_REGION"
 HELLO = "loadkit_hello"
 ASSIGN = "loadkit_assign"
 # New assignments take effect this long after the master sends them.
 SWITCH_LEAD_S = 1.0
-DEFAULT_MASTER_PORT = 5557  # Locust's
 
 
 # -- assignments ----------------------------------------------------------------------------

@@ -17,8 +17,7 @@ import zlib
 from typing import Any
 
 from loadkit.traffic.calls import sizing_of
-from loadkit.traffic.client import LLMClient
-from loadkit.traffic.sessionloop import Session, embed_model_of, run_session
+from loadkit.traffic.sessionloop import Session, embed_model_of, run_session, session_client
 from loadkit.workload import prompts
 from loadkit.workload.plan import rng_for
 
@@ -35,19 +34,8 @@ class SessionRunner:
         self.by_name = {w.name: w for w in sc.workloads}
         self.default_model = sc.target.model
         self.embed_model = embed_model or embed_model_of(ctx)
-        self.client = LLMClient(
-            ctx.environment,
-            ctx.endpoints,
-            sc.client,
-            headers=ctx.headers,
-            sink=ctx.record,
-            run_t0=ctx.run_t0,
-            run_id=ctx.run_id,
-            worker=ctx.worker,
-            price=ctx.price_for,
-            rtt_ms=ctx.rtt_ms,
-            seed=rng_for(sc.seed, _PROMPTS, 0, zlib.crc32(ctx.worker.encode())),
-        )
+        seed = rng_for(sc.seed, _PROMPTS, 0, zlib.crc32(ctx.worker.encode()))
+        self.client = session_client(ctx, ctx.environment, seed)
         self._systems: dict[str, str] = {}
 
     def _system(self, workload: Any, n_tokens: int) -> str:

@@ -27,12 +27,33 @@ import gevent
 import numpy as np
 
 from loadkit.traffic.calls import plan_call, sizing_of
+from loadkit.traffic.client import LLMClient
 from loadkit.workload import prefixblocks, prompts
 from loadkit.workload.salt import salted
 from loadkit.workload.sessions import SessionPlan
 
 # The embeddings model of RAG turns unless the run context names one (`ctx.embed_model`).
 DEFAULT_EMBED_MODEL = "text-embedding-3-small"
+
+
+def session_client(
+    ctx: Any, environment: Any, seed: int | np.random.Generator, pool_size: int | None = None
+) -> LLMClient:
+    """The client a closed-loop user or an open-loop process sends its sessions through."""
+    return LLMClient(
+        environment,
+        ctx.endpoints,
+        ctx.scenario.client,
+        headers=ctx.headers,
+        sink=ctx.record,
+        run_t0=ctx.run_t0,
+        run_id=ctx.run_id,
+        worker=str(ctx.worker),
+        price=ctx.price_for,
+        rtt_ms=ctx.rtt_ms,
+        seed=seed,
+        pool_size=pool_size,
+    )
 
 
 def embed_model_of(ctx: Any) -> str:

@@ -31,8 +31,13 @@ from locust.exception import StopUser
 from loadkit.scenario import bridge
 from loadkit.traffic.assign import RegionPicker, int_weights
 from loadkit.traffic.calls import sizing_of
-from loadkit.traffic.client import LLMClient
-from loadkit.traffic.sessionloop import Session, SessionEnd, embed_model_of, run_session
+from loadkit.traffic.sessionloop import (
+    Session,
+    SessionEnd,
+    embed_model_of,
+    run_session,
+    session_client,
+)
 from loadkit.workload import prompts
 from loadkit.workload.plan import rng_for
 from loadkit.workload.sessions import SessionPlan, sample_sessions
@@ -80,20 +85,7 @@ class LLMUser(FastHttpUser):
             if w.system_prefix_tokens
             else ""
         )
-        self.llm = LLMClient(
-            self.environment,
-            ctx.endpoints,
-            sc.client,
-            headers=ctx.headers,
-            sink=ctx.record,
-            run_t0=ctx.run_t0,
-            run_id=ctx.run_id,
-            worker=str(ctx.worker),
-            price=ctx.price_for,
-            rtt_ms=ctx.rtt_ms,
-            seed=self.rng,
-            pool_size=4,
-        )
+        self.llm = session_client(ctx, self.environment, self.rng, pool_size=4)
         self._plan: SessionPlan | None = None
         self._next = 0
         self.sessions_done = 0
