@@ -49,6 +49,7 @@ from loadkit.traffic.config import (
     RUN_CONFIG_ENV,
     RunConfig,
     is_loopback,
+    request_headers,
     secret_values,
     with_seed,
 )
@@ -95,7 +96,6 @@ def check_endpoints(
 ) -> None:
     """One real request per distinct endpoint before any load (`loadkit.preflight`)."""
     from loadkit.preflight import check_endpoint
-    from loadkit.traffic.config import request_headers
 
     target = scenario.target
     headers = {}
