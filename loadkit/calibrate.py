@@ -11,8 +11,8 @@ chaos proxy), and fits by (weighted) least squares
 
 `scale` sizes every prompt of the run (`Sizing.units`); `overhead` is the per-request
 template cost (llama-server's ChatML: 10 tokens for a one-message chat). The fit goes to
-`calibration.json` in the run folder, `summary.json["calibration"]`, and to the Locust
-processes through the run config (`extra["sizing"]`).
+`calibration.json` in the run folder, `summary.json["calibration"]` (`loadkit.run_summary`),
+and to the Locust processes through the run config (`extra["sizing"]`).
 
 A service that reports no usage: with `target.tokenizer` (a local `tokenizer.json`) the same
 prompts are counted with it (no template overhead is known then); without, prompts keep the
@@ -31,13 +31,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from loadkit.results.run_folder import safe_url
+from loadkit.results.run_folder import RunFolder, safe_url
 from loadkit.urls import api_url
 from loadkit.workload.sizing import Sizing
 
 SIZES = (8, 64, 256, 1024)  # synthesis units per calibration prompt
 REPEATS = 3
-FILE_NAME = "calibration.json"
+FILE_NAME = RunFolder.CALIBRATION_JSON
 _STREAM = 0xCA1  # rng_for(seed, _STREAM): calibration text never repeats a run's prompts
 _BODY_MAX = 1 << 20
 _PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
@@ -196,7 +196,7 @@ def calibrate_run(
 ) -> dict[str, Any]:
     """Calibrate against the first endpoint (before any chaos proxy), write calibration.json,
     print one line; returns `Sizing.to_dict()` for the run config (`extra["sizing"]`)."""
-    from loadkit.traffic.runner import request_headers
+    from loadkit.traffic.config import request_headers
 
     target = scenario.target
     headers: dict[str, str] = {}
@@ -212,7 +212,8 @@ def calibrate_run(
             "sizing": Sizing().to_dict(),
             "notes": ["skipped (--no-calibrate): prompts sized at 4 characters per token"],
         }
-    (run_dir / FILE_NAME).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(doc, indent=2) + "\n"
+    RunFolder(run_dir).calibration_json.write_text(text, encoding="utf-8")
     out.write(describe(doc) + "\n")
     return doc["sizing"]
 
@@ -233,7 +234,7 @@ def describe(doc: Mapping[str, Any]) -> str:
 
 def read(run_dir: str | Path) -> dict[str, Any] | None:
     """A run folder's calibration.json, or None."""
-    p = Path(run_dir) / FILE_NAME
+    p = RunFolder(Path(run_dir)).calibration_json
     if not p.is_file():
         return None
     try:
@@ -247,69 +248,6 @@ def overheads(doc: Mapping[str, Any] | None) -> dict[str, float]:
     """Per call kind, the fitted template overhead (tokens per request)."""
     fits = (doc or {}).get("fits") or {}
     return {k: float(v.get("overhead_tokens", 0.0)) for k, v in fits.items() if k in _PATHS}
-
-
-# -- in summary.json ---------------------------------------------------------------------------
-
-
-def size_sections(
-    run_dir: Path, cols: Mapping[str, np.ndarray], scenario: Any, out: IO[str]
-) -> dict[str, Any]:
-    """summary.json's `calibration`, `planned_vs_served` and (Mooncake replay)
-    `prefix_replay` sections; prints the planned-vs-served warnings."""
-    from loadkit.analysis.sizes import planned_vs_served
-
-    cal = read(run_dir)
-    doc: dict[str, Any] = {}
-    if cal is not None:
-        doc["calibration"] = {"line": describe(cal)} | {
-            k: cal[k] for k in ("endpoint", "sizing", "fits", "notes") if k in cal
-        }
-    pvs = planned_vs_served(cols, overheads(cal))
-    doc["planned_vs_served"] = pvs
-    for line in pvs["warnings"]:
-        out.write(f"warning: {line}\n")
-    prefix = prefix_replay(run_dir, cols, scenario)
-    if prefix is not None:
-        doc["prefix_replay"] = prefix
-    return doc
-
-
-def prefix_replay(
-    run_dir: Path, cols: Mapping[str, np.ndarray], scenario: Any
-) -> dict[str, Any] | None:
-    """A Mooncake replay: the trace's potential prefix-cache hit share over the rows sent,
-    next to the cached share the service reported. None for any other run."""
-    from loadkit.scenario.model import TraceLoad
-    from loadkit.traffic.timeline import open_plan
-    from loadkit.workload.prefixblocks import potential_hit_share
-
-    if not isinstance(scenario.load, TraceLoad) or scenario.load.format != "mooncake":
-        return None
-    try:
-        scale = float(json.loads((Path(run_dir) / "run-config.json").read_text())["time_scale"])
-    except (OSError, ValueError, KeyError, TypeError):
-        scale = 1.0
-    sp = open_plan(scenario, scale).sessions[0]
-    if sp.hash_ids is None:
-        return None
-    sid = np.asarray(cols["session_id"]).astype(str)
-    kind = np.asarray(cols["endpoint"]).astype(str)
-    chat = np.char.find(kind, "completions") >= 0
-    rows = sorted({int(s.rsplit("-", 1)[1]) for s in sid[chat] if s.rsplit("-", 1)[-1].isdigit()})
-    rows = [i for i in rows if i < len(sp.hash_ids)]
-    potential = potential_hit_share(
-        [sp.hash_ids[i] for i in rows], [int(sp.prompt_tokens[i]) for i in rows]
-    )
-    ok = chat & (np.asarray(cols["outcome"]).astype(str) == "ok")
-    ok &= np.asarray(cols["tokens_source"]).astype(str) == "server"
-    prompt = float(np.sum(np.asarray(cols["prompt_tokens"], dtype=np.float64)[ok]))
-    cached = float(np.sum(np.asarray(cols["cached_tokens"], dtype=np.float64)[ok]))
-    return {
-        "rows": len(rows),
-        "potential_hit_share": round(potential, 4),
-        "cached_share": round(cached / prompt, 4) if prompt > 0 else None,
-    }
 
 
 # -- in `loadkit validate --calibration RUN_DIR` ------------------------------------------------

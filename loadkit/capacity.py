@@ -1,6 +1,6 @@
 """`loadkit capacity`: step the load until an SLO breaks, then say how much load the service holds.
 
-Each step is a real `loadkit run` (the same `loadkit.traffic.runner.run`) of a derived
+Each step is a real `loadkit run` (the same `loadkit.run.run`) of a derived
 scenario: a small YAML file that `extends:` the user's scenario and replaces only its load
 with one level held for `--step-duration` (closed loop: users; open loop: session arrivals
 per second). Every step gets its own run folder under OUT/steps/, so each can be opened with
@@ -31,6 +31,7 @@ import numpy as np
 
 from loadkit.errors import UserError
 from loadkit.fmt import fmt_ms
+from loadkit.results.run_folder import RunFolder
 
 DEFAULT_STEP_S = 30.0
 DEFAULT_MAX_STEPS = 8
@@ -218,7 +219,7 @@ def measure_step(
     from loadkit.analysis.summary import summarize
     from loadkit.results.reader import read_records
 
-    recs = read_records(Path(run_dir) / "requests.csv")
+    recs = read_records(RunFolder(Path(run_dir)).requests_csv)
     keep = started_between(recs.columns, warmup_s * 1000.0, end_s * 1000.0)
     cols = {name: arr[keep] for name, arr in recs.columns.items()}
     window_s = max(end_s - warmup_s, 1e-9)
@@ -507,7 +508,7 @@ def _run_one(
     out_dir: Path,
     out: IO[str],
 ) -> StepResult:
-    from loadkit.traffic.runner import RunOptions, run
+    from loadkit.run import RunOptions, run
 
     tag = f"step-{index:02d}-{level:g}{'users' if kind == 'users' else 'rps'}"
     step_file = out_dir / "logs" / f"{tag}.yaml"
@@ -528,7 +529,7 @@ def _run_one(
         out.write("\n")
     if rc == 130:
         raise KeyboardInterrupt
-    if not (run_dir / "requests.csv").exists():
+    if not RunFolder(run_dir).requests_csv.exists():
         raise UserError(f"step {index}: the run wrote no records; see {out_dir / 'logs'}/{tag}.log")
     res = measure_step(run_dir, scenario.slo, level, index, warmup, opts.step_duration_s)
     out.write("    " + format_step(res, kind) + "\n")

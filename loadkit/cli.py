@@ -9,6 +9,9 @@ from collections.abc import Sequence
 
 from loadkit import __version__
 from loadkit.errors import UserError
+from loadkit.run_distributed import WorkerOptions
+from loadkit.run_options import add_arguments as add_run_arguments
+from loadkit.run_options import duration_arg as _duration_arg
 
 
 def _cmd_mock(args: argparse.Namespace) -> int:
@@ -49,52 +52,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _duration_arg(text: str) -> float:
-    from loadkit.scenario.units import parse_duration
-
-    try:
-        return float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from loadkit.run import run
+    from loadkit.run_options import RunOptions, from_namespace
 
-    from loadkit.traffic.runner import RunOptions, run
-
-    opts = RunOptions(
-        scenario=Path(args.scenario),
-        out=Path(args.out) if args.out else None,
-        duration_s=args.duration,
-        users=args.users,
-        web=args.web,
-        web_port=args.web_port,
-        processes=args.processes,
-        fail_on_slo=args.fail_on_slo,
-        yes=args.yes,
-        **({"drain_s": args.drain} if args.drain is not None else {}),
-        master=args.master,
-        master_bind_host=args.master_bind_host,
-        master_bind_port=args.master_bind_port,
-        expect_workers=args.expect_workers,
-        calibrate=not args.no_calibrate,
-        seed=args.seed,
-    )
-    return run(opts)
+    return run(from_namespace(args, RunOptions))
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from loadkit.traffic.distributed import WorkerOptions, exec_worker
+    from loadkit.run_distributed import exec_worker
+    from loadkit.run_options import from_namespace
 
-    exec_worker(
-        WorkerOptions(
-            master_host=args.master_host,
-            master_port=args.master_port,
-            region=args.region,
-            processes=args.processes,
-        )
-    )
+    exec_worker(from_namespace(args, WorkerOptions))
     return 0  # not reached: the process is Locust's worker now
 
 
@@ -239,70 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "traffic with Locust, write the run folder (requests.csv, summary.json, Locust CSV "
         "and HTML) and print a summary.",
     )
-    run.add_argument("scenario", help="scenario YAML file")
-    run.add_argument("--out", metavar="DIR", help="run folder (default results/<scenario>-<time>)")
-    run.add_argument(
-        "--duration",
-        type=_duration_arg,
-        metavar="D",
-        help="compress the whole timeline to D (e.g. 60s, 5m), keeping its shape",
-    )
-    run.add_argument("--users", type=int, metavar="N", help="peak closed-loop users")
-    run.add_argument("--web", action="store_true", help="Locust's web UI on 127.0.0.1")
-    run.add_argument("--web-port", type=int, default=8089, help=argparse.SUPPRESS)
-    run.add_argument(
-        "--processes", type=int, default=1, metavar="N", help="load-generator processes"
-    )
-    run.add_argument(
-        "--drain",
-        type=_duration_arg,
-        default=None,
-        metavar="D",
-        help="on Ctrl-C, SIGTERM or the end: time in-flight requests get to finish before "
-        "they are recorded as aborted (default 10s)",
-    )
-    run.add_argument(
-        "--fail-on-slo", action="store_true", help="exit 1 when an SLO is breached (CI gate)"
-    )
-    run.add_argument(
-        "--no-calibrate",
-        action="store_true",
-        help="size prompts at 4 characters per token; skip measuring the target's tokens",
-    )
-    run.add_argument(
-        "--yes", action="store_true", help="send paid traffic to a remote target without a budget"
-    )
-    run.add_argument(
-        "--seed", type=int, metavar="N", help="use seed N instead of the scenario's `seed:`"
-    )
-    dist = run.add_argument_group("distributed (Locust's master; see docs/distributed.md)")
-    dist.add_argument(
-        "--master",
-        action="store_true",
-        help="be Locust's master: workers run the users. Like Locust, it listens on all "
-        "interfaces, port 5557 (*:5557), unauthenticated: keep it on a private network or "
-        "set --master-bind-host",
-    )
-    dist.add_argument(
-        "--master-bind-host",
-        default="*",
-        metavar="H",
-        help="interface to listen on (default *, all; 127.0.0.1 for workers on this machine)",
-    )
-    dist.add_argument(
-        "--master-bind-port",
-        type=int,
-        default=5557,
-        metavar="P",
-        help="port to listen on (default 5557, Locust's)",
-    )
-    dist.add_argument(
-        "--expect-workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="start once N workers joined (default 1); later ones get their share",
-    )
+    add_run_arguments(run)
     run.set_defaults(func=_cmd_run)
 
     worker = sub.add_parser(
@@ -313,14 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and arrivals, and ships every request record to the master. API keys and header "
         "variables come from this machine's environment.",
     )
-    worker.add_argument("--master-host", default="127.0.0.1", metavar="H", help="the master")
-    worker.add_argument("--master-port", type=int, default=5557, metavar="P", help="default 5557")
-    worker.add_argument(
-        "--region", metavar="R", help="run only region R's traffic (a worker per cloud region)"
-    )
-    worker.add_argument(
-        "--processes", type=int, default=1, metavar="N", help="worker processes on this machine"
-    )
+    add_run_arguments(worker, options=WorkerOptions)
     worker.set_defaults(func=_cmd_worker)
 
     from loadkit.workload.traces import FORMATS, TRACE_FORMATS
@@ -429,12 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     capacity.add_argument(
         "--peak", type=float, metavar="N", help="planned peak load (default: the scenario's)"
     )
-    capacity.add_argument(
-        "--processes", type=int, default=1, metavar="N", help="load-generator processes"
-    )
-    capacity.add_argument(
-        "--yes", action="store_true", help="send paid traffic to a remote target without a budget"
-    )
+    add_run_arguments(capacity, only=("processes", "yes"))  # as `loadkit run` has them
     capacity.set_defaults(func=_cmd_capacity)
     return parser
 

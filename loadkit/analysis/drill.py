@@ -14,6 +14,7 @@ import numpy as np
 
 from loadkit.analysis.faults import exposed, from_journal
 from loadkit.results.faults_schema import FaultEvent
+from loadkit.results.run_folder import RunFolder
 
 
 def drill_summary(
@@ -46,7 +47,7 @@ def drill_summary(
             }
         )
     spans = [(w["start_ms"], w["end_ms"]) for w in windows]
-    out: dict[str, Any] = {"journal": "faults.csv", "windows": windows}
+    out: dict[str, Any] = {"journal": RunFolder.FAULTS_CSV, "windows": windows}
     e2e0 = np.nan_to_num(e2e, nan=0.0)
     if spans:
         first = min(s for s, _ in spans)

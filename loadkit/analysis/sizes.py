@@ -15,7 +15,7 @@ Medians are compared; a difference over `WARN_SHARE` (5%) is a warning.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,3 +89,30 @@ def planned_vs_served(
                     f"from planned ({r['planned_median']:g}) by {r['diff_share']:+.1%}"
                 )
     return {"workloads": out, "warnings": warnings}
+
+
+def prefix_replay(
+    cols: Mapping[str, np.ndarray], hash_ids: Sequence[Sequence[int]], prompt_tokens: Sequence[int]
+) -> dict[str, Any]:
+    """A Mooncake replay: the trace's potential prefix-cache hit share over the rows sent
+    (`hash_ids`/`prompt_tokens`: the trace's rows, by row number), next to the cached share
+    the service reported."""
+    from loadkit.workload.prefixblocks import potential_hit_share
+
+    sid = np.asarray(cols["session_id"]).astype(str)
+    kind = np.asarray(cols["endpoint"]).astype(str)
+    chat = np.char.find(kind, "completions") >= 0
+    rows = sorted({int(s.rsplit("-", 1)[1]) for s in sid[chat] if s.rsplit("-", 1)[-1].isdigit()})
+    rows = [i for i in rows if i < len(hash_ids)]
+    potential = potential_hit_share(
+        [hash_ids[i] for i in rows], [int(prompt_tokens[i]) for i in rows]
+    )
+    ok = chat & (np.asarray(cols["outcome"]).astype(str) == "ok")
+    ok &= np.asarray(cols["tokens_source"]).astype(str) == "server"
+    prompt = float(np.sum(np.asarray(cols["prompt_tokens"], dtype=np.float64)[ok]))
+    cached = float(np.sum(np.asarray(cols["cached_tokens"], dtype=np.float64)[ok]))
+    return {
+        "rows": len(rows),
+        "potential_hit_share": round(potential, 4),
+        "cached_share": round(cached / prompt, 4) if prompt > 0 else None,
+    }

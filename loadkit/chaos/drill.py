@@ -66,7 +66,7 @@ class Drill:
             self.out.flush()
         proc = self.proc
         if proc is not None and proc.poll() is None:
-            from loadkit.traffic.runner import STOP_SIGNAL
+            from loadkit.traffic.config import STOP_SIGNAL
 
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(STOP_SIGNAL)  # Locust's own SIGTERM would drop what is in flight

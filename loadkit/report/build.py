@@ -148,7 +148,7 @@ def _chart_plan(a: RunAnalysis, slo: Any) -> list[tuple[str, str, str, Callable[
 
 def read_hits(folder: RunFolder) -> list[FaultHit]:
     """The proxy's hit journal, if the run has one (a damaged one is read as far as it goes)."""
-    return read_fault_hits(folder.path / "fault_hits.csv")
+    return read_fault_hits(folder.fault_hits_csv)
 
 
 def build_report(run_dir: str | Path, window_s: float | None = None) -> ReportResult:
@@ -175,21 +175,21 @@ def build_report(run_dir: str | Path, window_s: float | None = None) -> ReportRe
     if not doc.get("scenario") and ff.scenario is not None:
         doc["scenario"] = ff.scenario.name
     doc["verdict"] = with_stop_reason(doc["verdict"], doc.get("stop_reason"))
-    charts_dir = folder.path / "charts"
+    charts_dir = folder.charts
     written: list[tuple[Path, str, str]] = []
     slo = ff.facts.slo
     with S.chart_style():
         for name, heading, caption, draw in _chart_plan(a, slo):
             written.append((S.save(draw(), charts_dir / f"{name}.png"), heading, caption))
     doc["report"] = {
-        "html": "report.html",
-        "charts": [f"charts/{p.name}" for p, _, _ in written],
+        "html": folder.REPORT_HTML,
+        "charts": [f"{folder.CHARTS}/{p.name}" for p, _, _ in written],
         "notes": notes,
         "damaged_records": damaged,
     }
     write_json(folder.summary_json, doc)
     title = f"loadkit report: {doc.get('scenario') or folder.path.name}"
-    html = folder.path / "report.html"
+    html = folder.report_html
     tmp = html.with_suffix(".html.tmp")
     tmp.write_text(render(doc, written, notes, title), encoding="utf-8")
     tmp.replace(html)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loadkit.report import style
+from loadkit.results.run_folder import RunFolder
 
 if TYPE_CHECKING:
     from loadkit.capacity import CapacityResult
@@ -192,7 +193,7 @@ th{background:#F4F6F7} td.ok{color:#1E8449;font-weight:bold} td.bad{color:#C0392
 def _run_link(run_dir: Path, out_dir: Path | None) -> str:
     """The step's folder name, linked to its report.html when `loadkit report` wrote one."""
     name = html.escape(run_dir.name)
-    report = run_dir / "report.html"
+    report = RunFolder(run_dir).report_html
     if out_dir is None or not report.exists():
         return name
     try:

@@ -25,6 +25,7 @@ from loadkit.analysis.slo import Limits
 from loadkit.analysis.stats import ecdf
 from loadkit.errors import UserError
 from loadkit.report import style
+from loadkit.results.run_folder import RunFolder
 
 HEADLINE_METRICS: tuple[str, ...] = (
     "ttft_ms.p95",
@@ -67,7 +68,7 @@ def read_run(
     from loadkit.results.reader import read_records
 
     path = Path(folder)
-    csv_path = path / "requests.csv" if path.is_dir() else path
+    csv_path = RunFolder(path).requests_csv if path.is_dir() else path
     if not csv_path.exists():
         raise UserError(f"{path}: not a run folder (no requests.csv)")
     try:
@@ -96,7 +97,6 @@ def baseline_limits(folder: Path) -> tuple[Limits | None, str | None]:
     """Per-request SLO limits from the baseline run's scenario (one bar for every run)."""
     from loadkit.analysis.slo import limits_from
     from loadkit.report.facts import load_scenario_of
-    from loadkit.results.run_folder import RunFolder
 
     scenario, why = load_scenario_of(RunFolder(Path(folder)))
     if scenario is None:
@@ -111,7 +111,7 @@ def default_labels(folders: Sequence[Path]) -> list[str]:
     for f in folders:
         name = None
         f = Path(f).parent if Path(f).is_file() else Path(f)
-        summary = f / "summary.json"
+        summary = RunFolder(f).summary_json
         if summary.exists():
             try:
                 name = json.loads(summary.read_text()).get("scenario")

@@ -124,7 +124,7 @@ def folder_facts(folder: RunFolder, window_s: float | None = None) -> FolderFact
     try:
         from loadkit.results.faults_schema import read_fault_events
 
-        faults = from_journal(read_fault_events(folder.path / "faults.csv"))
+        faults = from_journal(read_fault_events(folder.faults_csv))
     except (OSError, ValueError, KeyError, UserError) as exc:
         faults = []
         notes.append(f"faults.csv unreadable ({exc}); fault windows not shown")

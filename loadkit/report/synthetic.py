@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from loadkit.results.faults_schema import FaultEvent, write_fault_events
+from loadkit.results.run_folder import RunFolder
 from loadkit.results.schema import COLUMNS, DEFAULTS, HEADER_LINE
 
 PRICE_IN = 0.15e-6  # USD per prompt token (gpt-4o-mini list price, per 1M: $0.15)
@@ -203,15 +204,16 @@ def write_csv(path: Path, cols: dict[str, np.ndarray], chunk: int = 200_000) -> 
 def write_run(folder: Path, spec: SynthRun) -> Path:
     """A run folder: requests.csv, faults.csv (when there are faults), scenario.yaml."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_csv(folder / "requests.csv", generate(spec))
+    run = RunFolder(folder)
+    write_csv(run.requests_csv, generate(spec))
     if spec.faults:
         events = []
         for f in spec.faults:
             events.append(FaultEvent(f.start_s * 1000, "start", f.fault_id, f.kind, f.region))
             events.append(FaultEvent(f.end_s * 1000, "end", f.fault_id, f.kind, f.region))
-        write_fault_events(folder / "faults.csv", sorted(events, key=lambda e: e.t_ms))
+        write_fault_events(run.faults_csv, sorted(events, key=lambda e: e.t_ms))
     rate = spec.requests / spec.duration_s
-    (folder / "scenario.yaml").write_text(
+    run.scenario_yaml.write_text(
         SCENARIO.format(rate=rate, dur=spec.duration_s, budget="20.00"), encoding="utf-8"
     )
     return folder

@@ -57,7 +57,7 @@ def import_journal(folder: RunFolder, source: Path) -> str:
     else:
         placed = events
         how = "its times taken as the run's own (no wall-clock times in it)"
-    target = folder.path / "faults.csv"
+    target = folder.faults_csv
     existing = read_fault_events(target)
     seen = {(e.t_ms, e.event, e.fault_id) for e in existing}
     added = [e for e in placed if (e.t_ms, e.event, e.fault_id) not in seen]

@@ -7,6 +7,10 @@
 <run>/summary.json        the end-of-run summary (loadkit.analysis.summary) and stop reason
 <run>/locust_*.csv        Locust's own CSV stats; <run>/locust.html its HTML report
 <run>/locust.log          Locust's console output
+<run>/run-config.json     the settings `loadkit run` hands to Locust (no secrets)
+<run>/calibration.json    the prompt-size calibration (loadkit.calibrate)
+<run>/faults.csv          a chaos drill's fault journal
+<run>/report.html         the report, with <run>/charts/*.png (loadkit.report)
 ```
 
 Secrets: the scenario names environment variables, never keys; still, a header value
@@ -26,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from loadkit.errors import UserError
@@ -51,42 +55,86 @@ _ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Paths inside one run folder."""
+    """Paths inside one run folder: every file name a user sees is spelled here, once."""
 
     path: Path
 
+    REQUESTS_CSV: ClassVar[str] = "requests.csv"
+    SUMMARY_JSON: ClassVar[str] = "summary.json"
+    SCENARIO_YAML: ClassVar[str] = "scenario.yaml"
+    ENVIRONMENT_JSON: ClassVar[str] = "environment.json"
+    RUN_CONFIG: ClassVar[str] = "run-config.json"
+    CALIBRATION_JSON: ClassVar[str] = "calibration.json"
+    FAULTS_CSV: ClassVar[str] = "faults.csv"
+    FAULT_HITS_CSV: ClassVar[str] = "fault_hits.csv"
+    MOCK_CONFIG: ClassVar[str] = "mock-config.yaml"
+    LOCUST_PREFIX: ClassVar[str] = "locust"  # Locust's --csv prefix: locust_*.csv
+    LOCUST_HTML: ClassVar[str] = "locust.html"
+    LOCUST_LOG: ClassVar[str] = "locust.log"
+    REPORT_HTML: ClassVar[str] = "report.html"
+    CHARTS: ClassVar[str] = "charts"
+
     @property
     def requests_csv(self) -> Path:
-        return self.path / "requests.csv"
+        return self.path / self.REQUESTS_CSV
 
     @property
     def summary_json(self) -> Path:
-        return self.path / "summary.json"
+        return self.path / self.SUMMARY_JSON
 
     @property
     def scenario_yaml(self) -> Path:
-        return self.path / "scenario.yaml"
+        return self.path / self.SCENARIO_YAML
 
     @property
     def environment_json(self) -> Path:
-        return self.path / "environment.json"
+        return self.path / self.ENVIRONMENT_JSON
 
     @property
     def locust_csv_prefix(self) -> Path:
-        return self.path / "locust"
+        return self.path / self.LOCUST_PREFIX
 
     @property
     def locust_html(self) -> Path:
-        return self.path / "locust.html"
+        return self.path / self.LOCUST_HTML
 
     @property
     def locust_log(self) -> Path:
-        return self.path / "locust.log"
+        return self.path / self.LOCUST_LOG
 
     @property
     def run_config(self) -> Path:
         """Settings handed from `loadkit run` to the locustfile (no secrets)."""
-        return self.path / "run-config.json"
+        return self.path / self.RUN_CONFIG
+
+    @property
+    def calibration_json(self) -> Path:
+        """The prompt-size calibration (`loadkit.calibrate`)."""
+        return self.path / self.CALIBRATION_JSON
+
+    @property
+    def faults_csv(self) -> Path:
+        """A chaos drill's fault journal (`loadkit.results.faults_schema`)."""
+        return self.path / self.FAULTS_CSV
+
+    @property
+    def fault_hits_csv(self) -> Path:
+        """The chaos proxy's hit journal: each request a fault touched, by attempt key."""
+        return self.path / self.FAULT_HITS_CSV
+
+    @property
+    def mock_config(self) -> Path:
+        """The scenario's overrides of the bundled mock's profile."""
+        return self.path / self.MOCK_CONFIG
+
+    @property
+    def report_html(self) -> Path:
+        return self.path / self.REPORT_HTML
+
+    @property
+    def charts(self) -> Path:
+        """The report's charts/*.png."""
+        return self.path / self.CHARTS
 
 
 def default_run_dir(results_root: Path, scenario_name: str, now: datetime | None = None) -> Path:

@@ -33,7 +33,6 @@ is taken from a sleep: the sleeps only shift when things happen.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import socket
@@ -48,10 +47,10 @@ import numpy as np
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
-from loadkit.cost import Price, cost_usd
-from loadkit.results.schema import NAN, RequestRecord
-from loadkit.tokens import estimate_tokens
+from loadkit.cost import Price
+from loadkit.results.schema import RequestRecord
 from loadkit.traffic import resilience, stats
+from loadkit.traffic.attempt import Attempt, RecordContext, attempt_record, prompt_text
 from loadkit.traffic.rxstamp import StampedSocket, stamped_tcp_socket
 from loadkit.traffic.sse import (
     DONE,
@@ -165,54 +164,6 @@ class _StallWatch:
         self._timer.close()
 
 
-@dataclass(slots=True)
-class _Attempt:
-    """Mutable scratch state of one attempt (private; the record is built from it)."""
-
-    status: int = 0
-    outcome: str = "ok"
-    error: str = ""
-    fault: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    t_first: float = NAN
-    t_end: float = NAN
-    arrivals: list[float] = field(default_factory=list)
-    pieces: list[str] = field(default_factory=list)
-    usage: tuple[int, int, int] | None = None
-    body_bytes: int = 0
-    t_start: float = NAN  # the attempt's clock: restarted by a stale-connection resend
-    reconnects: int = 0
-    response_model: str = ""
-    finish_reason: str = ""
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default) of an already sorted list."""
-    n = len(sorted_values)
-    pos = (n - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, n - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-def gap_stats(arrivals: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, p99, max) of the gaps between content arrivals in ms; NaN with < 2 arrivals."""
-    if len(arrivals) < 2:
-        return NAN, NAN, NAN
-    gaps = sorted((b - a) * 1000.0 for a, b in itertools.pairwise(arrivals))
-    return sum(gaps) / len(gaps), _percentile(gaps, 0.99), gaps[-1]
-
-
-def prompt_text(call: PlannedCall) -> str:
-    if call.messages is not None:
-        return "".join(str(m.get("content") or "") for m in call.messages)
-    if call.prompt is not None:
-        return call.prompt
-    if isinstance(call.input, str):
-        return call.input
-    return "".join(call.input or ())
-
-
 def request_body(call: PlannedCall) -> dict[str, Any]:
     """The OpenAI request body for a planned call."""
     body: dict[str, Any] = {"model": call.model}
@@ -299,7 +250,7 @@ class LLMClient:
         self._reuse.clear()
 
     def _send(
-        self, origin: str, uri: str, body: bytes, hdrs: dict[str, str], a: _Attempt, half_rtt: float
+        self, origin: str, uri: str, body: bytes, hdrs: dict[str, str], a: Attempt, half_rtt: float
     ) -> Any:
         """POST and read the response head; a stale pooled connection is replaced once.
 
@@ -418,7 +369,9 @@ class LLMClient:
             "x-loadkit-workload": call.workload,  # the chaos proxy's workload selector
             **self.headers,
         }
-        a = _Attempt()
+        where = RecordContext(self.run_t0, self.run_id, self.worker, region, path, half_rtt)
+        price = self._price_for(region, call.model)
+        a = Attempt()
         a.t_start = time.perf_counter()
         try:
             if half_rtt:
@@ -427,14 +380,10 @@ class LLMClient:
         except BaseException as exc:  # aborted: stop/kill of the user greenlet, Ctrl-C
             a.outcome, a.error = "aborted", type(exc).__name__
             a.t_end = time.perf_counter()
-            record = self._record(
-                call, region, path, attempt_no, request_id, t_intended_ms, half_rtt, a
-            )
+            record = attempt_record(call, where, attempt_no, request_id, t_intended_ms, a, price)
             self._emit(call, record, a)
             raise
-        record = self._record(
-            call, region, path, attempt_no, request_id, t_intended_ms, half_rtt, a
-        )
+        record = attempt_record(call, where, attempt_no, request_id, t_intended_ms, a, price)
         self._emit(call, record, a)
         if half_rtt:
             gevent.sleep(half_rtt)
@@ -447,7 +396,7 @@ class LLMClient:
         uri: str,
         body: bytes,
         hdrs: dict[str, str],
-        a: _Attempt,
+        a: Attempt,
         half_rtt: float,
     ) -> None:
         t = self.policy.timeouts
@@ -497,7 +446,7 @@ class LLMClient:
             if resp is not None:
                 resp.release()
 
-    def _read_stream(self, resp: Any, a: _Attempt, first: Any) -> None:
+    def _read_stream(self, resp: Any, a: Attempt, first: Any) -> None:
         # The hot path: per socket read one split into events; per event a frame or
         # pattern match for a plain content delta, JSON for the others (sse.py).
         parser = SSEParser()
@@ -546,7 +495,7 @@ class LLMClient:
             a.outcome = "stream_cut"
             a.error = "stream ended before completion"
 
-    def _read_whole(self, call: PlannedCall, resp: Any, a: _Attempt) -> None:
+    def _read_whole(self, call: PlannedCall, resp: Any, a: Attempt) -> None:
         raw = resp.read()
         a.t_end = time.perf_counter()
         a.body_bytes = len(raw)
@@ -582,7 +531,7 @@ class LLMClient:
         a.t_first = a.t_end  # the user sees the first token when the whole answer arrives
 
     @staticmethod
-    def _error_text(resp: Any, a: _Attempt) -> str:
+    def _error_text(resp: Any, a: Attempt) -> str:
         try:
             raw = resp.read(_ERROR_BODY_MAX)
         except Exception:
@@ -598,80 +547,9 @@ class LLMClient:
             pass
         return f"HTTP {a.status}"
 
-    # -- record and live stats --------------------------------------------------------------
+    # -- the record out: the sink and Locust's live stats ----------------------------------
 
-    def _record(
-        self,
-        call: PlannedCall,
-        region: str,
-        path: str,
-        attempt_no: int,
-        request_id: str,
-        t_intended_ms: float | None,
-        half_rtt: float,
-        a: _Attempt,
-    ) -> RequestRecord:
-        t_start = a.t_start
-        shift_ms = half_rtt * 1000.0
-        t_sent = (t_start - self.run_t0) * 1000.0
-        t_int = NAN if t_intended_ms is None else float(t_intended_ms)
-        lag = t_sent - t_int if attempt_no == 0 and not math.isnan(t_int) else NAN
-        ttft = (a.t_first - t_start) * 1000.0 + shift_ms if a.arrivals or a.pieces else NAN
-        if call.kind == "embeddings":
-            ttft = NAN
-        end = a.t_end if not math.isnan(a.t_end) else time.perf_counter()
-        e2e = (end - t_start) * 1000.0 + (shift_ms if a.status else 0.0)
-        itl_mean, itl_p99, itl_max = gap_stats(a.arrivals)
-        text = "".join(a.pieces)
-        if a.usage is not None:
-            prompt, completion, cached = a.usage
-            source = "server"
-        elif a.status == 200:
-            prompt = estimate_tokens(prompt_text(call))
-            completion = estimate_tokens(text) if call.kind != "embeddings" else 0
-            cached = 0
-            source = "estimated"
-        else:
-            prompt = completion = cached = 0
-            source = "estimated"
-        price = self._price_for(region, call.model)
-        cost = cost_usd(price, prompt, cached, completion) if price is not None else NAN
-        return RequestRecord(
-            run_id=self.run_id,
-            request_id=request_id,
-            attempt=attempt_no,
-            worker=self.worker,
-            region=region,
-            workload=call.workload,
-            session_id=call.session_id,
-            turn=call.turn,
-            model=call.model,
-            endpoint=path,
-            t_intended=t_int,
-            t_sent=t_sent,
-            sched_lag_ms=lag,
-            ttft_ms=ttft,
-            e2e_ms=e2e,
-            itl_mean_ms=itl_mean,
-            itl_p99_ms=itl_p99,
-            itl_max_ms=itl_max,
-            status=a.status,
-            outcome=a.outcome,
-            error=a.error,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cached_tokens=cached,
-            tokens_source=source,
-            cost_usd=cost,
-            fault=a.fault,
-            response_model=a.response_model,
-            reconnects=a.reconnects,
-            max_tokens=int(call.max_tokens or 0) if call.kind != "embeddings" else 0,
-            finish_reason=a.finish_reason,
-            planned_prompt_tokens=call.planned_prompt_tokens,
-        )
-
-    def _emit(self, call: PlannedCall, record: RequestRecord, a: _Attempt) -> None:
+    def _emit(self, call: PlannedCall, record: RequestRecord, a: Attempt) -> None:
         if self.sink is not None:
             self.sink(record)
         env = self.environment

@@ -1,4 +1,4 @@
-"""What `locust -f` loads for `loadkit run` (started by `loadkit.traffic.runner`).
+"""What `locust -f` loads for `loadkit run` (started by `loadkit.run_locust`).
 
 Locust needs its User and LoadTestShape classes at import, so this module reads the run
 settings named by `LOADKIT_RUN_CONFIG` and builds them when it is imported (that is its one
@@ -36,24 +36,26 @@ from locust.runners import (
 
 from loadkit.results.writer import RecordWriter
 from loadkit.traffic.budget import BudgetGuard, BudgetLimits
+from loadkit.traffic.config import (
+    PARENT_PID_ENV,
+    PROGRESS_PREFIX,
+    RUN_CONFIG_ENV,
+    STOP_SIGNAL,
+    WORKER_REGION_ENV,
+    RunConfig,
+    request_headers,
+    with_seed,
+)
 from loadkit.traffic.context import RunContext
 from loadkit.traffic.distributed import (
     ASSIGN,
     HELLO,
     SWITCH_LEAD_S,
-    WORKER_REGION_ENV,
     WorkerBook,
     select_arrivals,
     split_regions,
 )
 from loadkit.traffic.gctune import quiet_gc
-from loadkit.traffic.runner import (
-    PARENT_PID_ENV,
-    PROGRESS_PREFIX,
-    STOP_SIGNAL,
-    RunConfig,
-    request_headers,
-)
 from loadkit.traffic.shape import shape_class
 from loadkit.traffic.shipping import MESSAGE, RecordReceiver, RecordShipper
 from loadkit.traffic.timeline import ClosedTimeline, OpenTimeline, is_open
@@ -79,7 +81,6 @@ class LoadkitApp:
 
     def __init__(self, cfg: RunConfig):
         from loadkit.scenario import load_scenario
-        from loadkit.traffic.runner import with_seed
 
         self.cfg = cfg
         self.scenario = sc = with_seed(load_scenario(cfg.scenario_path), cfg.extra.get("seed"))
@@ -166,7 +167,7 @@ class LoadkitApp:
             runner.send_message(HELLO, {"region": self.region})
             return
         self.role = "master" if isinstance(runner, MasterRunner) else "local"
-        self.writer = RecordWriter(os.path.join(self.cfg.run_dir, "requests.csv"))
+        self.writer = RecordWriter(self.cfg.folder.requests_csv)
         if self.role == "master":
             self.receiver = RecordReceiver(self.writer.write_line)
             runner.register_message(MESSAGE, self._on_batch)
@@ -222,9 +223,7 @@ class LoadkitApp:
 
     def _orphaned(self) -> None:
         """`loadkit run` died: Locust's output goes to locust.log instead of a closed pipe."""
-        fd = os.open(
-            os.path.join(self.cfg.run_dir, "locust.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        )
+        fd = os.open(self.cfg.folder.locust_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         for target in (1, 2):
             os.dup2(fd, target)
         os.close(fd)
@@ -681,7 +680,7 @@ def _worker_t0(opts: Any) -> float:
 
 
 def _load() -> LoadkitApp:
-    path = os.environ.get("LOADKIT_RUN_CONFIG")
+    path = os.environ.get(RUN_CONFIG_ENV)
     if not path:
         sys.stderr.write("error: this locustfile is run by `loadkit run SCENARIO`\n")
         sys.exit(2)

@@ -5,8 +5,9 @@ share), then runs sessions back to back. A session is the workload's sampled pla
 (`loadkit.workload.sessions`): turns with think time between them, the conversation
 history carried into each next prompt (with the reply text the server really sent), and
 for RAG workloads an embeddings call, the retrieval delay, then the chat call with the
-retrieved context. A failed logical request (after the client's retries and failover)
-ends the session, as a real user would give up and start over.
+retrieved context (`loadkit.traffic.sessionloop`, shared with the open loop). A failed
+logical request (after the client's retries and failover) ends the session, as a real user
+would give up and start over.
 
 Requests go through `LLMClient` (records, live TTFT/ITL rows, resilience), not through
 `self.client`: the FastHttpUser base gives Locust's host/user plumbing, the client its
@@ -24,20 +25,23 @@ import zlib
 from typing import Any
 
 import gevent
-import numpy as np
 from locust import FastHttpUser, constant, task
 from locust.exception import StopUser
 
 from loadkit.scenario import bridge
 from loadkit.traffic.assign import RegionPicker, int_weights
-from loadkit.traffic.calls import plan_call, sizing_of
-from loadkit.traffic.client import LLMClient, PlannedCall
+from loadkit.traffic.calls import sizing_of
+from loadkit.traffic.sessionloop import (
+    Session,
+    SessionEnd,
+    embed_model_of,
+    run_session,
+    session_client,
+)
 from loadkit.workload import prompts
 from loadkit.workload.plan import rng_for
-from loadkit.workload.salt import salted
 from loadkit.workload.sessions import SessionPlan, sample_sessions
 
-DEFAULT_EMBED_MODEL = "text-embedding-3-small"
 _STREAM_USERS = 97  # rng_for(seed, _STREAM_USERS, worker, workload, user)
 _STREAM_START = 98  # the start spread's own stream: it leaves the users' sessions as they were
 _SESSIONS_PER_DRAW = 16
@@ -75,26 +79,13 @@ class LLMUser(FastHttpUser):
         self.rng = rng_for(ctx.seed, _STREAM_USERS, worker_key, self.workload_index, self.user_no)
         self.session_workload = bridge.session_workload(w)
         self.model = w.model or sc.target.model
-        self.embed_model = getattr(ctx, "embed_model", None) or DEFAULT_EMBED_MODEL
+        self.embed_model = embed_model_of(ctx)
         self.system = (
             prompts.system_prefix(sizing_of(ctx).units(int(w.system_prefix_tokens)), ctx.seed)
             if w.system_prefix_tokens
             else ""
         )
-        self.llm = LLMClient(
-            self.environment,
-            ctx.endpoints,
-            sc.client,
-            headers=ctx.headers,
-            sink=ctx.record,
-            run_t0=ctx.run_t0,
-            run_id=ctx.run_id,
-            worker=str(ctx.worker),
-            price=ctx.price_for,
-            rtt_ms=ctx.rtt_ms,
-            seed=self.rng,
-            pool_size=4,
-        )
+        self.llm = session_client(ctx, self.environment, self.rng, pool_size=4)
         self._plan: SessionPlan | None = None
         self._next = 0
         self.sessions_done = 0
@@ -117,76 +108,32 @@ class LLMUser(FastHttpUser):
     @task
     def session(self) -> None:
         plan, i = self._next_session()
-        ok = self.run_session(plan, i)
+        end = self.run_session(plan, i)
+        if end is SessionEnd.REFUSED:
+            raise StopUser()
         self.sessions_done += 1
-        if not ok:
+        if end is SessionEnd.FAILED:
             gevent.sleep(_PAUSE_AFTER_FAILURE_S)
 
-    def run_session(self, sp: SessionPlan, s_index: int) -> bool:
-        """One session's turns; False if a request failed (the session is abandoned)."""
+    def run_session(self, sp: SessionPlan, s_index: int) -> SessionEnd:
+        """One session's turns (`sessionloop`); a failed request abandons the session."""
         ctx = self.ctx
         w = self.workload
-        sl = sp.session_slice(s_index)
-        session_id = f"{ctx.worker}-{w.name}-{self.user_no}-{self.sessions_done}"
-        history: list[tuple[str, str]] = []
-        units = sizing_of(ctx).units
-        planned = int(w.system_prefix_tokens)  # the prompt's content so far, target tokens
-        for k in range(sl.start, sl.stop):
-            turn = int(sp.turn[k])
-            think = float(sp.think_s[k])
-            if turn > 0 and think > 0:
-                gevent.sleep(think)
-            if not ctx.admit():
-                raise StopUser()
-            out_tokens = int(sp.output_tokens[k])
-            if w.max_tokens:
-                out_tokens = min(out_tokens, int(w.max_tokens))
-            user_text = prompts.text_of_tokens(units(int(sp.prompt_tokens[k])), self.rng, ctx.seed)
-            own = int(sp.prompt_tokens[k])
-            if sp.chunk_tokens is not None:
-                embed = PlannedCall(
-                    kind="embeddings",
-                    region=self.region,
-                    workload=w.name,
-                    model=self.embed_model,
-                    session_id=session_id,
-                    turn=turn,
-                    input=user_text,
-                    stream=False,
-                )
-                if not self.llm.execute(embed).ok:
-                    return False
-                if sp.retrieval_delay_s is not None and sp.retrieval_delay_s[k] > 0:
-                    gevent.sleep(float(sp.retrieval_delay_s[k]))
-                chunks = [max(4, units(int(c))) for c in sp.chunk_tokens[k]]
-                context = prompts.rag_context(chunks, self.rng, ctx.seed)
-                user_text = prompts.rag_prompt(user_text, context)
-                own += int(np.sum(sp.chunk_tokens[k]))
-            if not history and w.kind != "embeddings":  # right after the system prefix
-                user_text = salted(user_text, getattr(ctx, "prompt_salt", ""))
-            kind = "chat" if w.kind == "rag" else w.kind
-            call = plan_call(
-                kind,
-                self.region,
-                w.name,
-                session_id,
-                turn,
-                self.model,
-                self.system,
-                history if sp.history else (),
-                user_text,
-                out_tokens,
-                bool(w.stream),
-                planned + own,
-                w.extra_body,
-            )
-            result = self.llm.execute(call)
-            if not result.ok:
-                return False
-            if sp.history:
-                history.append((user_text, result.text))
-                planned += own + int(result.record.completion_tokens)
-        return True
+        session = Session(
+            workload=w.name,
+            kind=w.kind,
+            model=self.model,
+            region=self.region,
+            session_id=f"{ctx.worker}-{w.name}-{self.user_no}-{self.sessions_done}",
+            system=self.system,
+            system_tokens=int(w.system_prefix_tokens),
+            stream=bool(w.stream),
+            max_tokens=w.max_tokens,
+            extra_body=w.extra_body,
+            embed_model=self.embed_model,
+            admit_first=True,  # a closed-loop user asks before every request
+        )
+        return run_session(self.llm, ctx, sp, s_index, session, self.rng)
 
 
 def build_user_classes(scenario: Any, context: Any) -> list[type[LLMUser]]:

@@ -1,9 +1,9 @@
 """Who fires which open-loop arrival in a distributed run, and the master's worker book.
 
-Pure parts of `loadkit.traffic.distributed` (no Locust, no processes): every arrival goes to
-exactly one worker, before and after a re-split; region workers get only their region; the
-worker book and the lines under the summary table. Plus `OpenLoopScheduler.cut`, which
-hands a schedule's tail to the next split.
+Pure parts of `loadkit.traffic.distributed` and `loadkit.run_distributed` (no Locust, no
+processes): every arrival goes to exactly one worker, before and after a re-split; region
+workers get only their region; the worker book and the lines under the summary table. Plus
+`OpenLoopScheduler.cut`, which hands a schedule's tail to the next split.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loadkit.run_distributed import worker_lines
 from loadkit.traffic.distributed import (
     WorkerBook,
     select_arrivals,
     split_regions,
-    worker_lines,
 )
 from loadkit.traffic.openloop import OpenLoopScheduler
 

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from loadkit import run as runner
 from loadkit.results import run_folder as rf
+from loadkit.run_distributed import master_setup
 from loadkit.scenario import load_scenario
-from loadkit.traffic import runner
-from loadkit.traffic.distributed import master_setup
+from loadkit.traffic.config import secret_values
 
 KEY = "sentinel-api-key-7f3a9c21e5"
 HEADER = "sentinel-header-b81d44f0"
@@ -50,7 +51,7 @@ def master_payload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     path = tmp_path / "scenario.yaml"
     path.write_text(SCENARIO)
     scenario = load_scenario(path)
-    secrets = runner.secret_values(scenario.target)
+    secrets = secret_values(scenario.target)
     assert KEY in secrets and HEADER in secrets  # the run resolves them (sanity)
     opts = runner.RunOptions(scenario=path, master=True, expect_workers=2)
     folder = rf.prepare(tmp_path / "run")

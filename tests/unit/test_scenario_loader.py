@@ -16,7 +16,7 @@ from loadkit.scenario.model import (
     TraceLoad,
 )
 from loadkit.scenario.units import fmt_duration, parse_duration, parse_fraction, parse_rate
-from loadkit.traffic.runner import is_loopback
+from loadkit.traffic.config import is_loopback
 from loadkit.workload.distributions import Constant, Empirical, LogNormal, Uniform
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,189 @@
+"""The end of `loadkit run`: read the records, write summary.json, print, report, exit code.
+
+Reads requests.csv (only the records), adds the run's stop reason, workers, chaos windows
+and the prompt-size sections (calibration, planned against served, a Mooncake replay's
+prefix-cache shares), writes summary.json, prints the summary table, writes charts and
+report.html, and returns the exit code (1 on an SLO breach with `--fail-on-slo`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from loadkit.errors import UserError
+from loadkit.results import run_folder as rf
+
+if TYPE_CHECKING:
+    from loadkit.run import RunOptions
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run produced: for callers that run scenarios programmatically (capacity)."""
+
+    exit_code: int
+    folder: Path
+    stop_reason: str
+    summary: dict[str, Any] | None  # summary.json's content; None if nothing was recorded
+
+
+def finish(
+    folder: rf.RunFolder,
+    scenario: Any,
+    opts: RunOptions,
+    locust_rc: int,
+    interrupted: bool,
+    events: list[dict[str, Any]],
+    started: str,
+    wall_s: float,
+    out: IO[str],
+    run_id: str = "",
+    abort_reason: str | None = None,
+    prompt_salt: str = "",
+) -> RunResult:
+    from loadkit.analysis.served import served_lines
+    from loadkit.analysis.summary import format_table, summarize
+    from loadkit.results.reader import read_records
+
+    ended = next((e for e in reversed(events) if e.get("event") == "ended"), {})
+    stop = next((e for e in events if e.get("event") == "stop"), {})
+    if interrupted and any(e.get("event") == "timeline_done" for e in events):
+        interrupted = False  # --web: Ctrl-C after the timeline is the normal way to finish
+    reason = "interrupted" if interrupted else stop.get("reason") or ended.get("reason")
+    if not reason:
+        reason = "completed" if locust_rc == 0 else f"locust exited with code {locust_rc}"
+    if abort_reason:  # the drill's abort condition stopped the run (SIGTERM to Locust)
+        reason = f"aborted: {abort_reason}"
+    elapsed_s = float(ended.get("elapsed_s") or wall_s)
+    if not folder.requests_csv.exists():
+        out.write(f"no records were written; see {folder.locust_log}\n")
+        _tail(folder.locust_log, out)
+        return RunResult(2 if locust_rc else 1, folder.path, reason, None)
+    cols = read_records(folder.requests_csv)
+    summary = summarize(cols, slo=scenario.slo)
+    doc = {
+        "run_id": ended.get("run_id") or run_id,
+        "scenario": scenario.name,
+        "started_at": started,
+        "ended_at": rf.utc_now_iso(),
+        "stop_reason": reason,
+        "locust_exit_code": locust_rc,
+        "elapsed_s": round(elapsed_s, 3),
+        "records_truncated": bool(cols.truncated),
+        "seed": scenario.seed,
+        "prompt_cache": scenario.prompt_cache,
+        "prompt_salt": prompt_salt,
+        **summary,
+    }
+    if ended.get("workers") is not None:  # a distributed run: each worker, and who went missing
+        doc["workers"] = ended["workers"]
+    faults_csv = folder.faults_csv
+    if faults_csv.exists():
+        from loadkit.analysis.drill import drill_summary
+        from loadkit.results.faults_schema import read_fault_events
+
+        doc["chaos"] = drill_summary(cols, read_fault_events(faults_csv), scenario.slo.error_rate)
+    doc.update(size_sections(folder, cols, scenario, out))
+    rf.write_json(folder.summary_json, doc)
+    out.write("\n" + format_table(summary) + "\n")
+    out.write("".join(f"{line}\n" for line in served_lines(doc)))
+    if doc.get("workers"):
+        from loadkit.run_distributed import worker_lines
+
+        out.write("".join(f"{line}\n" for line in worker_lines(doc["workers"])))
+    out.write(f"stopped: {reason}\n" if reason != "completed" else "")
+    if opts.report:
+        _write_report(folder, out)
+    out.write(f"run folder: {folder.path}\n")
+    out.flush()
+    if locust_rc not in (0,) and not interrupted:
+        _tail(folder.locust_log, out)
+        code = 2 if summary["attempts"] == 0 else 1
+    elif abort_reason:
+        code = 1
+    elif opts.fail_on_slo and summary.get("slo", {}).get("breached"):
+        out.write(f"SLO breached: {', '.join(summary['slo']['breached'])}\n")
+        code = 1
+    else:
+        code = 130 if interrupted else 0
+    return RunResult(code, folder.path, reason, doc)
+
+
+def _write_report(folder: rf.RunFolder, out: IO[str]) -> None:
+    """charts/*.png and report.html; a failed report never costs the run its exit code."""
+    import traceback
+
+    from loadkit.report.build import build_report, report_line
+
+    out.flush()
+    try:
+        result = build_report(folder.path)
+    except UserError as exc:
+        out.write(f"report: not written ({exc})\n")
+        return
+    except Exception:  # a bug in the report: show it, keep the run's own result
+        traceback.print_exc()
+        out.write(f"report: failed; retry with: loadkit report {folder.path}\n")
+        return
+    out.write(report_line(result) + "\n")
+
+
+def _tail(path: Path, out: IO[str], n: int = 15) -> None:
+    with contextlib.suppress(OSError):
+        lines = path.read_text(errors="replace").splitlines()[-n:]
+        out.write("".join(f"  | {x}\n" for x in lines))
+
+
+# -- in summary.json ---------------------------------------------------------------------------
+
+
+def size_sections(
+    folder: rf.RunFolder, cols: Mapping[str, np.ndarray], scenario: Any, out: IO[str]
+) -> dict[str, Any]:
+    """summary.json's `calibration`, `planned_vs_served` and (Mooncake replay)
+    `prefix_replay` sections; prints the planned-vs-served warnings."""
+    from loadkit import calibrate
+    from loadkit.analysis.sizes import planned_vs_served
+
+    cal = calibrate.read(folder.path)
+    doc: dict[str, Any] = {}
+    if cal is not None:
+        doc["calibration"] = {"line": calibrate.describe(cal)} | {
+            k: cal[k] for k in ("endpoint", "sizing", "fits", "notes") if k in cal
+        }
+    pvs = planned_vs_served(cols, calibrate.overheads(cal))
+    doc["planned_vs_served"] = pvs
+    for line in pvs["warnings"]:
+        out.write(f"warning: {line}\n")
+    prefix = prefix_replay(folder, cols, scenario)
+    if prefix is not None:
+        doc["prefix_replay"] = prefix
+    return doc
+
+
+def prefix_replay(
+    folder: rf.RunFolder, cols: Mapping[str, np.ndarray], scenario: Any
+) -> dict[str, Any] | None:
+    """A Mooncake replay's prefix-cache shares (`loadkit.analysis.sizes.prefix_replay`) over
+    the trace rows as this run replayed them. None for any other run."""
+    from loadkit.analysis import sizes
+    from loadkit.scenario.model import TraceLoad
+    from loadkit.traffic.timeline import open_plan
+
+    if not isinstance(scenario.load, TraceLoad) or scenario.load.format != "mooncake":
+        return None
+    try:
+        scale = float(json.loads(folder.run_config.read_text())["time_scale"])
+    except (OSError, ValueError, KeyError, TypeError):
+        scale = 1.0
+    sp = open_plan(scenario, scale).sessions[0]
+    if sp.hash_ids is None:
+        return None
+    return sizes.prefix_replay(cols, sp.hash_ids, sp.prompt_tokens)

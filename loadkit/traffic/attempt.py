@@ -1,0 +1,153 @@
+"""One attempt's scratch state and the record made of it (no I/O).
+
+`LLMClient` fills an `Attempt` while it sends and reads; `attempt_record` turns it into the
+`RequestRecord` the run writes: times on the run clock (shifted by a simulated round
+trip), inter-token gaps, tokens from the server's usage or estimated, cost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from loadkit.cost import Price, cost_usd
+from loadkit.results.schema import NAN, RequestRecord
+from loadkit.tokens import estimate_tokens
+
+if TYPE_CHECKING:
+    from loadkit.traffic.client import PlannedCall
+
+
+@dataclass(frozen=True, slots=True)
+class RecordContext:
+    """Where an attempt ran: the run clock's start, the run, the worker, region and path."""
+
+    run_t0: float
+    run_id: str
+    worker: str
+    region: str
+    path: str
+    half_rtt: float  # s: the simulated one-way trip added to the timings
+
+
+@dataclass(slots=True)
+class Attempt:
+    """Mutable scratch state of one attempt (the client fills it; the record is built from it)."""
+
+    status: int = 0
+    outcome: str = "ok"
+    error: str = ""
+    fault: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    t_first: float = NAN
+    t_end: float = NAN
+    arrivals: list[float] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)
+    usage: tuple[int, int, int] | None = None
+    body_bytes: int = 0
+    t_start: float = NAN  # the attempt's clock: restarted by a stale-connection resend
+    reconnects: int = 0
+    response_model: str = ""
+    finish_reason: str = ""
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default) of an already sorted list."""
+    n = len(sorted_values)
+    pos = (n - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def gap_stats(arrivals: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, p99, max) of the gaps between content arrivals in ms; NaN with < 2 arrivals."""
+    if len(arrivals) < 2:
+        return NAN, NAN, NAN
+    gaps = sorted((b - a) * 1000.0 for a, b in itertools.pairwise(arrivals))
+    return sum(gaps) / len(gaps), _percentile(gaps, 0.99), gaps[-1]
+
+
+def prompt_text(call: PlannedCall) -> str:
+    if call.messages is not None:
+        return "".join(str(m.get("content") or "") for m in call.messages)
+    if call.prompt is not None:
+        return call.prompt
+    if isinstance(call.input, str):
+        return call.input
+    return "".join(call.input or ())
+
+
+def attempt_record(
+    call: PlannedCall,
+    where: RecordContext,
+    attempt_no: int,
+    request_id: str,
+    t_intended_ms: float | None,
+    a: Attempt,
+    price: Price | None,
+) -> RequestRecord:
+    """The record of one finished (or aborted) attempt: times on the run clock, tokens
+    (the server's usage, else estimated), cost."""
+    t_start = a.t_start
+    shift_ms = where.half_rtt * 1000.0
+    t_sent = (t_start - where.run_t0) * 1000.0
+    t_int = NAN if t_intended_ms is None else float(t_intended_ms)
+    lag = t_sent - t_int if attempt_no == 0 and not math.isnan(t_int) else NAN
+    ttft = (a.t_first - t_start) * 1000.0 + shift_ms if a.arrivals or a.pieces else NAN
+    if call.kind == "embeddings":
+        ttft = NAN
+    end = a.t_end if not math.isnan(a.t_end) else time.perf_counter()
+    e2e = (end - t_start) * 1000.0 + (shift_ms if a.status else 0.0)
+    itl_mean, itl_p99, itl_max = gap_stats(a.arrivals)
+    text = "".join(a.pieces)
+    if a.usage is not None:
+        prompt, completion, cached = a.usage
+        source = "server"
+    elif a.status == 200:
+        prompt = estimate_tokens(prompt_text(call))
+        completion = estimate_tokens(text) if call.kind != "embeddings" else 0
+        cached = 0
+        source = "estimated"
+    else:
+        prompt = completion = cached = 0
+        source = "estimated"
+    cost = cost_usd(price, prompt, cached, completion) if price is not None else NAN
+    return RequestRecord(
+        run_id=where.run_id,
+        request_id=request_id,
+        attempt=attempt_no,
+        worker=where.worker,
+        region=where.region,
+        workload=call.workload,
+        session_id=call.session_id,
+        turn=call.turn,
+        model=call.model,
+        endpoint=where.path,
+        t_intended=t_int,
+        t_sent=t_sent,
+        sched_lag_ms=lag,
+        ttft_ms=ttft,
+        e2e_ms=e2e,
+        itl_mean_ms=itl_mean,
+        itl_p99_ms=itl_p99,
+        itl_max_ms=itl_max,
+        status=a.status,
+        outcome=a.outcome,
+        error=a.error,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=cached,
+        tokens_source=source,
+        cost_usd=cost,
+        fault=a.fault,
+        response_model=a.response_model,
+        reconnects=a.reconnects,
+        max_tokens=int(call.max_tokens or 0) if call.kind != "embeddings" else 0,
+        finish_reason=a.finish_reason,
+        planned_prompt_tokens=call.planned_prompt_tokens,
+    )
