@@ -160,23 +160,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    mock = sub.add_parser(
-        "mock",
-        help="run the bundled OpenAI-compatible mock provider",
-        description="Run the bundled mock provider (same options as `python -m mocks`).",
-        add_help=False,
-    )
-    mock.add_argument("mock_args", nargs=argparse.REMAINDER)
-    mock.set_defaults(func=_cmd_mock)
-
-    chaos = sub.add_parser(
-        "chaos",
-        help="run the LLM-aware fault-injection proxy in front of an upstream",
-        description="Run the chaos proxy (same options as `python -m loadkit.chaos`).",
-        add_help=False,
-    )
-    chaos.add_argument("chaos_args", nargs=argparse.REMAINDER)
-    chaos.set_defaults(func=_cmd_chaos)
+    for name, summary, module, func in (
+        ("mock", "run the bundled OpenAI-compatible mock provider", "mocks", _cmd_mock),
+        (
+            "chaos",
+            "run the LLM-aware fault-injection proxy in front of an upstream",
+            "loadkit.chaos",
+            _cmd_chaos,
+        ),
+    ):
+        # a server with its own parser: everything after the name is passed on as it is
+        passthrough = sub.add_parser(
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]} (same options as "
+            f"`python -m {module}`).",
+            add_help=False,
+        )
+        passthrough.add_argument(f"{name}_args", nargs=argparse.REMAINDER)
+        passthrough.set_defaults(func=func)
 
     validate = sub.add_parser(
         "validate",
