@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from loadkit.calibrate import calibrate_run
 from loadkit.errors import UserError
@@ -54,6 +54,9 @@ from loadkit.traffic.config import (
     with_seed,
 )
 from loadkit.workload.salt import run_salt
+
+if TYPE_CHECKING:
+    from loadkit.chaos.drill import Drill
 
 __all__ = ["RunOptions", "RunResult", "run", "run_scenario"]
 
@@ -225,16 +228,33 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
     with contextlib.ExitStack() as stack:
         if target.kind == "mock":
             endpoints = stack.enter_context(mock_endpoints(scenario, folder))
-        check_endpoints(scenario, endpoints, secrets, out)
-        sizing = calibrate_run(scenario, endpoints, folder.path, out, opts.calibrate)
         upstream = dict(endpoints)
-        chaos = None
-        if scenario.faults:  # a drill: users -> chaos proxy (a listener per region) -> target
+
+        def start_drill() -> Drill:
             from loadkit.chaos.drill import drill
 
-            chaos = stack.enter_context(
-                drill(scenario, endpoints, folder.faults_csv, folder.requests_csv, scale, out)
+            return stack.enter_context(
+                drill(
+                    scenario,
+                    upstream,
+                    folder.faults_csv,
+                    folder.requests_csv,
+                    scale,
+                    out,
+                    hits_csv=folder.fault_hits_csv,
+                )
             )
+
+        chaos = None
+        if target.upstreams:
+            # a gateway's config points at loadkit's upstream listeners: they must be
+            # listening before the first request (the start-up check) reaches the gateway
+            chaos = start_drill()
+        check_endpoints(scenario, endpoints, secrets, out)
+        sizing = calibrate_run(scenario, endpoints, folder.path, out, opts.calibrate)
+        if scenario.faults and chaos is None:
+            chaos = start_drill()  # a drill: users -> chaos proxy (a listener per region)
+        if chaos is not None:
             endpoints = chaos.endpoints
         cfg = run_config(scenario, opts, folder.path, run_id, scale, endpoints, salt, sizing)
         cfg.write(folder.run_config)

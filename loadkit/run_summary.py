@@ -48,8 +48,10 @@ def finish(
     abort_reason: str | None = None,
     prompt_salt: str = "",
 ) -> RunResult:
+    from loadkit.analysis.hits import attribute
     from loadkit.analysis.served import served_lines
     from loadkit.analysis.summary import format_table, summarize
+    from loadkit.results.faults_schema import read_fault_hits
     from loadkit.results.reader import read_records
 
     ended = next((e for e in reversed(events) if e.get("event") == "ended"), {})
@@ -66,8 +68,10 @@ def finish(
         out.write(f"no records were written; see {folder.locust_log}\n")
         _tail(folder.locust_log, out)
         return RunResult(2 if locust_rc else 1, folder.path, reason, None)
-    cols = read_records(folder.requests_csv)
+    records = read_records(folder.requests_csv)
+    cols, joined = attribute(records.columns, read_fault_hits(folder.fault_hits_csv))
     summary = summarize(cols, slo=scenario.slo)
+    started_event = next((e for e in events if e.get("event") == "started"), {})
     doc = {
         "run_id": ended.get("run_id") or run_id,
         "scenario": scenario.name,
@@ -76,12 +80,15 @@ def finish(
         "stop_reason": reason,
         "locust_exit_code": locust_rc,
         "elapsed_s": round(elapsed_s, 3),
-        "records_truncated": bool(cols.truncated),
+        "records_truncated": bool(records.truncated),
+        "t0_epoch": started_event.get("t0_epoch"),
         "seed": scenario.seed,
         "prompt_cache": scenario.prompt_cache,
         "prompt_salt": prompt_salt,
         **summary,
     }
+    if joined.hits:
+        doc["fault_hits"] = joined.to_json()
     if ended.get("workers") is not None:  # a distributed run: each worker, and who went missing
         doc["workers"] = ended["workers"]
     faults_csv = folder.faults_csv
@@ -94,6 +101,13 @@ def finish(
     rf.write_json(folder.summary_json, doc)
     out.write("\n" + format_table(summary) + "\n")
     out.write("".join(f"{line}\n" for line in served_lines(doc)))
+    if joined.joined:
+        out.write(
+            f"fault hits: {joined.joined} requests the proxy faulted; {joined.truncated} answers "
+            f"that looked whole were cut upstream (truncated), {joined.retagged} failures "
+            f"attributed though the tag did not come back, {joined.absorbed} absorbed by the "
+            "service in between (retried or failed over)\n"
+        )
     if doc.get("workers"):
         from loadkit.run_distributed import worker_lines
 

@@ -36,6 +36,7 @@ def drill_summary(
                 "fault_id": w.fault_id,
                 "kind": w.kind,
                 "region": w.region or None,
+                "upstream": w.upstream or None,
                 "start_ms": round(w.start_ms, 1),
                 "end_ms": None if math.isinf(w.end_ms) else round(w.end_ms, 1),
                 "attempts": int(inside.sum()),

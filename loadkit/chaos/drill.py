@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -23,6 +24,20 @@ from typing import IO, Any
 
 from loadkit.chaos.control_client import ProxyProcess, start_proxy
 from loadkit.chaos.driver import AbortWatch, FaultDriver, Journal, abort_window_s, timeline
+from loadkit.errors import UserError
+
+
+def check_port_free(port: int, source: str) -> None:
+    """A listen port another process holds is the user's to free: one line, file:line."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UserError(
+                f"{source}: port {port} is in use on 127.0.0.1 ({exc.strerror or exc}); "
+                "stop what holds it or choose another listen port"
+            ) from None
 
 
 @dataclass
@@ -87,11 +102,22 @@ def drill(
     requests_csv: Path,
     scale: float,
     out: IO[str] | None = None,
+    hits_csv: Path | None = None,
 ) -> Iterator[Drill]:
-    """Start the proxy (a listener per region) and prepare the driver; clean up on any exit."""
+    """Start the proxy (a listener per region, one per upstream behind the target) and
+    prepare the driver; clean up on any exit."""
     regions = dict(endpoints)
     first = next(iter(regions.values()))
-    proxy = start_proxy(first, regions, seed=int(scenario.seed))
+    upstreams = scenario.target.upstreams
+    for u in upstreams:
+        check_port_free(u.listen, u.source)
+    proxy = start_proxy(
+        first,
+        regions,
+        seed=int(scenario.seed),
+        upstream_listeners={u.name: (u.listen, u.url) for u in upstreams},
+        hits_file=str(hits_csv) if hits_csv is not None else None,
+    )
     try:
         keys = {
             f.where.api_key: os.environ.get(f.where.api_key, "")

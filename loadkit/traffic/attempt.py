@@ -53,6 +53,8 @@ class Attempt:
     reconnects: int = 0
     response_model: str = ""
     finish_reason: str = ""
+    served_by: str = ""
+    recorded: tuple[str, ...] = ()  # the scenario's record_headers, in order
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -80,6 +82,35 @@ def prompt_text(call: PlannedCall) -> str:
     if isinstance(call.input, str):
         return call.input
     return "".join(call.input or ())
+
+
+def forced_tokens(call: PlannedCall) -> int | None:
+    """The answer length the request forced (`ignore_eos`, `min_tokens`), if it did."""
+    extra = call.extra_body
+    if call.kind == "embeddings" or not call.max_tokens:
+        return None
+    if extra.get("ignore_eos") is True:
+        return int(call.max_tokens)
+    low = extra.get("min_tokens")
+    if isinstance(low, int) and not isinstance(low, bool) and low > 0:
+        return min(low, int(call.max_tokens))
+    return None
+
+
+def check_forced_length(call: PlannedCall, a: Attempt) -> None:
+    """An answer the server says is shorter than the request forced was cut somewhere (a
+    gateway re-ended a broken stream): `truncated`, not `ok`. Judged on the server's own
+    usage only; a chunk count is not a token count."""
+    forced = forced_tokens(call)
+    if a.outcome != "ok" or forced is None or a.usage is None:
+        return
+    got = a.usage[1]
+    if got < forced:
+        a.outcome = "truncated"
+        a.error = (
+            f"answer ended after {got} of {forced} forced tokens "
+            f"(finish_reason {a.finish_reason or 'none'})"
+        )
 
 
 def attempt_record(
@@ -150,4 +181,6 @@ def attempt_record(
         max_tokens=int(call.max_tokens or 0) if call.kind != "embeddings" else 0,
         finish_reason=a.finish_reason,
         planned_prompt_tokens=call.planned_prompt_tokens,
+        served_by=a.served_by,
+        headers=a.recorded,
     )

@@ -48,10 +48,18 @@ from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
 from loadkit.cost import Price
+from loadkit.results.faults_schema import ATTEMPT_HEADER, attempt_key
 from loadkit.results.schema import RequestRecord
 from loadkit.traffic import resilience, stats
-from loadkit.traffic.attempt import Attempt, RecordContext, attempt_record, prompt_text
+from loadkit.traffic.attempt import (
+    Attempt,
+    RecordContext,
+    attempt_record,
+    check_forced_length,
+    prompt_text,
+)
 from loadkit.traffic.rxstamp import StampedSocket, stamped_tcp_socket
+from loadkit.traffic.served import ResponseHeaders, fault_tag
 from loadkit.traffic.sse import (
     DONE,
     DeltaMatcher,
@@ -204,6 +212,7 @@ class LLMClient:
         *,
         seed: int | np.random.Generator = 0,
         pool_size: int | None = None,
+        response_headers: ResponseHeaders | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("LLMClient needs at least one endpoint")
@@ -222,6 +231,7 @@ class LLMClient:
         self._clients: dict[str, HTTPClient] = {}
         self._reuse: dict[str, ReuseTracker] = {}
         self._between_s = float(policy.timeouts.between_tokens_s)
+        self.response_headers = response_headers or ResponseHeaders()
         self._seq = 0
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -365,6 +375,7 @@ class LLMClient:
             "Accept": "text/event-stream" if call.stream else "application/json",
             "Accept-Encoding": "identity",
             "x-loadkit-request-id": request_id,
+            ATTEMPT_HEADER: attempt_key(request_id, attempt_no),  # joins the proxy's hit journal
             "x-loadkit-region": region,
             "x-loadkit-workload": call.workload,  # the chaos proxy's workload selector
             **self.headers,
@@ -372,6 +383,7 @@ class LLMClient:
         where = RecordContext(self.run_t0, self.run_id, self.worker, region, path, half_rtt)
         price = self._price_for(region, call.model)
         a = Attempt()
+        a.recorded = ("",) * len(self.response_headers.record)
         a.t_start = time.perf_counter()
         try:
             if half_rtt:
@@ -421,7 +433,15 @@ class LLMClient:
                 value = resp.get(name)
                 if value:
                     a.headers[name] = value if isinstance(value, str) else value[-1]
-            a.fault = a.headers.get("x-loadkit-fault", "")
+
+            def get(name: str) -> str | None:
+                value = resp.get(name)
+                return value if isinstance(value, str) or not value else value[-1]
+
+            a.fault = fault_tag(get)
+            a.served_by = self.response_headers.served_by_of(get)
+            if self.response_headers.record:
+                a.recorded = self.response_headers.recorded(get)
             if a.status != 200:
                 a.outcome = resilience.outcome_for_status(a.status)
                 a.error = self._error_text(resp, a)
@@ -430,6 +450,7 @@ class LLMClient:
                 self._read_stream(resp, a, first)
             else:
                 self._read_whole(call, resp, a)
+            check_forced_length(call, a)
         except _FirstTokenTimeout:
             a.outcome, a.error = "timeout", "no first token before the timeout"
         except _TotalTimeout:
@@ -470,7 +491,8 @@ class LLMClient:
                             a.outcome, a.error = "malformed", str(exc)
                             return
                         if chunk.error is not None:
-                            a.outcome, a.error = "http_error", f"error event: {chunk.error}"[:300]
+                            # an error event inside a 200 stream: its own outcome, its message
+                            a.outcome, a.error = "stream_error", f"error event: {chunk.error}"[:300]
                             return
                         if chunk.usage is not None:
                             a.usage = usage_tokens(chunk.usage)

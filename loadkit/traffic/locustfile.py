@@ -167,7 +167,9 @@ class LoadkitApp:
             runner.send_message(HELLO, {"region": self.region})
             return
         self.role = "master" if isinstance(runner, MasterRunner) else "local"
-        self.writer = RecordWriter(self.cfg.folder.requests_csv)
+        self.writer = RecordWriter(
+            self.cfg.folder.requests_csv, record_headers=self.scenario.target.record_headers
+        )
         if self.role == "master":
             self.receiver = RecordReceiver(self.writer.write_line)
             runner.register_message(MESSAGE, self._on_batch)
@@ -280,7 +282,9 @@ class LoadkitApp:
         if self.role == "master":
             self._split_sent = False
             self._reassign(0.0)
-        emit("started", t0=self.ctx.run_t0)  # the run clock, for the chaos drill's timeline
+        # the run clock, for the chaos drill's timeline and for placing outside journals on it
+        t0_epoch = time.time() + (self.ctx.run_t0 - time.perf_counter())
+        emit("started", t0=self.ctx.run_t0, t0_epoch=t0_epoch)
 
     def on_test_stopping(self, environment: Any, **_: Any) -> None:
         self.ctx.stopping = True

@@ -28,6 +28,7 @@ import numpy as np
 
 from loadkit.traffic.calls import plan_call, sizing_of
 from loadkit.traffic.client import LLMClient
+from loadkit.traffic.served import ResponseHeaders
 from loadkit.workload import prefixblocks, prompts
 from loadkit.workload.salt import salted
 from loadkit.workload.sessions import SessionPlan
@@ -53,6 +54,7 @@ def session_client(
         rtt_ms=ctx.rtt_ms,
         seed=seed,
         pool_size=pool_size,
+        response_headers=ResponseHeaders.of(ctx.scenario.target),
     )
 
 
