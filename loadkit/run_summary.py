@@ -51,7 +51,7 @@ def finish(
     from loadkit.analysis.hits import attribute
     from loadkit.analysis.served import served_lines
     from loadkit.analysis.summary import format_table, summarize
-    from loadkit.results.faults_schema import read_fault_hits
+    from loadkit.results.faults_schema import read_fault_events, read_fault_hits
     from loadkit.results.reader import read_records
 
     ended = next((e for e in reversed(events) if e.get("event") == "ended"), {})
@@ -69,7 +69,9 @@ def finish(
         _tail(folder.locust_log, out)
         return RunResult(2 if locust_rc else 1, folder.path, reason, None)
     records = read_records(folder.requests_csv)
-    cols, joined = attribute(records.columns, read_fault_hits(folder.fault_hits_csv))
+    fault_events = read_fault_events(folder.faults_csv)
+    kinds = {e.fault_id: e.kind for e in fault_events if e.event == "start"}
+    cols, joined = attribute(records.columns, read_fault_hits(folder.fault_hits_csv), kinds)
     summary = summarize(cols, slo=scenario.slo)
     started_event = next((e for e in events if e.get("event") == "started"), {})
     doc = {
@@ -94,19 +96,18 @@ def finish(
     faults_csv = folder.faults_csv
     if faults_csv.exists():
         from loadkit.analysis.drill import drill_summary
-        from loadkit.results.faults_schema import read_fault_events
 
-        doc["chaos"] = drill_summary(cols, read_fault_events(faults_csv), scenario.slo.error_rate)
+        doc["chaos"] = drill_summary(cols, fault_events, scenario.slo.error_rate)
     doc.update(size_sections(folder, cols, scenario, out))
     rf.write_json(folder.summary_json, doc)
     out.write("\n" + format_table(summary) + "\n")
     out.write("".join(f"{line}\n" for line in served_lines(doc)))
-    if joined.joined:
+    if joined.joined or joined.truncated:
         out.write(
-            f"fault hits: {joined.joined} requests the proxy faulted; {joined.truncated} answers "
-            f"that looked whole were cut upstream (truncated), {joined.retagged} failures "
-            f"attributed though the tag did not come back, {joined.absorbed} absorbed by the "
-            "service in between (retried or failed over)\n"
+            f"fault journal: {joined.truncated} answers that looked whole were cut upstream "
+            f"(counted truncated), {joined.retagged} failures attributed though their tag did "
+            f"not come back, {joined.absorbed} faulted requests the service in between "
+            "absorbed (retried or failed over)\n"
         )
     if doc.get("workers"):
         from loadkit.run_distributed import worker_lines

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from loadkit.chaos.kinds import TRUNCATING
 from loadkit.results.faults_schema import FaultHit
 
-# Kinds that end an upstream stream before its answer was whole.
-TRUNCATING_KINDS = frozenset({"cut", "reset_mid", "stall", "error_frame"})
+# Kinds that end an upstream stream before its answer was whole (the fault-kind registry).
+TRUNCATING_KINDS = TRUNCATING
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,20 @@ def attempt_keys(cols: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def attribute(
-    cols: Mapping[str, np.ndarray], hits: Sequence[FaultHit]
+    cols: Mapping[str, np.ndarray],
+    hits: Sequence[FaultHit],
+    fault_kinds: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, np.ndarray], Attribution]:
-    """New `fault` and `outcome` columns (the others shared) and what the join changed."""
+    """New `fault` and `outcome` columns (the others shared) and what the join changed.
+
+    `fault_kinds` (fault id -> kind, from the run's journal) also catches an answer whose
+    tag came back (LiteLLM passes it on as `llm_provider-x-loadkit-fault`) but which a
+    gateway re-ended: `ok` with the tag of a truncating fault is `truncated`, join or not.
+    """
     out: dict[str, Any] = dict(cols)
+    tagged_cut = _tagged_truncations(cols, fault_kinds or {})
     keyed = [h for h in hits if h.attempt]
-    if not keyed:
+    if not keyed and not tagged_cut.any():
         return out, Attribution(len(hits), 0, 0, 0, 0)
     by_key: dict[str, FaultHit] = {}
     for h in keyed:
@@ -84,6 +93,20 @@ def attribute(
         elif not fault[i]:
             fault[i] = h.fault_id
             retagged += 1
+    more = tagged_cut & (outcome == "ok")
+    outcome[more] = "truncated"
+    truncated += int(more.sum())
     out["fault"] = fault
     out["outcome"] = outcome
     return out, Attribution(len(hits), int(idx.size), retagged, truncated, absorbed)
+
+
+def _tagged_truncations(
+    cols: Mapping[str, np.ndarray], fault_kinds: Mapping[str, str]
+) -> np.ndarray:
+    """`ok` attempts carrying the tag of a fault whose kind cuts a stream short."""
+    cutting = [fid for fid, kind in fault_kinds.items() if kind in TRUNCATING_KINDS]
+    fault = np.asarray(cols["fault"])
+    if not cutting or fault.size == 0:
+        return np.zeros(fault.size, dtype=bool)
+    return (np.asarray(cols["outcome"]) == "ok") & np.isin(fault.astype(str), cutting)

@@ -58,7 +58,9 @@ class FaultKind:
     """One kind: when it acts (`phase`), what the client sees, and its parameters.
 
     `one_of`: params keys of which exactly one must be given. `needs_region`: the fault
-    must select a region (`where.region`).
+    must select a region (`where.region`) or an upstream (`where.upstream`). `truncates`:
+    the answer ends before it is whole; a service in between (a gateway) may close it as if
+    complete, and analysis then counts a tagged `ok` as `truncated`.
     """
 
     name: str
@@ -67,6 +69,7 @@ class FaultKind:
     params: tuple[FaultParam, ...] = ()
     one_of: tuple[str, ...] = ()
     needs_region: bool = False
+    truncates: bool = False
 
     @property
     def keys(self) -> frozenset[str]:
@@ -115,11 +118,24 @@ KINDS: tuple[FaultKind, ...] = (
         "the stream stops sending, connection open",
         (_AFTER_TOKENS, _ms("after", "after_ms")),
         one_of=("after_tokens", "after_ms"),
+        truncates=True,
     ),
-    FaultKind("cut", "mid_stream", "the stream ends cleanly, without [DONE]", (_AFTER_TOKENS,)),
-    FaultKind("reset_mid", "mid_stream", "a TCP reset mid-stream", (_AFTER_TOKENS,)),
     FaultKind(
-        "error_frame", "mid_stream", "an error frame mid-stream, then the end", (_AFTER_TOKENS,)
+        "cut",
+        "mid_stream",
+        "the stream ends cleanly, without [DONE]",
+        (_AFTER_TOKENS,),
+        truncates=True,
+    ),
+    FaultKind(
+        "reset_mid", "mid_stream", "a TCP reset mid-stream", (_AFTER_TOKENS,), truncates=True
+    ),
+    FaultKind(
+        "error_frame",
+        "mid_stream",
+        "an error frame mid-stream, then the end",
+        (_AFTER_TOKENS,),
+        truncates=True,
     ),
     FaultKind(
         "malformed_chunk", "mid_stream", "a truncated JSON frame mid-stream", (_AFTER_TOKENS,)
@@ -154,5 +170,6 @@ BY_NAME: Mapping[str, FaultKind] = {k.name: k for k in KINDS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 BEFORE_CONTENT: frozenset[str] = frozenset(k.name for k in KINDS if k.phase == "before_content")
 MID_STREAM: frozenset[str] = frozenset(k.name for k in KINDS if k.phase == "mid_stream")
+TRUNCATING: frozenset[str] = frozenset(k.name for k in KINDS if k.truncates)
 # params key -> its definition (a key means the same thing in every kind that has it)
 PARAMS: Mapping[str, FaultParam] = {p.key: p for k in KINDS for p in k.params}

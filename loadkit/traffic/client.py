@@ -375,7 +375,9 @@ class LLMClient:
             "Accept": "text/event-stream" if call.stream else "application/json",
             "Accept-Encoding": "identity",
             "x-loadkit-request-id": request_id,
-            ATTEMPT_HEADER: attempt_key(request_id, attempt_no),  # joins the proxy's hit journal
+            # joins the proxy's hit journal; LiteLLM forwards x-pass-* upstream, prefix stripped
+            ATTEMPT_HEADER: attempt_key(request_id, attempt_no),
+            "x-pass-" + ATTEMPT_HEADER: attempt_key(request_id, attempt_no),
             "x-loadkit-region": region,
             "x-loadkit-workload": call.workload,  # the chaos proxy's workload selector
             **self.headers,

@@ -117,3 +117,69 @@ def test_an_upstream_outage_behind_litellm(start_mock: StartMock, tmp_path: Path
         f"{int(inside.sum())} ok all on eu; us back {back['recovery_s']} s after; "
         f"window error rate {fault['error_rate']}; verdict {summary['verdict']['overall']}"
     )
+
+
+def test_streams_cut_behind_litellm_are_truncated_not_ok(
+    start_mock: StartMock, tmp_path: Path
+) -> None:
+    """LiteLLM re-ends a cut upstream stream with its own finish_reason, usage and [DONE],
+    and passes the proxy's tag on as `llm_provider-x-loadkit-fault`: the tag of a truncating
+    fault on an answer that looked whole makes it `truncated`. (LiteLLM does not forward
+    the client's x-loadkit-attempt by default, so the hit journal cannot join here.)"""
+    mock = start_mock({**FAST_MOCK, "regions": {"us": {}, "eu": {}}})
+    urls = region_urls(mock.lines)
+    ports = {"us": free_port(), "eu": free_port()}
+    deployments = [Deployment(n, f"http://127.0.0.1:{ports[n]}/v1") for n in ("us", "eu")]
+    with litellm_gateway(tmp_path, deployments, {"routing_strategy": "simple-shuffle"}) as gw:
+        path = scenario(
+            tmp_path,
+            "gateway-cut",
+            target={
+                "base_url": gw.url,
+                "api_key_env": "LITELLM_TEST_KEY",
+                "model": "gpt-4o-mini",
+                "upstreams": {
+                    n: {"url": urls[n] + "/v1", "listen": ports[n]} for n in ("us", "eu")
+                },
+            },
+            load={"type": "closed", "phases": [{"kind": "hold", "users": 3, "for": "12s"}]},
+            workloads=[
+                {
+                    "name": "chat",
+                    "kind": "chat",
+                    "prompt_tokens": 30,
+                    "output_tokens": 40,
+                    "stream": True,
+                    "think_time": "100ms",
+                }
+            ],
+            faults=[
+                {
+                    "id": "cut-us",
+                    "at": "3s",
+                    "for": "6s",
+                    "kind": "cut",
+                    "after_tokens": 5,
+                    "where": {"upstream": "us"},
+                }
+            ],
+        )
+        run = tmp_path / "run"
+        done = run_cli(
+            "run", str(path), "--out", str(run), timeout=180, env={"LITELLM_TEST_KEY": gw.key}
+        )
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    hits = summary["fault_hits"]
+    rec = read_records(run / "requests.csv")
+    cut = rec["fault"] == "cut-us"
+    # what the client itself saw: answers that looked whole (LiteLLM re-ended them)...
+    assert cut.any() and set(rec["outcome"][cut]) == {"ok"}
+    assert set(rec["finish_reason"][cut]) == {"stop"} and set(rec["served_by"][cut]) == {"us"}
+    # ... and what the run says they were
+    assert hits["hits"] >= int(cut.sum()) and hits["truncated"] == int(cut.sum()), hits
+    counts = summary["outcomes"]
+    assert counts.get("truncated", 0) == hits["truncated"]
+    assert summary["verdict"]["overall"] == "no-go"
+    assert "were cut upstream (counted truncated)" in done.stdout
+    print(f"cut behind the gateway: {hits}; outcomes {counts}")
