@@ -185,7 +185,7 @@ def run_locust(
             preexec_fn=term_with_parent(STOP_SIGNAL),
         )
         if drill is not None:
-            drill.attach(proc)
+            drill.attach(proc, STOP_SIGNAL)
         pump = threading.Thread(target=_pump, args=(proc, log, progress), daemon=True)
         pump.start()
         try:

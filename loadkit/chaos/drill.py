@@ -49,12 +49,15 @@ class Drill:
     endpoints: dict[str, str]  # region -> the proxy's listener for it
     out: IO[str] | None = None
     proc: subprocess.Popen[str] | None = None
+    stop_signal: int = 0
     t0: float | None = None
     abort_reason: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def attach(self, proc: subprocess.Popen[str]) -> None:
+    def attach(self, proc: subprocess.Popen[str], stop_signal: int) -> None:
+        """The Locust process an abort stops, and the signal that drains it (the runner's)."""
         self.proc = proc
+        self.stop_signal = stop_signal
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         """Locust's progress events: the first `started` (or progress) starts the timeline."""
@@ -81,10 +84,8 @@ class Drill:
             self.out.flush()
         proc = self.proc
         if proc is not None and proc.poll() is None:
-            from loadkit.traffic.config import STOP_SIGNAL
-
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(STOP_SIGNAL)  # Locust's own SIGTERM would drop what is in flight
+                proc.send_signal(self.stop_signal)  # Locust's SIGTERM would drop what is in flight
 
     def close(self) -> None:
         """Remove every fault, journal it, stop the proxy (idempotent; every exit path)."""

@@ -122,16 +122,28 @@ def test_no_import_cycles() -> None:
     assert _cycles(pruned) == []
 
 
-@pytest.mark.parametrize("room", ["loadkit.traffic"])
-def test_traffic_flows_one_way(room: str) -> None:
-    """scenario -> traffic -> records -> analysis -> report: traffic never reaches back."""
-    forbidden = ("loadkit.analysis", "loadkit.report", "loadkit.calibrate", "loadkit.run")
+ORCHESTRATION = ("loadkit.run", "loadkit.capacity", "loadkit.calibrate", "loadkit.preflight")
+
+
+@pytest.mark.parametrize(
+    ("room", "forbidden"),
+    [
+        ("loadkit.traffic", ("loadkit.analysis", "loadkit.report", *ORCHESTRATION)),
+        ("loadkit.chaos", ("loadkit.traffic", "loadkit.analysis", "loadkit.report")),
+        ("loadkit.analysis", ("loadkit.report", "loadkit.traffic", *ORCHESTRATION)),
+        ("loadkit.report", ("loadkit.traffic", *ORCHESTRATION)),
+        ("loadkit.results", ("loadkit.traffic", "loadkit.analysis", "loadkit.report")),
+    ],
+)
+def test_data_flows_one_way(room: str, forbidden: tuple[str, ...]) -> None:
+    """scenario -> traffic -> records -> analysis -> report: no room reaches back, and only
+    the orchestrators (run, capacity, calibrate, preflight) sit above them all."""
     bad = {
         (m, t)
         for m, ts in _graph().items()
         if m == room or m.startswith(room + ".")
         for t in ts
-        if any(t == f or t.startswith(f + ".") for f in forbidden)
+        if any(t == f or t.startswith(f + ".") or t.startswith(f + "_") for f in forbidden)
     }
     assert not bad, sorted(bad)
 
