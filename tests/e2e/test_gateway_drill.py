@@ -27,6 +27,17 @@ pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=missing_rea
 OUTAGE_AT_S, OUTAGE_FOR_S, DURATION_S = 8.0, 8.0, 28.0
 
 
+def _gateway_target(gw_url: str, urls: dict[str, str], ports: dict[str, int]) -> dict:
+    """The scenario's target: the gateway, and the two mock regions behind it through
+    loadkit's listeners on `ports`."""
+    return {
+        "base_url": gw_url,
+        "api_key_env": "LITELLM_TEST_KEY",
+        "model": "gpt-4o-mini",
+        "upstreams": {n: {"url": urls[n] + "/v1", "listen": ports[n]} for n in ("us", "eu")},
+    }
+
+
 def test_an_upstream_outage_behind_litellm(start_mock: StartMock, tmp_path: Path) -> None:
     mock = start_mock({**FAST_MOCK, "regions": {"us": {}, "eu": {}}})
     urls = region_urls(mock.lines)
@@ -44,12 +55,7 @@ def test_an_upstream_outage_behind_litellm(start_mock: StartMock, tmp_path: Path
             tmp_path,
             "gateway-drill",
             target={
-                "base_url": gw.url,
-                "api_key_env": "LITELLM_TEST_KEY",
-                "model": "gpt-4o-mini",
-                "upstreams": {
-                    n: {"url": urls[n] + "/v1", "listen": ports[n]} for n in ("us", "eu")
-                },
+                **_gateway_target(gw.url, urls, ports),
                 "record_headers": ["x-litellm-attempted-retries", "x-litellm-overhead-duration-ms"],
             },
             load={
@@ -134,14 +140,7 @@ def test_streams_cut_behind_litellm_are_truncated_not_ok(
         path = scenario(
             tmp_path,
             "gateway-cut",
-            target={
-                "base_url": gw.url,
-                "api_key_env": "LITELLM_TEST_KEY",
-                "model": "gpt-4o-mini",
-                "upstreams": {
-                    n: {"url": urls[n] + "/v1", "listen": ports[n]} for n in ("us", "eu")
-                },
-            },
+            target=_gateway_target(gw.url, urls, ports),
             load={"type": "closed", "phases": [{"kind": "hold", "users": 3, "for": "12s"}]},
             workloads=[
                 {
