@@ -375,7 +375,8 @@ class LLMClient:
             "Accept": "text/event-stream" if call.stream else "application/json",
             "Accept-Encoding": "identity",
             "x-loadkit-request-id": request_id,
-            # joins the proxy's hit journal; LiteLLM forwards x-pass-* upstream, prefix stripped
+            # joins the proxy's hit journal; x-pass-*: LiteLLM's documented forward-always
+            # prefix (1.108.7 did not forward it in tests/e2e/test_gateway_drill.py)
             ATTEMPT_HEADER: attempt_key(request_id, attempt_no),
             "x-pass-" + ATTEMPT_HEADER: attempt_key(request_id, attempt_no),
             "x-loadkit-region": region,
