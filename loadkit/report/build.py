@@ -120,7 +120,8 @@ def _chart_plan(a: RunAnalysis, slo: Any) -> list[tuple[str, str, str, Callable[
             lambda: C.breakdown_chart(a, "workload", wc),
         ),
     ]
-    if a.extra.get("upstreams"):
+    behind = any(f.get("upstream") for f in a.extra.get("faults", []))
+    if len(a.extra.get("upstreams", [])) > 1 or behind:  # one upstream is no failover
         plan.insert(
             4,
             (
