@@ -87,7 +87,7 @@ _STATUS = FaultParam(
 # Where the YAML loader and the control API used to disagree, the registry keeps the rule
 # that accepted more, so nothing that worked stops working: `after_tokens` is optional for
 # every kind (the YAML loader required it for cut and reset_mid; absent, the fault fires at
-# the first content frame, before it: tests/test_chaos_faults.py runs a cut without it) and
+# the first content frame, before it: tests/unit/test_chaos_faults.py runs a cut without it) and
 # `factor` may be 1 (the YAML loader wanted > 1; 1 stretches nothing).
 _AFTER_TOKENS = FaultParam("after_tokens", "after_tokens", int, "tokens", 0, 10_000_000, default=0)
 

@@ -57,7 +57,7 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
     ("stall", {"after_tokens": 3}, "stalled", 200),
     ("cut", {"after_tokens": 3}, "stream_cut", 200),
     ("reset_mid", {"after_tokens": 3}, "stream_cut", 200),
-    ("error_frame", {"after_tokens": 3}, "http_error", 200),
+    ("error_frame", {"after_tokens": 3}, "stream_error", 200),
     ("malformed_chunk", {"after_tokens": 3}, "malformed", 200),
     ("drop_usage", {}, "ok", 200),
     ("slow_tokens", {"factor": 3}, "ok", 200),

@@ -18,7 +18,7 @@ KILL_CHILD = textwrap.dedent(
     """
     import sys, time
     from loadkit.results.writer import RecordWriter
-    from tests.test_results_io import make_record
+    from tests.unit.test_results_io import make_record
     w = RecordWriter(sys.argv[1])
     i = 0
     while True:

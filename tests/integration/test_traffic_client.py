@@ -256,7 +256,7 @@ def test_mid_stream_failures_are_classified(fault_server):
     bad = one(fault_server, "malformed")["records"]
     assert [r["outcome"] for r in bad] == ["malformed"]
     err = one(fault_server, "error_frame")["records"]
-    assert [r["outcome"] for r in err] == ["http_error"]
+    assert [r["outcome"] for r in err] == ["stream_error"]  # its own outcome, its message
     assert "overloaded mid-stream" in err[0]["error"]
 
 
