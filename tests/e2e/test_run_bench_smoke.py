@@ -12,7 +12,7 @@ from tests.run_helpers import REPO
 def test_bench_loadgen_smoke(tmp_path) -> None:
     out = tmp_path / "loadgen.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.bench_loadgen", "--users", "20", "--seconds", "10",
+        [sys.executable, "-m", "bench.bench_loadgen", "--users", "20", "--seconds", "12",
          "--rounds", "1", "--step-ms", "50", "--tokens", "8", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
