@@ -54,7 +54,7 @@ from bench.bench_mock import (
 from bench.sse_load_client import PointSpec, run_point
 from bench.template import capture_template
 from loadkit.chaos.control_client import start_proxy
-from loadkit.servers import ServerProcess, start_server
+from loadkit.serving.launch import ServerProcess, start_server
 from loadkit.traffic.rxstamp import SO_TIMESTAMPNS, TIMESPEC
 
 REPO = Path(__file__).resolve().parents[1]

@@ -39,7 +39,7 @@ import yaml
 
 from bench.bench_mock import mock_config
 from loadkit.results.reader import read_records
-from loadkit.servers import running_server
+from loadkit.serving.launch import running_server
 
 HERE = Path(__file__).resolve().parent
 TARGET_RATIO = 1.8

@@ -48,7 +48,7 @@ import numpy as np
 import yaml
 
 from bench.bench_mock import cpu_seconds, machine_busy_s, mock_config, pick_cpus, raise_nofile
-from loadkit.servers import running_server
+from loadkit.serving.launch import running_server
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "loadgen_locustfile.py"

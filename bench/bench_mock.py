@@ -37,7 +37,7 @@ import numpy as np
 
 from bench.sse_load_client import PointResult, PointSpec, run_point
 from bench.template import Template, capture_template, synthetic_template
-from loadkit.servers import ServerProcess, start_server
+from loadkit.serving.launch import ServerProcess, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "out" / "bench_mock.json"

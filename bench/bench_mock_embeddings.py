@@ -44,7 +44,7 @@ from bench.bench_mock import (
 )
 from bench.sse_load_client import PointSpec, run_point
 from bench.template import capture_template
-from loadkit.servers import ServerProcess, start_server
+from loadkit.serving.launch import ServerProcess, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "out" / "bench_mock_embeddings.json"

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from loadkit import __version__
 from loadkit.errors import UserError
-from loadkit.run_distributed import WorkerOptions
-from loadkit.run_options import add_arguments as add_run_arguments
-from loadkit.run_options import duration_arg as _duration_arg
+from loadkit.orchestration.run_distributed import WorkerOptions
+from loadkit.orchestration.run_options import add_arguments as add_run_arguments
+from loadkit.orchestration.run_options import duration_arg as _duration_arg
 
 
 def _cmd_mock(args: argparse.Namespace) -> int:
@@ -38,7 +38,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     the_plan = plan(scenario)
     print(render(scenario, the_plan, args.scenario))
     if args.calibration:
-        from loadkit.calibrate import validate_lines
+        from loadkit.orchestration.calibrate import validate_lines
 
         print("\n" + "\n".join(validate_lines(scenario, the_plan, args.calibration)))
     return 0
@@ -53,15 +53,15 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from loadkit.run import run
-    from loadkit.run_options import RunOptions, from_namespace
+    from loadkit.orchestration.run import run
+    from loadkit.orchestration.run_options import RunOptions, from_namespace
 
     return run(from_namespace(args, RunOptions))
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from loadkit.run_distributed import exec_worker
-    from loadkit.run_options import from_namespace
+    from loadkit.orchestration.run_distributed import exec_worker
+    from loadkit.orchestration.run_options import from_namespace
 
     exec_worker(from_namespace(args, WorkerOptions))
     return 0  # not reached: the process is Locust's worker now
@@ -131,7 +131,7 @@ def _levels_arg(text: str) -> tuple[float, ...]:
 def _cmd_capacity(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from loadkit.capacity import CapacityOptions, run_capacity
+    from loadkit.orchestration.capacity import CapacityOptions, run_capacity
 
     opts = CapacityOptions(
         scenario=Path(args.scenario),

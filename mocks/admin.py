@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from loadkit.control_token import token_ok
 from loadkit.errors import UserError
+from loadkit.serving.control_token import token_ok
 from mocks.body import read_body
 from mocks.errors import ApiError
 from mocks.profile import Profile, apply_overrides

@@ -15,8 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loadkit.aioserve import announce, wait_for_stop_signal
 from loadkit.errors import UserError
+from loadkit.serving.aio import announce, wait_for_stop_signal
 from mocks.profile import DEFAULT_PROFILE, MockConfig, load_config
 
 GC_GEN0_THRESHOLD = 10_000

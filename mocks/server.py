@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from loadkit.aioserve import listen
+from loadkit.serving.aio import listen
 from mocks import metrics
 from mocks.admin import AdminApi
 from mocks.conn import GuardedRunner

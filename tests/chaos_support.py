@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from loadkit.chaos.control_client import ProxyProcess, running_proxy
-from loadkit.servers import ServerProcess, running_server
+from loadkit.serving.launch import ServerProcess, running_server
 
 # Deterministic pacing: 20 ms TTFT + one 10 ms step per token, answers as long as max_tokens.
 MOCK = {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from loadkit.servers import ServerProcess, start_server
+from loadkit.serving.launch import ServerProcess, start_server
 from tests.real_target import llama_server  # noqa: F401  (the real-target fixture)
 
 # The default profile at 1/20 of its latency: every engine effect stays, tests stay fast.

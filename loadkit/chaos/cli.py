@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from loadkit.aioserve import announce, wait_for_stop_signal
 from loadkit.chaos.body import MAX_BODY_BYTES
 from loadkit.chaos.faults import FaultSpec, FaultSpecError, fault_from_json
 from loadkit.errors import UserError
+from loadkit.serving.aio import announce, wait_for_stop_signal
 
 TOKEN_ENV = "LOADKIT_CHAOS_TOKEN"
 

@@ -19,17 +19,14 @@ TOKEN` or `x-loadkit-chaos-token: TOKEN`; without one, only loopback peers may c
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from loadkit.chaos import responses
 from loadkit.chaos.body import BodyRejected, ClientGone, parse_document, read_body
-from loadkit.chaos.faults import FaultSpecError, fault_from_json
-from loadkit.control_token import token_ok
-
-if TYPE_CHECKING:
-    from loadkit.chaos.proxy import ChaosProxy
+from loadkit.chaos.faults import FaultSet, FaultSpec, FaultSpecError, fault_from_json
+from loadkit.serving.control_token import token_ok
 
 PREFIX = "/chaos"
 
@@ -39,8 +36,23 @@ def _err(status: int, message: str, code: str | None = None) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
+class FaultHost(Protocol):
+    """What the control API needs of the server it steers (the chaos proxy is one)."""
+
+    token: str | None
+    max_body: int
+    faults: FaultSet
+    journal: list[dict[str, Any]]
+
+    async def put(self, spec: FaultSpec) -> str: ...
+    async def remove(self, fid: str) -> bool: ...
+    async def replace_all(self, specs: list[FaultSpec]) -> None: ...
+    async def reset(self) -> None: ...
+    def status(self) -> dict[str, Any]: ...
+
+
 class ControlApi:
-    def __init__(self, proxy: ChaosProxy) -> None:
+    def __init__(self, proxy: FaultHost) -> None:
         self.proxy = proxy
 
     def add_routes(self, app: web.Application) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadkit.errors import UserError
-from loadkit.servers import ServerProcess, start_server
+from loadkit.serving.launch import ServerProcess, start_server
 
 
 class ChaosControlError(RuntimeError):

@@ -39,7 +39,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
-from loadkit.aioserve import listen
 from loadkit.chaos import before_content, mid_stream, responses
 from loadkit.chaos import upstream as up
 from loadkit.chaos.body import (
@@ -63,6 +62,7 @@ from loadkit.chaos.journals import FaultJournalFile, HitJournal
 from loadkit.chaos.kinds import MID_STREAM
 from loadkit.chaos.relay import RelaySink
 from loadkit.results.faults_schema import ATTEMPT_HEADER
+from loadkit.serving.aio import listen
 
 HOP_BY_HOP = frozenset(
     {

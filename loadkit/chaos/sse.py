@@ -1,7 +1,7 @@
 """Just enough SSE understanding for mid-stream faults: frame boundaries and frame kinds.
 
 Only a stream that a mid-stream fault selected is parsed; every other stream passes through
-as raw bytes. A "token" is a content-bearing frame (`loadkit.sse_content`, the client's
+as raw bytes. A "token" is a content-bearing frame (`loadkit.apis.openai`, the client's
 definition too: text or reasoning), which is one token per frame for the mock and for
 most providers.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from loadkit.sse_content import carries_content
+from loadkit.apis.openai import carries_content
 
 CONTENT, USAGE, DONE, OTHER = "content", "usage", "done", "other"
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from loadkit.urls import split_base
+from loadkit.apis.urls import split_base
 
 MAX_HEAD_BYTES = 256 * 1024
 MAX_IDLE_PER_ORIGIN = 1024

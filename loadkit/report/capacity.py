@@ -14,7 +14,7 @@ from loadkit.report import style
 from loadkit.results.run_folder import RunFolder
 
 if TYPE_CHECKING:
-    from loadkit.capacity import CapacityResult
+    from loadkit.analysis.capacity import CapacityResult
 
 
 def _slo_p95(slo: dict[str, Any], metric: str) -> float | None:

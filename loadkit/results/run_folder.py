@@ -8,7 +8,7 @@
 <run>/locust_*.csv        Locust's own CSV stats; <run>/locust.html its HTML report
 <run>/locust.log          Locust's console output
 <run>/run-config.json     the settings `loadkit run` hands to Locust (no secrets)
-<run>/calibration.json    the prompt-size calibration (loadkit.calibrate)
+<run>/calibration.json    the prompt-size calibration (loadkit.orchestration.calibrate)
 <run>/faults.csv          a chaos drill's fault journal
 <run>/report.html         the report, with <run>/charts/*.png (loadkit.report)
 ```
@@ -109,7 +109,7 @@ class RunFolder:
 
     @property
     def calibration_json(self) -> Path:
-        """The prompt-size calibration (`loadkit.calibrate`)."""
+        """The prompt-size calibration (`loadkit.orchestration.calibrate`)."""
         return self.path / self.CALIBRATION_JSON
 
     @property

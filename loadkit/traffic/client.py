@@ -47,6 +47,7 @@ import numpy as np
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
+from loadkit.apis.urls import split_base
 from loadkit.cost import Price
 from loadkit.results.faults_schema import ATTEMPT_HEADER, attempt_key
 from loadkit.results.schema import RequestRecord
@@ -69,7 +70,6 @@ from loadkit.traffic.sse import (
     usage_tokens,
 )
 from loadkit.traffic.stale import STALE_ERRORS, ReuseTracker
-from loadkit.urls import split_base
 
 if TYPE_CHECKING:
     from loadkit.scenario.model import ClientPolicy

@@ -3,7 +3,7 @@
 A leaf of the traffic layer: the run settings file (`RunConfig`, never a secret), the
 progress-line prefix and stop signal the parent and the locustfile agree on, and how the
 API key and `${VAR}` header values are read from the environment. The orchestration
-(`loadkit.run`) and the locustfile both import it; it imports neither.
+(`loadkit.orchestration.run`) and the locustfile both import it; it imports neither.
 """
 
 from __future__ import annotations

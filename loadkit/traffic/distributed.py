@@ -2,7 +2,8 @@
 
 Locust is the engine (its master/worker channel, its user dispatcher, its heartbeats); this
 module adds what a load test of an LLM service needs on top, free of Locust imports (the
-locustfile uses it; the parent side, `loadkit.run_distributed`, starts master and workers):
+locustfile uses it; the parent side, `loadkit.orchestration.run_distributed`, starts master
+and workers):
 
 - **Assignments** (open loop and trace replay): the master splits each region's arrivals
   among the workers serving that region (a worker started with `--region R` serves only R;

@@ -1,4 +1,4 @@
-"""What `locust -f` loads for `loadkit run` (started by `loadkit.run_locust`).
+"""What `locust -f` loads for `loadkit run` (started by `loadkit.orchestration.run_locust`).
 
 Locust needs its User and LoadTestShape classes at import, so this module reads the run
 settings named by `LOADKIT_RUN_CONFIG` and builds them when it is imported (that is its one

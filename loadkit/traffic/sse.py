@@ -4,7 +4,7 @@ The client hands over the body in blocks of complete lines, one block per socket
 (see `loadkit.traffic.client`); `SSEParser.feed_lines` turns them into event payloads (the
 `data:` field, joined over continuation lines, dispatched on the blank line) and
 `interpret_chunk` reads what an OpenAI chat or completions chunk carries: content text
-(what counts as content: `loadkit.sse_content`, shared with the chaos proxy), usage,
+(what counts as content: `loadkit.apis.openai`, shared with the chaos proxy), usage,
 finish reason or an error object.
 
 The hot path: nearly every event of a stream is a plain content delta, one choice whose
@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from loadkit.sse_content import choice_text
+from loadkit.apis.openai import choice_text
 
 DONE = "[DONE]"
 

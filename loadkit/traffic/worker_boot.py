@@ -1,6 +1,7 @@
 """What the generated worker locustfile runs on a Locust worker (`loadkit worker`).
 
-`loadkit run --master` writes a small locustfile (`loadkit.run_distributed`) that carries
+`loadkit run --master` writes a small locustfile (`loadkit.orchestration.run_distributed`)
+that carries
 the run settings and the scenario text; Locust sends it to every worker started with
 `-f -`. That file calls `worker_locustfile_globals`, which puts the run settings where the
 locustfile reads them and then imports it. Nothing in loadkit imports this module: only the

@@ -3,7 +3,8 @@
 `loadkit.workload.prompts` writes text in *synthesis units* of 4 characters (the project's
 token estimate). A real tokenizer counts that text differently: llama-server's BPE counts
 about 0.9 tokens per unit on the word pool, cl100k about 0.8. `loadkit run` measures the
-target's tokens per unit before the load (`loadkit.calibrate`) and every prompt is then
+target's tokens per unit before the load (`loadkit.orchestration.calibrate`) and every
+prompt is then
 synthesised with `Sizing.units(n)` units, so the service counts `n` tokens of content.
 
 Content is what the workload asks for: system prefix, carried history, RAG context and the

@@ -9,7 +9,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from loadkit.servers import running_server
+from loadkit.serving.launch import running_server
 from tests.conftest import FAST_MOCK, http_request
 
 FAULTS = """

@@ -12,7 +12,7 @@ from pathlib import Path
 from loadkit.chaos.control_client import ChaosControl
 from loadkit.results.faults_schema import read_fault_events
 from loadkit.results.schema import HEADER_LINE, to_csv_line
-from loadkit.servers import running_server
+from loadkit.serving.launch import running_server
 from tests.records import FAILED, record
 
 

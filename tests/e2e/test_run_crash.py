@@ -82,7 +82,7 @@ def test_loadkit_killed_locust_finishes_the_file(tmp_path) -> None:
     assert _pids_with(str(out), "locust\x00-f") == []  # Locust did not run on as an orphan
     rec = read_records(out / "requests.csv")
     assert not rec.truncated and len(rec) > 10
-    # The mock was the killed parent's child: stop it here (loadkit.servers has no
+    # The mock was the killed parent's child: stop it here (loadkit.serving.launch has no
     # parent-death signal of its own).
     for pid in _pids_with(str(out)):
         os.kill(pid, signal.SIGTERM)

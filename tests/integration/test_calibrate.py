@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadkit import calibrate
 from loadkit.analysis.sizes import planned_vs_served
+from loadkit.orchestration import calibrate
 from loadkit.results.reader import read_records
 from loadkit.scenario import load_scenario
 from loadkit.workload.sizing import Sizing

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from loadkit.servers import running_server, wait_healthy
+from loadkit.serving.launch import running_server, wait_healthy
 from tests.chaos_support import MOCK
 from tests.conftest import http_request
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from loadkit.chaos.control_client import ProxyProcess
-from loadkit.servers import ServerProcess
+from loadkit.serving.launch import ServerProcess
 from tests.chaos_support import mock_and_proxy
 
 REPO = Path(__file__).resolve().parents[2]

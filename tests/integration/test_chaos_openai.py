@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from loadkit.chaos.control_client import ChaosControl, ChaosControlError, ProxyProcess
-from loadkit.servers import ServerProcess
+from loadkit.serving.launch import ServerProcess
 from tests.chaos_support import mock_and_proxy
 from tests.conftest import http_request
 

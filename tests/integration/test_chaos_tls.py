@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from loadkit.chaos.control_client import running_proxy
-from loadkit.servers import running_server
+from loadkit.serving.launch import running_server
 
 SERVER = textwrap.dedent(
     """

@@ -12,7 +12,7 @@ import pytest
 
 from loadkit.chaos.control_client import running_proxy
 from loadkit.results.faults_schema import ATTEMPT_HEADER, read_fault_hits
-from loadkit.servers import running_server
+from loadkit.serving.launch import running_server
 from tests.chaos_support import MOCK, region_urls
 from tests.ports import free_port
 

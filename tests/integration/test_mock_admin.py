@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import openai
 import pytest
 
-from loadkit.servers import ServerProcess
+from loadkit.serving.launch import ServerProcess
 from tests.conftest import FAST_MOCK, StartMock, http_request
 
 CHAT = "/v1/chat/completions"

@@ -6,7 +6,7 @@ import numpy as np
 import openai
 import pytest
 
-from loadkit.servers import ServerProcess
+from loadkit.serving.launch import ServerProcess
 from loadkit.tokens import estimate_tokens
 from tests.conftest import FAST_MOCK, StartMock
 

@@ -13,7 +13,7 @@ import aiohttp
 import openai
 import pytest
 
-from loadkit.servers import ServerProcess
+from loadkit.serving.launch import ServerProcess
 from tests.conftest import FAST_MOCK, HttpResponse, StartMock, http_request
 
 CHAT = "/v1/chat/completions"

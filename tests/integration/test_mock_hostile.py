@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from loadkit.servers import ServerProcess
+from loadkit.serving.launch import ServerProcess
 from tests.conftest import FAST_MOCK, StartMock, _start, http_request
 
 CHAT = "/v1/chat/completions"
@@ -548,7 +548,7 @@ def test_largest_valid_embeddings_request_is_answered_whole(hostile_mock: Server
 
 def test_admin_token_from_the_environment_and_timeouts_from_flags(tmp_path: Path) -> None:
     """LOADKIT_MOCK_ADMIN_TOKEN works like --admin-token; --header-timeout beats the file."""
-    from loadkit.servers import start_server
+    from loadkit.serving.launch import start_server
 
     server = start_server(
         "mock",

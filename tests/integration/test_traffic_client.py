@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadkit.servers import ServerProcess, running_server
+from loadkit.serving.launch import ServerProcess, running_server
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import pytest
 
-from loadkit.servers import running_server
+from loadkit.serving.launch import running_server
 from tests.integration.test_traffic_client import drive
 
 SCENARIO = """

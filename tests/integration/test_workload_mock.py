@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import openai
 
-from loadkit.servers import ServerProcess
+from loadkit.serving.launch import ServerProcess
 from loadkit.workload.distributions import Constant, Uniform
 from loadkit.workload.prompts import (
     Conversation,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from loadkit import capacity as capmod
 from loadkit.analysis.summary import summarize
+from loadkit.orchestration import capacity as capmod
 from loadkit.report.build import build_report
 from loadkit.report.compare import read_run
 from loadkit.results.reader import read_records

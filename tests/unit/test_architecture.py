@@ -122,7 +122,7 @@ def test_no_import_cycles() -> None:
     assert _cycles(pruned) == []
 
 
-ORCHESTRATION = ("loadkit.run", "loadkit.capacity", "loadkit.calibrate", "loadkit.preflight")
+ORCHESTRATION = ("loadkit.orchestration",)
 
 
 @pytest.mark.parametrize(
@@ -133,11 +133,30 @@ ORCHESTRATION = ("loadkit.run", "loadkit.capacity", "loadkit.calibrate", "loadki
         ("loadkit.analysis", ("loadkit.report", "loadkit.traffic", *ORCHESTRATION)),
         ("loadkit.report", ("loadkit.traffic", *ORCHESTRATION)),
         ("loadkit.results", ("loadkit.traffic", "loadkit.analysis", "loadkit.report")),
+        # the API registry is a pure leaf: traffic, chaos, mocks, the start-up check and
+        # calibration read it, so it imports none of them and no network stack
+        (
+            "loadkit.apis",
+            (
+                "loadkit.traffic",
+                "loadkit.chaos",
+                "loadkit.analysis",
+                "loadkit.report",
+                "loadkit.serving",
+                "mocks",
+                *ORCHESTRATION,
+            ),
+        ),
+        (
+            "loadkit.serving",
+            ("loadkit.traffic", "loadkit.analysis", "loadkit.report", *ORCHESTRATION),
+        ),
+        ("mocks", ("loadkit.traffic", "loadkit.analysis", "loadkit.report", *ORCHESTRATION)),
     ],
 )
 def test_data_flows_one_way(room: str, forbidden: tuple[str, ...]) -> None:
     """scenario -> traffic -> records -> analysis -> report: no room reaches back, and only
-    the orchestrators (run, capacity, calibrate, preflight) sit above them all."""
+    the orchestrators (`loadkit.orchestration`) sit above them all."""
     bad = {
         (m, t)
         for m, ts in _graph().items()
@@ -146,6 +165,36 @@ def test_data_flows_one_way(room: str, forbidden: tuple[str, ...]) -> None:
         if any(t == f or t.startswith(f + ".") or t.startswith(f + "_") for f in forbidden)
     }
     assert not bad, sorted(bad)
+
+
+def test_apis_are_pure() -> None:
+    """The provider-API registry runs in Locust's gevent world and in the aiohttp servers
+    alike: it imports neither."""
+    tree_imports = {
+        (m, t)
+        for m, path in _modules().items()
+        if m == "loadkit.apis" or m.startswith("loadkit.apis.")
+        for t in _imports(ast.parse(path.read_text(encoding="utf-8")), m, False)
+        if t.split(".")[0] in {"gevent", "aiohttp", "locust", "requests", "urllib3"}
+    }
+    assert not tree_imports, sorted(tree_imports)
+
+
+# loadkit/'s top level: its rooms, the CLI and a few leaves every room may read
+TOP_LEVEL = {
+    "__init__.py",
+    "cli.py",
+    "errors.py",  # the one user-error type
+    "fmt.py",  # how a millisecond figure reads
+    "tokens.py",  # the one token estimate
+    "cost.py",  # the price of one request
+}
+
+
+def test_top_level_shows_the_rooms() -> None:
+    root = REPO / "loadkit"
+    modules = {p.name for p in root.glob("*.py")}
+    assert modules == TOP_LEVEL, f"new top-level modules belong in a room: {modules - TOP_LEVEL}"
 
 
 def test_no_module_over_the_limit() -> None:

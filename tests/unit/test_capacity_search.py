@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from loadkit import capacity as capmod
-from loadkit.capacity import CapacityOptions, StepResult
 from loadkit.cli import main as cli_main
 from loadkit.errors import UserError
+from loadkit.orchestration import capacity as capmod
+from loadkit.orchestration.capacity import CapacityOptions, StepResult
 from loadkit.scenario import load_scenario
 from tests.records import record
 

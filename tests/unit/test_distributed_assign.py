@@ -1,7 +1,8 @@
 """Who fires which open-loop arrival in a distributed run, and the master's worker book.
 
-Pure parts of `loadkit.traffic.distributed` and `loadkit.run_distributed` (no Locust, no
-processes): every arrival goes to exactly one worker, before and after a re-split; region
+Pure parts of `loadkit.traffic.distributed` and `loadkit.orchestration.run_distributed`
+(no Locust, no processes): every arrival goes to exactly one worker, before and after a
+re-split; region
 workers get only their region; the worker book and the lines under the summary table. Plus
 `OpenLoopScheduler.cut`, which hands a schedule's tail to the next split.
 """
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadkit.run_distributed import worker_lines
+from loadkit.orchestration.run_distributed import worker_lines
 from loadkit.traffic.distributed import (
     WorkerBook,
     select_arrivals,

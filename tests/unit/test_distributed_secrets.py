@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from loadkit import run as runner
+from loadkit.orchestration import run as runner
+from loadkit.orchestration.run_distributed import master_setup
 from loadkit.results import run_folder as rf
-from loadkit.run_distributed import master_setup
 from loadkit.scenario import load_scenario
 from loadkit.traffic.config import secret_values
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from loadkit.apis.openai import carries_content, choice_text
 from loadkit.chaos.sse import CONTENT, classify
-from loadkit.sse_content import carries_content, choice_text
 from loadkit.traffic.sse import interpret_chunk
 
 CHUNKS: list[dict[str, Any]] = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from loadkit.apis.urls import api_path, api_url
 from loadkit.chaos.upstream import Origin, build_request
-from loadkit.urls import api_path, api_url
 
 FORMS = [
     ("http://h:8000", "/v1/chat/completions"),

@@ -1,5 +1,5 @@
 """What loadkit's two aiohttp servers (the mock provider, the chaos proxy) share: binding a
-listener, announcing its URL on stdout for `loadkit.servers`, and running until a signal.
+listener, announcing its URL on stdout for `loadkit.serving.launch`, and running until a signal.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ async def listen(
 
 
 def announce(url: str, regions: Mapping[str, str]) -> None:
-    """The base URL first (scripts and `loadkit.servers` read it), then `region NAME URL` lines."""
+    """The base URL first (scripts and `serving.launch` read it), then `region NAME URL` lines."""
     print(url, flush=True)
     for name, region_url in regions.items():
         print(f"region {name} {region_url}", flush=True)

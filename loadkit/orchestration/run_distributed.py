@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loadkit.errors import UserError
-from loadkit.run_options import flag
+from loadkit.orchestration.run_options import flag
 from loadkit.traffic.config import (
     DEFAULT_MASTER_PORT,
     RUN_CONFIG_ENV,

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from loadkit.results import run_folder as rf
-from loadkit.servers import term_with_parent
+from loadkit.serving.launch import term_with_parent
 from loadkit.traffic.config import DRAIN_S, LOCUSTFILE, PROGRESS_PREFIX, STOP_SIGNAL
 
 if TYPE_CHECKING:
-    from loadkit.run import RunOptions
+    from loadkit.orchestration.run_options import RunOptions
 
 # After the stop signal, how long beyond the drain the parent waits before it kills Locust
 # (the master waits for its workers' last records; Locust gives workers 60 s to stop).

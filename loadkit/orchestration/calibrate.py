@@ -2,7 +2,8 @@
 
 `loadkit.workload.prompts` writes 4 characters per synthesis unit, the project's estimate of
 a token; a real tokenizer disagrees (llama-server's BPE counts ~0.9 tokens per unit on the
-word pool, cl100k ~0.8). Right after the start-up check (`loadkit.preflight`), `loadkit run`
+word pool, cl100k ~0.8). Right after the start-up check
+(`loadkit.orchestration.preflight`), `loadkit run`
 sends a few synthesised prompts of known size (`SIZES` units, `REPEATS` each, `max_tokens`
 1, not streamed) to the first endpoint, straight to the service (never through a drill's
 chaos proxy), and fits by (weighted) least squares
@@ -11,7 +12,8 @@ chaos proxy), and fits by (weighted) least squares
 
 `scale` sizes every prompt of the run (`Sizing.units`); `overhead` is the per-request
 template cost (llama-server's ChatML: 10 tokens for a one-message chat). The fit goes to
-`calibration.json` in the run folder, `summary.json["calibration"]` (`loadkit.run_summary`),
+`calibration.json` in the run folder, `summary.json["calibration"]`
+(`loadkit.orchestration.run_summary`),
 and to the Locust processes through the run config (`extra["sizing"]`).
 
 A service that reports no usage: with `target.tokenizer` (a local `tokenizer.json`) the same
@@ -31,8 +33,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from loadkit.apis.urls import api_url
 from loadkit.results.run_folder import RunFolder, safe_url
-from loadkit.urls import api_url
 from loadkit.workload.sizing import Sizing
 
 SIZES = (8, 64, 256, 1024)  # synthesis units per calibration prompt

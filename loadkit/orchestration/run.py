@@ -5,11 +5,12 @@ The parent process never imports Locust (gevent monkey-patches sockets at import
    and for a target off loopback prints the estimated cost and requires `--yes` unless the
    scenario has a budget;
 2. creates the run folder (scenario copy with secrets redacted, environment.json);
-3. starts the bundled mock when the target is the mock (`loadkit.servers`), then sends one
-   real request to every endpoint (`loadkit.preflight`: unreachable, 401, 403 or 404 is one
+3. starts the bundled mock when the target is the mock (`loadkit.serving.launch`), then sends one
+   real request to every endpoint (`loadkit.orchestration.preflight`:
+   unreachable, 401, 403 or 404 is one
    clear line and exit 2, before any load);
 4. runs `python -m locust -f loadkit/traffic/locustfile.py` in its own session
-   (`loadkit.run_locust`), handing it the run settings in `run-config.json`
+   (`loadkit.orchestration.run_locust`), handing it the run settings in `run-config.json`
    (`loadkit.traffic.config.RunConfig`; no secrets: keys stay in the environment), shows
    the progress line the locustfile prints every second, copies Locust's console to
    locust.log;
@@ -19,10 +20,11 @@ The parent process never imports Locust (gevent monkey-patches sockets at import
    Ctrl-C kills Locust's process group. If `loadkit run` itself dies, the kernel sends
    Locust the same signal (PR_SET_PDEATHSIG), so it drains on its own;
 6. reads requests.csv (only the records), writes summary.json, prints the summary table and
-   returns the exit code (1 on an SLO breach with `--fail-on-slo`; `loadkit.run_summary`).
+   returns the exit code (1 on an SLO breach with `--fail-on-slo`;
+   `loadkit.orchestration.run_summary`).
 
-The options are `loadkit.run_options.RunOptions`; a `--master` run's parent side is
-`loadkit.run_distributed`.
+The options are `loadkit.orchestration.run_options.RunOptions`; a `--master` run's parent side is
+`loadkit.orchestration.run_distributed`.
 """
 
 from __future__ import annotations
@@ -37,12 +39,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from loadkit.calibrate import calibrate_run
 from loadkit.errors import UserError
+from loadkit.orchestration.calibrate import calibrate_run
+from loadkit.orchestration.run_locust import locust_command, run_locust
+from loadkit.orchestration.run_options import RunOptions
+from loadkit.orchestration.run_summary import RunResult, finish
 from loadkit.results import run_folder as rf
-from loadkit.run_locust import locust_command, run_locust
-from loadkit.run_options import RunOptions
-from loadkit.run_summary import RunResult, finish
 from loadkit.traffic.config import (
     LOCUSTFILE,
     PARENT_PID_ENV,
@@ -97,8 +99,8 @@ def run_config(
 def check_endpoints(
     scenario: Any, endpoints: Mapping[str, str], secrets: list[str], out: IO[str]
 ) -> None:
-    """One real request per distinct endpoint before any load (`loadkit.preflight`)."""
-    from loadkit.preflight import check_endpoint
+    """One real request per distinct endpoint before any load (`orchestration.preflight`)."""
+    from loadkit.orchestration.preflight import check_endpoint
 
     target = scenario.target
     headers = {}
@@ -134,7 +136,7 @@ def mock_endpoints(scenario: Any, folder: rf.RunFolder) -> Iterator[dict[str, st
     """Start the bundled mock (one listener per region) and yield region -> URL."""
     import yaml
 
-    from loadkit.servers import running_server
+    from loadkit.serving.launch import running_server
 
     target = scenario.target
     names = [r.name for r in scenario.regions]
@@ -199,7 +201,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
     if not opts.drain_s >= 0:
         raise UserError(f"--drain must be 0 s or more, got {opts.drain_s:g}")
     if opts.master:
-        from loadkit.run_distributed import check_master_options
+        from loadkit.orchestration.run_distributed import check_master_options
 
         check_master_options(opts)
     if opts.users is not None and type(scenario.load).__name__ != "ClosedLoad":
@@ -288,7 +290,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         }
         locustfile = LOCUSTFILE
         if opts.master:
-            from loadkit.run_distributed import master_setup
+            from loadkit.orchestration.run_distributed import master_setup
 
             locustfile = master_setup(
                 stack, opts, folder.run_config, scenario, endpoints, out, secrets

@@ -21,7 +21,7 @@ from loadkit.errors import UserError
 from loadkit.results import run_folder as rf
 
 if TYPE_CHECKING:
-    from loadkit.run import RunOptions
+    from loadkit.orchestration.run_options import RunOptions
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def finish(
             "absorbed (retried or failed over)\n"
         )
     if doc.get("workers"):
-        from loadkit.run_distributed import worker_lines
+        from loadkit.orchestration.run_distributed import worker_lines
 
         out.write("".join(f"{line}\n" for line in worker_lines(doc["workers"])))
     out.write(f"stopped: {reason}\n" if reason != "completed" else "")
@@ -164,8 +164,8 @@ def size_sections(
 ) -> dict[str, Any]:
     """summary.json's `calibration`, `planned_vs_served` and (Mooncake replay)
     `prefix_replay` sections; prints the planned-vs-served warnings."""
-    from loadkit import calibrate
     from loadkit.analysis.sizes import planned_vs_served
+    from loadkit.orchestration import calibrate
 
     cal = calibrate.read(folder.path)
     doc: dict[str, Any] = {}

@@ -3,7 +3,8 @@
 `add_arguments` builds the argparse arguments from the fields (their defaults, flags, help),
 `from_namespace` builds RunOptions from the parsed arguments, so a new option is one field.
 `loadkit capacity` builds RunOptions directly for each step and shares two of the flags;
-`loadkit worker`'s options (`loadkit.run_distributed.WorkerOptions`) are declared the same way.
+`loadkit worker`'s options (`loadkit.orchestration.run_distributed.WorkerOptions`) are
+declared the same way.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A TCP connect proves little: a wrong path (`/v1/v1/...`), a missing key or a gateway
 that does not know the model all accept connections and then fail every request, which
 a run would only show as a 100% error rate at the end. So `loadkit run` asks each
-endpoint `GET /v1/models` (joined with `loadkit.urls.api_url`, as the client joins its
+endpoint `GET /v1/models` (joined with `loadkit.apis.urls.api_url`, as the client joins its
 calls) with the run's own headers; a target without that route (404/405/501) is asked
 for a 1-token chat completion of the scenario's model instead. 401, 403 and 404 to that
 request stop the run with one line naming the URL and the status; other statuses
@@ -17,9 +17,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 
+from loadkit.apis.urls import api_url
 from loadkit.errors import UserError
 from loadkit.results.run_folder import redact_text, safe_url
-from loadkit.urls import api_url
 
 REFUSED = (401, 403, 404)
 _NO_ROUTE = (404, 405, 501)

@@ -1,0 +1,1 @@
+"""loadkit's own servers (the mock, the chaos proxy): launched, bound, announced, guarded."""
