@@ -37,6 +37,7 @@ class Price:
     output_per_1m: float
     cached_input_per_1m: float | None = None
     provider: str = ""
+    cache_write_per_1m: float | None = None  # prompt tokens written to the cache (Anthropic)
     source: str = ""
     checked: str = ""
 
@@ -45,25 +46,41 @@ class Price:
         """What a cached prompt token costs (the input price when there is no discount)."""
         return self.input_per_1m if self.cached_input_per_1m is None else self.cached_input_per_1m
 
+    @property
+    def cache_write_rate_per_1m(self) -> float:
+        """What a prompt token written to the cache costs (the input price when unpriced)."""
+        return self.input_per_1m if self.cache_write_per_1m is None else self.cache_write_per_1m
+
     def scaled(self, factor: float) -> Price:
         """Every rate times `factor` (a regional uplift such as 1.1)."""
         cached = None if self.cached_input_per_1m is None else self.cached_input_per_1m * factor
+        write = None if self.cache_write_per_1m is None else self.cache_write_per_1m * factor
         return replace(
             self,
             input_per_1m=self.input_per_1m * factor,
             output_per_1m=self.output_per_1m * factor,
             cached_input_per_1m=cached,
+            cache_write_per_1m=write,
         )
 
 
-def cost_usd(price: Price, prompt_tokens: int, cached_tokens: int, completion_tokens: int) -> float:
-    """USD for one attempt; `prompt_tokens` includes `cached_tokens` (OpenAI usage semantics)."""
+def cost_usd(
+    price: Price,
+    prompt_tokens: int,
+    cached_tokens: int,
+    completion_tokens: int,
+    cache_write_tokens: int = 0,
+) -> float:
+    """USD for one attempt; `prompt_tokens` includes `cached_tokens` and `cache_write_tokens`
+    (OpenAI usage semantics; Anthropic's usage is normalised to it by loadkit.apis)."""
     prompt = max(int(prompt_tokens), 0)
     cached = min(max(int(cached_tokens), 0), prompt)
+    written = min(max(int(cache_write_tokens), 0), prompt - cached)
     completion = max(int(completion_tokens), 0)
     return (
-        (prompt - cached) * price.input_per_1m
+        (prompt - cached - written) * price.input_per_1m
         + cached * price.cached_rate_per_1m
+        + written * price.cache_write_rate_per_1m
         + completion * price.output_per_1m
     ) * PER_TOKEN
 
@@ -94,7 +111,8 @@ def price_table() -> dict[str, Price]:
 
 
 def parse_price_table(text: str, name: str) -> dict[str, Price]:
-    """Rows of `model,provider,input_per_1m,cached_input_per_1m,output_per_1m,source,checked`."""
+    """Rows of `model,provider,input_per_1m,cached_input_per_1m,output_per_1m,source,checked`
+    (and optionally `cache_write_per_1m`)."""
     table: dict[str, Price] = {}
     reader = csv.DictReader(io.StringIO(text))
     needed = {"model", "input_per_1m", "output_per_1m"}
@@ -117,6 +135,7 @@ def parse_price_table(text: str, name: str) -> dict[str, Price]:
                 _rate(row, "output_per_1m", name, line), "output_per_1m", name, line
             ),
             cached_input_per_1m=_rate(row, "cached_input_per_1m", name, line, optional=True),
+            cache_write_per_1m=_rate(row, "cache_write_per_1m", name, line, optional=True),
             provider=(row.get("provider") or "").strip(),
             source=(row.get("source") or "").strip(),
             checked=(row.get("checked") or "").strip(),

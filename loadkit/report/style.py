@@ -39,6 +39,9 @@ OUTCOME_COLORS: dict[str, str] = {
     "aborted": "#95A5A6",
     "truncated": "#A0522D",
     "stream_error": "#7B241C",
+    "empty": "#B7950B",
+    "overloaded": "#922B21",
+    "content_filter": "#1F618D",
 }
 
 # p50 solid and light, p95 the headline, p99 dashed and dark.

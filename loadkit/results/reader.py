@@ -160,6 +160,8 @@ def _fast_chunk(piece: bytes, names: tuple[str, ...]) -> dict[str, np.ndarray] |
         quoted[np.searchsorted(nl, quote_pos)] = True
         comma = comma[~quoted[np.searchsorted(nl, comma)]]
     plain = np.flatnonzero(~quoted)
+    if plain.size == 0:  # every row quoted: the careful path reads them all
+        return None
     if comma.size != plain.size * (ncol - 1):
         return None
     grid = comma.reshape(plain.size, ncol - 1)

@@ -36,6 +36,12 @@ OUTCOMES: tuple[str, ...] = (
     "truncated",
     # an error event inside a 200 stream (a gateway's or provider's mid-stream error)
     "stream_error",
+    # a 200 answer without a single content frame, where the call asked for tokens
+    "empty",
+    # the provider is overloaded: Anthropic's 529, or its `overloaded_error` event mid-stream
+    "overloaded",
+    # the provider's content filter refused the prompt or stopped the answer (never retried)
+    "content_filter",
 )
 TOKENS_SOURCES: tuple[str, ...] = ("server", "estimated")
 
@@ -80,6 +86,9 @@ class RequestRecord:
     finish_reason: str = ""  # the service's finish_reason (stop, length, tool_calls, ...)
     planned_prompt_tokens: int = 0  # the prompt size the workload asked for (0: unknown)
     served_by: str = ""  # the upstream that answered (a gateway's deployment), when known
+    api: str = "openai"  # the provider API the attempt spoke (loadkit.apis)
+    endpoint_name: str = ""  # the scenario's name of the endpoint called ("" : the target)
+    cache_write_tokens: int = 0  # prompt tokens written to the provider's cache (Anthropic)
     # values of the scenario's `target.record_headers`, in order: the h_<name> columns
     headers: tuple[str, ...] = ()
 
@@ -117,6 +126,7 @@ INT_COLUMNS: frozenset[str] = frozenset(
         "reconnects",
         "max_tokens",
         "planned_prompt_tokens",
+        "cache_write_tokens",
     }
 )
 STR_COLUMNS: frozenset[str] = frozenset(COLUMNS) - FLOAT_COLUMNS - INT_COLUMNS
@@ -183,6 +193,9 @@ def to_csv_line(r: RequestRecord) -> str:
                 t(r.finish_reason),
                 str(r.planned_prompt_tokens),
                 t(r.served_by),
+                t(r.api),
+                t(r.endpoint_name),
+                str(r.cache_write_tokens),
                 *map(t, r.headers),
             )
         )

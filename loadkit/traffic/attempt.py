@@ -12,14 +12,11 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from loadkit.apis.base import PlannedCall, Usage, prompt_text
 from loadkit.cost import Price, cost_usd
 from loadkit.results.schema import NAN, RequestRecord
 from loadkit.tokens import estimate_tokens
-
-if TYPE_CHECKING:
-    from loadkit.traffic.client import PlannedCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +29,8 @@ class RecordContext:
     region: str
     path: str
     half_rtt: float  # s: the simulated one-way trip added to the timings
+    api: str = "openai"
+    endpoint_name: str = ""
 
 
 @dataclass(slots=True)
@@ -47,7 +46,8 @@ class Attempt:
     t_end: float = NAN
     arrivals: list[float] = field(default_factory=list)
     pieces: list[str] = field(default_factory=list)
-    usage: tuple[int, int, int] | None = None
+    usage: Usage | None = None
+    finished: bool = False  # the answer said it ended (end event, finish reason, whole body)
     body_bytes: int = 0
     t_start: float = NAN  # the attempt's clock: restarted by a stale-connection resend
     reconnects: int = 0
@@ -74,16 +74,6 @@ def gap_stats(arrivals: Sequence[float]) -> tuple[float, float, float]:
     return sum(gaps) / len(gaps), _percentile(gaps, 0.99), gaps[-1]
 
 
-def prompt_text(call: PlannedCall) -> str:
-    if call.messages is not None:
-        return "".join(str(m.get("content") or "") for m in call.messages)
-    if call.prompt is not None:
-        return call.prompt
-    if isinstance(call.input, str):
-        return call.input
-    return "".join(call.input or ())
-
-
 def forced_tokens(call: PlannedCall) -> int | None:
     """The answer length the request forced (`ignore_eos`, `min_tokens`), if it did."""
     extra = call.extra_body
@@ -97,12 +87,28 @@ def forced_tokens(call: PlannedCall) -> int | None:
     return None
 
 
-def check_forced_length(call: PlannedCall, a: Attempt) -> None:
-    """An answer the server says is shorter than the request forced was cut somewhere (a
-    gateway re-ended a broken stream): `truncated`, not `ok`. Judged on the server's own
-    usage only; a chunk count is not a token count."""
+def check_answer(call: PlannedCall, a: Attempt) -> None:
+    """What a 200 that ended cleanly still may not be: filtered, empty or shorter than forced.
+
+    - `content_filter`: the provider stopped the answer (Azure's filter, Anthropic's
+      refusal); never retried.
+    - `empty`: an answer without a single content frame, where the call asked for tokens
+      (an event stream holding only `[DONE]` is no success).
+    - `truncated`: the server says the answer is shorter than the request forced (a
+      gateway re-ended a broken stream). Judged on the server's own usage only; a chunk
+      count is not a token count.
+    """
+    if a.outcome != "ok" or call.kind == "embeddings":
+        return
+    if a.finish_reason == "content_filter":
+        a.outcome, a.error = "content_filter", "the provider's content filter stopped the answer"
+        return
+    if not "".join(a.pieces) and call.max_tokens != 0:
+        a.outcome = "empty"
+        a.error = f"answer carried no content (finish_reason {a.finish_reason or 'none'})"
+        return
     forced = forced_tokens(call)
-    if a.outcome != "ok" or forced is None or a.usage is None:
+    if forced is None or a.usage is None:
         return
     got = a.usage[1]
     if got < forced:
@@ -137,17 +143,17 @@ def attempt_record(
     itl_mean, itl_p99, itl_max = gap_stats(a.arrivals)
     text = "".join(a.pieces)
     if a.usage is not None:
-        prompt, completion, cached = a.usage
+        prompt, completion, cached, written = a.usage
         source = "server"
-    elif a.status == 200:
+    elif 200 <= a.status < 300:
         prompt = estimate_tokens(prompt_text(call))
         completion = estimate_tokens(text) if call.kind != "embeddings" else 0
-        cached = 0
+        cached = written = 0
         source = "estimated"
     else:
-        prompt = completion = cached = 0
+        prompt = completion = cached = written = 0
         source = "estimated"
-    cost = cost_usd(price, prompt, cached, completion) if price is not None else NAN
+    cost = cost_usd(price, prompt, cached, completion, written) if price is not None else NAN
     return RequestRecord(
         run_id=where.run_id,
         request_id=request_id,
@@ -182,5 +188,8 @@ def attempt_record(
         finish_reason=a.finish_reason,
         planned_prompt_tokens=call.planned_prompt_tokens,
         served_by=a.served_by,
+        api=where.api,
+        endpoint_name=where.endpoint_name,
+        cache_write_tokens=written,
         headers=a.recorded,
     )

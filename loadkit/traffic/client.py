@@ -34,20 +34,36 @@ is taken from a sleep: the sleeps only shift when things happen.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import numpy as np
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
-from loadkit.apis.urls import split_base
+from loadkit.apis.base import (
+    JSON,
+    SSE,
+    TEXT,
+    Decoder,
+    Endpoint,
+    Frame,
+    MalformedFrame,
+    PlannedCall,
+    Request,
+    framing_of,
+    shown,
+)
+from loadkit.apis.openai import openai_body, whole_answer
+from loadkit.apis.registry import api_of, build_request
+from loadkit.apis.sse import SSEParser
 from loadkit.cost import Price
 from loadkit.results.faults_schema import ATTEMPT_HEADER, attempt_key
 from loadkit.results.schema import RequestRecord
@@ -56,31 +72,19 @@ from loadkit.traffic.attempt import (
     Attempt,
     RecordContext,
     attempt_record,
-    check_forced_length,
-    prompt_text,
+    check_answer,
 )
 from loadkit.traffic.rxstamp import StampedSocket, stamped_tcp_socket
 from loadkit.traffic.served import ResponseHeaders, fault_tag
-from loadkit.traffic.sse import (
-    DONE,
-    DeltaMatcher,
-    MalformedChunk,
-    SSEParser,
-    interpret_chunk,
-    usage_tokens,
-)
 from loadkit.traffic.stale import STALE_ERRORS, ReuseTracker
 
 if TYPE_CHECKING:
     from loadkit.scenario.model import ClientPolicy
 
-CallKind = Literal["chat", "completions", "embeddings"]
+log = logging.getLogger("loadkit.client")
+# APIs whose streams are OpenAI's chunks: read on the hot path with the decoder's fast text
+FAST_SSE = frozenset({"openai", "azure"})
 
-PATHS: dict[str, str] = {
-    "chat": "/v1/chat/completions",
-    "completions": "/v1/completions",
-    "embeddings": "/v1/embeddings",
-}
 # Response headers the client keeps: retry advice, the chaos tag, the mock's ground truth.
 _KEPT_HEADERS = (
     "retry-after",
@@ -91,27 +95,6 @@ _KEPT_HEADERS = (
     "x-mock-queue-ms",
 )
 _ERROR_BODY_MAX = 64 * 1024
-_DONE = DONE.encode()
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedCall:
-    """One logical request as the workload planned it."""
-
-    kind: CallKind
-    region: str
-    workload: str
-    model: str
-    session_id: str = ""
-    turn: int = 0
-    messages: Sequence[Mapping[str, str]] | None = None
-    prompt: str | None = None
-    input: str | Sequence[str] | None = None
-    max_tokens: int | None = None
-    stream: bool = True
-    request_id: str = ""  # a fresh one is made when empty
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
-    planned_prompt_tokens: int = 0  # the prompt size the workload asked for (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,21 +156,8 @@ class _StallWatch:
 
 
 def request_body(call: PlannedCall) -> dict[str, Any]:
-    """The OpenAI request body for a planned call."""
-    body: dict[str, Any] = {"model": call.model}
-    if call.kind == "embeddings":
-        body["input"] = call.input if call.input is not None else prompt_text(call)
-        return {**body, **call.extra_body}
-    if call.kind == "chat":
-        body["messages"] = [dict(m) for m in call.messages or ()]
-    else:
-        body["prompt"] = call.prompt if call.prompt is not None else prompt_text(call)
-    if call.max_tokens is not None:
-        body["max_tokens"] = call.max_tokens
-    if call.stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    return {**body, **call.extra_body}
+    """The OpenAI request body for a planned call (the default API's)."""
+    return openai_body(call, call.model)
 
 
 class LLMClient:
@@ -200,7 +170,7 @@ class LLMClient:
     def __init__(
         self,
         environment: Any | None,
-        endpoints: Mapping[str, str],
+        endpoints: Mapping[str, str | Endpoint],
         policy: ClientPolicy,
         headers: Mapping[str, str] | None = None,
         sink: Callable[[RequestRecord], None] | None = None,
@@ -213,13 +183,24 @@ class LLMClient:
         seed: int | np.random.Generator = 0,
         pool_size: int | None = None,
         response_headers: ResponseHeaders | None = None,
+        keys: Mapping[str, str | None] | None = None,
+        endpoint_headers: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """`endpoints`: route name (a region, or a named endpoint failover may name) -> a
+        base URL (OpenAI's API) or an `Endpoint` of any API. `headers` go with every
+        request; `endpoint_headers` and `keys` (resolved API keys) per route."""
         if not endpoints:
             raise ValueError("LLMClient needs at least one endpoint")
         self.environment = environment
-        self.endpoints = dict(endpoints)
+        self.routes: dict[str, Endpoint] = {
+            name: ep if isinstance(ep, Endpoint) else Endpoint(name, ep, "")
+            for name, ep in endpoints.items()
+        }
+        self.endpoints = {name: ep.base_url for name, ep in self.routes.items()}
         self.policy = policy
         self.headers = dict(headers or {})
+        self.keys = dict(keys or {})
+        self.endpoint_headers = {k: dict(v) for k, v in (endpoint_headers or {}).items()}
         self.sink = sink
         self.run_t0 = time.perf_counter() if run_t0 is None else run_t0
         self.run_id = run_id
@@ -233,6 +214,7 @@ class LLMClient:
         self._between_s = float(policy.timeouts.between_tokens_s)
         self.response_headers = response_headers or ResponseHeaders()
         self._seq = 0
+        self._warned: set[str] = set()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -259,9 +241,7 @@ class LLMClient:
         self._clients.clear()
         self._reuse.clear()
 
-    def _send(
-        self, origin: str, uri: str, body: bytes, hdrs: dict[str, str], a: Attempt, half_rtt: float
-    ) -> Any:
+    def _send(self, req: Request, a: Attempt, half_rtt: float) -> Any:
         """POST and read the response head; a stale pooled connection is replaced once.
 
         The resend is not a new attempt: it goes at once, without backoff, on a fresh
@@ -269,20 +249,21 @@ class LLMClient:
         A fresh connection that fails, or one that fails after the response began, is an
         error as before (see `loadkit.traffic.stale`).
         """
-        http = self._http(origin)
-        reuse = self._reuse[origin]
+        http = self._http(req.origin)
+        reuse = self._reuse[req.origin]
+        hdrs = dict(req.headers)
         try:
-            return http.request("POST", uri, body=body, headers=hdrs)
+            return http.request(req.method, req.uri, body=req.body, headers=hdrs)
         except STALE_ERRORS:
             if not reuse.reused:
                 raise
         a.reconnects += 1
         a.t_start = time.perf_counter() - half_rtt  # the simulated outbound half stays
         with reuse.fresh():
-            return http.request("POST", uri, body=body, headers=hdrs)
+            return http.request(req.method, req.uri, body=req.body, headers=hdrs)
 
     def _price_for(self, region: str, model: str) -> Price | None:
-        """`price` is one Price, a Mapping model -> Price, or a callable region -> Price."""
+        """`price` is one Price, a Mapping model -> Price, or a callable route -> Price."""
         p = self.price
         if p is None or isinstance(p, Price):
             return p
@@ -365,15 +346,9 @@ class LLMClient:
         request_id: str,
         t_intended_ms: float | None,
     ) -> tuple[RequestRecord, str, dict[str, str]]:
-        path = PATHS[call.kind]
-        origin, prefix = split_base(self.endpoints[region])
-        uri = prefix + path
+        ep = self.routes[region]
         half_rtt = float(self.rtt_ms.get(region, 0.0)) / 2000.0
-        body = json.dumps(request_body(call)).encode()
-        hdrs = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if call.stream else "application/json",
-            "Accept-Encoding": "identity",
+        tracing = {
             "x-loadkit-request-id": request_id,
             # joins the proxy's hit journal; x-pass-*: LiteLLM's documented forward-always
             # prefix (1.108.7 did not forward it in tests/e2e/test_gateway_drill.py)
@@ -382,16 +357,22 @@ class LLMClient:
             "x-loadkit-region": region,
             "x-loadkit-workload": call.workload,  # the chaos proxy's workload selector
             **self.headers,
+            **self.endpoint_headers.get(region, {}),
         }
-        where = RecordContext(self.run_t0, self.run_id, self.worker, region, path, half_rtt)
-        price = self._price_for(region, call.model)
+        req = build_request(ep, call, tracing, self.keys.get(region))
+        api = api_of(ep.api)
+        path = api.path(ep, call.kind).split("?", 1)[0]
+        where = RecordContext(
+            self.run_t0, self.run_id, self.worker, region, path, half_rtt, ep.api, ep.name
+        )
+        price = self._price_for(region, ep.model or call.model)
         a = Attempt()
         a.recorded = ("",) * len(self.response_headers.record)
         a.t_start = time.perf_counter()
         try:
             if half_rtt:
                 gevent.sleep(half_rtt)
-            self._exchange(call, origin, uri, body, hdrs, a, half_rtt)
+            self._exchange(call, ep, req, a, half_rtt)
         except BaseException as exc:  # aborted: stop/kill of the user greenlet, Ctrl-C
             a.outcome, a.error = "aborted", type(exc).__name__
             a.t_end = time.perf_counter()
@@ -405,14 +386,7 @@ class LLMClient:
         return record, "".join(a.pieces), a.headers
 
     def _exchange(
-        self,
-        call: PlannedCall,
-        origin: str,
-        uri: str,
-        body: bytes,
-        hdrs: dict[str, str],
-        a: Attempt,
-        half_rtt: float,
+        self, call: PlannedCall, ep: Endpoint, req: Request, a: Attempt, half_rtt: float
     ) -> None:
         t = self.policy.timeouts
         total_s = max(float(t.total_s) - 2 * half_rtt, 0.001)
@@ -424,7 +398,7 @@ class LLMClient:
         first.start()
         try:
             try:
-                resp = self._send(origin, uri, body, hdrs, a, half_rtt)
+                resp = self._send(req, a, half_rtt)
             except (_FirstTokenTimeout, _TotalTimeout):
                 a.outcome, a.error = "timeout", "no response headers before the timeout"
                 return
@@ -445,15 +419,33 @@ class LLMClient:
             a.served_by = self.response_headers.served_by_of(get)
             if self.response_headers.record:
                 a.recorded = self.response_headers.recorded(get)
-            if a.status != 200:
-                a.outcome = resilience.outcome_for_status(a.status)
-                a.error = self._error_text(resp, a)
+            api = api_of(ep.api)
+            if not 200 <= a.status < 300:
+                verdict = api.classify(a.status, self._error_body(resp, a), a.headers)
+                a.outcome, a.error = verdict.outcome, verdict.message
                 return
-            if call.stream and call.kind != "embeddings":
-                self._read_stream(resp, a, first)
+            content_type = get("content-type")
+            framing = framing_of(content_type)
+            decoder = api.decoder(ep, call)
+            if framing is None or framing not in api.framings:
+                raw = resp.read(200)
+                a.outcome = "malformed"
+                a.error = f"{a.status} {content_type or 'without Content-Type'}: {shown(raw)}"
+                return
+            if framing == JSON or call.kind == "embeddings":
+                if call.stream and call.kind != "embeddings":
+                    self._warn_once(
+                        ep.name,
+                        f"{ep.name} ignored `stream: true` and answered "
+                        "whole JSON: recorded as whole answers (TTFT = time to "
+                        "the whole body)",
+                    )
+                self._read_whole(call, resp, a, decoder)
+            elif framing == SSE and ep.api in FAST_SSE:
+                self._read_sse_fast(resp, a, first, decoder)
             else:
-                self._read_whole(call, resp, a)
-            check_forced_length(call, a)
+                self._read_frames(resp, a, first, decoder, framing)
+            check_answer(call, a)
         except _FirstTokenTimeout:
             a.outcome, a.error = "timeout", "no first token before the timeout"
         except _TotalTimeout:
@@ -470,12 +462,35 @@ class LLMClient:
             if resp is not None:
                 resp.release()
 
-    def _read_stream(self, resp: Any, a: Attempt, first: Any) -> None:
-        # The hot path: per socket read one split into events; per event a frame or
-        # pattern match for a plain content delta, JSON for the others (sse.py).
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    def _take(self, fr: Frame, now: float, a: Attempt) -> bool:
+        """Apply one decoded frame; False when it ends the attempt as a failure."""
+        if fr.error is not None:
+            # an error event inside a 200 answer: its own outcome, its message kept
+            a.outcome, a.error = fr.error_outcome, f"error event: {fr.error}"[:300]
+            return False
+        if fr.usage is not None:
+            a.usage = fr.usage
+        if fr.model and not a.response_model:
+            a.response_model = fr.model
+        if fr.finish:
+            a.finished = True
+            a.finish_reason = fr.finish
+        if fr.end:
+            a.finished = True
+        return True
+
+    def _read_sse_fast(self, resp: Any, a: Attempt, first: Any, decoder: Decoder) -> None:
+        # The hot path (OpenAI's and Azure's streams): per socket read one split into
+        # events; per event a frame or pattern match for a plain content delta, the
+        # decoder for the others (loadkit.apis.openai).
         parser = SSEParser()
-        plain_text = DeltaMatcher().text
-        done = finished = False
+        plain_text = decoder.fast_text
+        decode = decoder.frame
         arrivals = a.arrivals
         pieces = a.pieces
         watch: _StallWatch | None = None
@@ -485,26 +500,14 @@ class LLMClient:
                 for data in parser.feed_lines(block):
                     text = plain_text(data)
                     if text is None:
-                        if data == _DONE:
-                            done = True
-                            continue
                         try:
-                            chunk = interpret_chunk(data.decode("utf-8", "replace"))
-                        except MalformedChunk as exc:
+                            fr = decode(data)
+                        except MalformedFrame as exc:
                             a.outcome, a.error = "malformed", str(exc)
                             return
-                        if chunk.error is not None:
-                            # an error event inside a 200 stream: its own outcome, its message
-                            a.outcome, a.error = "stream_error", f"error event: {chunk.error}"[:300]
+                        if not self._take(fr, now, a):
                             return
-                        if chunk.usage is not None:
-                            a.usage = usage_tokens(chunk.usage)
-                        if chunk.model and not a.response_model:
-                            a.response_model = chunk.model
-                        if chunk.finish_reason:
-                            finished = True
-                            a.finish_reason = str(chunk.finish_reason)[:40]
-                        text = chunk.text.encode() if chunk.content else b""
+                        text = fr.text.encode() if fr.content else b""
                     if text:
                         if not arrivals:
                             first.cancel()
@@ -512,65 +515,92 @@ class LLMClient:
                             watch = _StallWatch(self._between_s, arrivals)
                         arrivals.append(now)
                         pieces.append(text.decode("utf-8", "replace"))
+                if parser.junk is not None:
+                    a.outcome = "malformed"
+                    a.error = f"not an event stream line: {shown(parser.junk)}"
+                    return
                 a.t_end = now  # the last one is the end of the body
         finally:
             if watch is not None:
                 watch.close()
-        if not (done or finished):
+        if not a.finished:
             a.outcome = "stream_cut"
             a.error = "stream ended before completion"
 
-    def _read_whole(self, call: PlannedCall, resp: Any, a: Attempt) -> None:
+    def _read_frames(
+        self, resp: Any, a: Attempt, first: Any, decoder: Decoder, framing: str
+    ) -> None:
+        """Any API's stream: SSE with event names, NDJSON lines or chunked text."""
+        parser = SSEParser()
+        arrivals = a.arrivals
+        watch: _StallWatch | None = None
+        try:
+            for now, block in _body_lines(resp, whole_reads=framing == TEXT):
+                a.body_bytes += len(block) + (framing != TEXT)
+                if framing == SSE:
+                    frames = parser.feed_events(block)
+                    if parser.junk is not None:
+                        a.outcome = "malformed"
+                        a.error = f"not an event stream line: {shown(parser.junk)}"
+                        return
+                elif framing == TEXT:
+                    frames = [("", block)] if block else []
+                else:
+                    frames = [("", line) for line in block.split(b"\n") if line.strip()]
+                for event, data in frames:
+                    try:
+                        fr = decoder.frame(data, event)
+                    except MalformedFrame as exc:
+                        a.outcome, a.error = "malformed", str(exc)
+                        return
+                    if not self._take(fr, now, a):
+                        return
+                    if fr.content:
+                        if not arrivals:
+                            first.cancel()
+                            a.t_first = now
+                            watch = _StallWatch(self._between_s, arrivals)
+                        arrivals.append(now)
+                        a.pieces.append(fr.text)
+                a.t_end = now
+        finally:
+            if watch is not None:
+                watch.close()
+        if not (a.finished or decoder.ends_with_body):
+            a.outcome = "stream_cut"
+            a.error = "stream ended before completion"
+
+    def _read_whole(self, call: PlannedCall, resp: Any, a: Attempt, decoder: Decoder) -> None:
         raw = resp.read()
         a.t_end = time.perf_counter()
         a.body_bytes = len(raw)
         try:
             obj = json.loads(raw)
         except ValueError:
-            a.outcome, a.error = "malformed", f"response is not JSON: {raw[:60]!r}"
+            a.outcome, a.error = "malformed", f"response is not JSON: {shown(raw)}"
             return
-        if not isinstance(obj, dict):
-            a.outcome, a.error = "malformed", "response is not a JSON object"
+        try:
+            fr = whole_answer(obj, True) if call.kind == "embeddings" else decoder.whole(obj)
+        except MalformedFrame as exc:
+            a.outcome, a.error = "malformed", str(exc)
             return
-        a.usage = usage_tokens(obj.get("usage"))
-        model = obj.get("model")
-        a.response_model = model if isinstance(model, str) else ""
+        if not self._take(fr, a.t_end, a):
+            return
+        a.finished = True
         if call.kind == "embeddings":
-            if not isinstance(obj.get("data"), list):
-                a.outcome, a.error = "malformed", "embeddings response without data"
             return
-        choices = obj.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            a.outcome, a.error = "malformed", "response without choices"
-            return
-        c0 = choices[0]
-        finish = c0.get("finish_reason")
-        a.finish_reason = finish if isinstance(finish, str) else ""
-        msg = c0.get("message")
-        if isinstance(msg, dict):
-            parts = (msg.get("content"), msg.get("reasoning_content"), msg.get("reasoning"))
-            text = "".join(p for p in parts if isinstance(p, str))
-        else:
-            text = c0.get("text") if isinstance(c0.get("text"), str) else ""
-        a.pieces.append(text)
-        a.t_first = a.t_end  # the user sees the first token when the whole answer arrives
+        a.pieces.append(fr.text)
+        if fr.content:
+            a.t_first = a.t_end  # the user sees the first token when the whole answer arrives
 
     @staticmethod
-    def _error_text(resp: Any, a: Attempt) -> str:
+    def _error_body(resp: Any, a: Attempt) -> bytes:
         try:
             raw = resp.read(_ERROR_BODY_MAX)
         except Exception:
-            return f"HTTP {a.status}"
+            return b""
         a.body_bytes = len(raw)
-        try:
-            obj = json.loads(raw)
-            err = obj.get("error") if isinstance(obj, dict) else None
-            msg = err.get("message") if isinstance(err, dict) else err
-            if msg:
-                return f"HTTP {a.status}: {str(msg)[:200]}"
-        except ValueError:
-            pass
-        return f"HTTP {a.status}"
+        return raw
 
     # -- the record out: the sink and Locust's live stats ----------------------------------
 
@@ -591,8 +621,11 @@ class LLMClient:
         stats.log_timing(env, stats.ITL_TYPE, name, record.itl_mean_ms)
 
 
-def _body_lines(resp: Any) -> Iterator[tuple[float, bytes]]:
+def _body_lines(resp: Any, whole_reads: bool = False) -> Iterator[tuple[float, bytes]]:
     """(arrival time, complete lines) per socket read of a streamed body, then (t, b"").
+
+    With `whole_reads` every read's bytes come as they are (chunked text, where a line
+    is no unit of the answer).
 
     The lines are joined by `\\n` without the last one's ending; the final empty block is
     a blank line that delivers an event the body ended without one after. This drains
@@ -611,8 +644,12 @@ def _body_lines(resp: Any) -> Iterator[tuple[float, bytes]]:
     stamped = isinstance(sock, StampedSocket)
     now = sock.arrived if stamped else perf()  # the read that brought the headers
     while True:
-        end = buf.rfind(b"\n")
-        if end >= 0:
+        end = len(buf) if whole_reads else buf.rfind(b"\n")
+        if end > 0 and whole_reads:
+            block = bytes(buf)
+            del buf[:]
+            yield now, block
+        elif end >= 0 and not whole_reads:
             block = bytes(buf[:end])
             del buf[: end + 1]
             yield now, block

@@ -27,12 +27,15 @@ from typing import Any, Protocol
 import numpy as np
 
 RETRY_AFTER_MAX_S = 120.0  # the SDK's MAX_RETRY_AFTER_DELAY (openai-python 3.x)
-DEFAULT_RETRY_STATUS: frozenset[int] = frozenset({408, 409, 429, 500, 502, 503, 504})
+# 529: Anthropic's "overloaded" (both SDKs retry every 5xx)
+DEFAULT_RETRY_STATUS: frozenset[int] = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 RETRYABLE_OUTCOMES: frozenset[str] = frozenset(
-    {"connect_error", "timeout", "rate_limited", "http_error"}
+    {"connect_error", "timeout", "rate_limited", "http_error", "overloaded"}
 )
 # After retries: these mean "this region is unwell", worth trying another one.
-FAILOVER_OUTCOMES: frozenset[str] = frozenset({"connect_error", "timeout", "http_error"})
+FAILOVER_OUTCOMES: frozenset[str] = frozenset(
+    {"connect_error", "timeout", "http_error", "overloaded"}
+)
 
 
 class RetriesLike(Protocol):
@@ -42,15 +45,6 @@ class RetriesLike(Protocol):
     jitter: Any
     honour_retry_after: bool
     retry_on_status: Sequence[int]
-
-
-def outcome_for_status(status: int) -> str:
-    """The outcome of a completed HTTP exchange by its status code."""
-    if status == 429:
-        return "rate_limited"
-    if 200 <= status < 300:
-        return "ok"
-    return "http_error"
 
 
 def _retry_statuses(retries: RetriesLike) -> frozenset[int]:

@@ -77,6 +77,9 @@ def test_columns_are_the_design_order():
         "finish_reason",
         "planned_prompt_tokens",
         "served_by",
+        "api",
+        "endpoint_name",
+        "cache_write_tokens",
     ]
 
 
@@ -221,7 +224,7 @@ def test_recorded_response_headers_are_h_columns_that_round_trip(tmp_path):
     assert (
         path.read_text()
         .splitlines()[0]
-        .endswith(",served_by,h_x_litellm_model_id,h_x_litellm_attempted_retries")
+        .endswith(",cache_write_tokens,h_x_litellm_model_id,h_x_litellm_attempted_retries")
     )
     rec = read_records(path)
     assert rec["served_by"].tolist() == ["us", "eu"]

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from loadkit.apis.openai import carries_content, choice_text
+from loadkit.apis.openai import carries_content, choice_text, interpret_chunk
 from loadkit.chaos.sse import CONTENT, classify
-from loadkit.traffic.sse import interpret_chunk
 
 CHUNKS: list[dict[str, Any]] = [
     {"choices": [{"index": 0, "delta": {"content": "hi"}}]},

@@ -12,10 +12,12 @@ from loadkit.traffic import resilience as r
 
 
 def test_outcome_for_status():
-    assert r.outcome_for_status(200) == "ok"
-    assert r.outcome_for_status(429) == "rate_limited"
-    assert r.outcome_for_status(503) == "http_error"
-    assert r.outcome_for_status(400) == "http_error"
+    from loadkit.apis.openai import status_outcome
+
+    assert status_outcome(200) == "ok"
+    assert status_outcome(429) == "rate_limited"
+    assert status_outcome(503) == "http_error"
+    assert status_outcome(400) == "http_error"
 
 
 def test_retryable_like_the_sdk():

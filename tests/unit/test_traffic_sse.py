@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from loadkit.traffic.sse import DONE, MalformedChunk, SSEParser, interpret_chunk, usage_tokens
+from loadkit.apis.base import MalformedFrame as MalformedChunk
+from loadkit.apis.openai import DONE, interpret_chunk, usage_tokens
+from loadkit.apis.sse import SSEParser
 
 
 def feed_all(raw: bytes) -> list[str]:
@@ -54,9 +56,9 @@ def test_completions_text_finish_reason_and_usage():
         "prompt_tokens_details": {"cached_tokens": 8},
     }
     u = interpret_chunk(json.dumps({"choices": [], "usage": usage}))
-    assert usage_tokens(u.usage) == (12, 5, 8)
+    assert usage_tokens(u.usage) == (12, 5, 8, 0)
     assert usage_tokens(None) is None
-    assert usage_tokens({"prompt_tokens": 3, "completion_tokens": 1}) == (3, 1, 0)
+    assert usage_tokens({"prompt_tokens": 3, "completion_tokens": 1}) == (3, 1, 0, 0)
 
 
 def test_error_frames_and_malformed_payloads():

@@ -16,8 +16,10 @@ from geventhttpclient.response import HTTPSocketResponse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loadkit.apis.base import MalformedFrame as MalformedChunk
+from loadkit.apis.openai import DeltaMatcher, interpret_chunk
+from loadkit.apis.sse import SSEParser
 from loadkit.traffic.client import _body_lines
-from loadkit.traffic.sse import DeltaMatcher, MalformedChunk, SSEParser, interpret_chunk
 
 COMPACT = (",", ":")
 MOCK_CHUNK = (
