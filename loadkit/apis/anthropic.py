@@ -29,6 +29,7 @@ from loadkit.apis.base import (
     PlannedCall,
     ProviderApi,
     Usage,
+    model_for,
     shown,
     split_system,
 )
@@ -179,7 +180,7 @@ class AnthropicApi(ProviderApi):
     def body(self, ep: Endpoint, call: PlannedCall) -> dict[str, Any]:
         system, messages = split_system(call)
         body: dict[str, Any] = {
-            "model": ep.model or call.model,
+            "model": model_for(ep, call),
             "max_tokens": int(call.max_tokens) if call.max_tokens else DEFAULT_MAX_TOKENS,
             "messages": messages,
         }

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from loadkit.apis.base import Classified, Decoder, Endpoint, PlannedCall, ProviderApi
+from loadkit.apis.base import Classified, Decoder, Endpoint, PlannedCall, ProviderApi, model_for
 from loadkit.apis.openai import OpenAIDecoder, error_message, openai_body, status_outcome
 
 # The newest GA version of Azure OpenAI's data-plane inference API when this was written
@@ -51,7 +51,7 @@ class AzureApi(ProviderApi):
 
     def body(self, ep: Endpoint, call: PlannedCall) -> dict[str, Any]:
         # the deployment names the model; the body keeps it, as openai.AzureOpenAI sends it
-        return openai_body(call, ep.model or call.model)
+        return openai_body(call, model_for(ep, call))
 
     def decoder(self, ep: Endpoint, call: PlannedCall) -> Decoder:
         return OpenAIDecoder()

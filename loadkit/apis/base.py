@@ -118,6 +118,12 @@ class Endpoint:
     template: HttpTemplate | None = None  # api: http
 
 
+def model_for(ep: Endpoint, call: PlannedCall) -> str:
+    """The model a call asks for at an endpoint: a named endpoint's own (a failover to
+    another provider names its model there), except for embeddings, which keep theirs."""
+    return call.model if call.kind == "embeddings" or not ep.model else ep.model
+
+
 class Usage(NamedTuple):
     """Token counts in OpenAI's convention: `prompt` is the whole prompt, cache reads and
     cache writes included."""

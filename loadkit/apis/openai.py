@@ -32,6 +32,7 @@ from loadkit.apis.base import (
     PlannedCall,
     ProviderApi,
     Usage,
+    model_for,
     prompt_text,
 )
 
@@ -273,7 +274,7 @@ class OpenAIApi(ProviderApi):
         return PATHS[kind]
 
     def body(self, ep: Endpoint, call: PlannedCall) -> dict[str, Any]:
-        return openai_body(call, ep.model or call.model)
+        return openai_body(call, model_for(ep, call))
 
     def decoder(self, ep: Endpoint, call: PlannedCall) -> Decoder:
         return OpenAIDecoder()

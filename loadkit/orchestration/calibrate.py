@@ -24,8 +24,6 @@ prompts are counted with it (no template overhead is known then); without, promp
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from loadkit.apis.urls import api_url
+from loadkit.apis.base import Endpoint, PlannedCall
+from loadkit.apis.registry import api_of
 from loadkit.results.run_folder import RunFolder, safe_url
 from loadkit.workload.sizing import Sizing
 
@@ -83,54 +82,44 @@ def _texts(seed: int) -> list[tuple[int, str]]:
     return [(u, text_of_tokens(u, rng, seed)) for u in SIZES for _ in range(REPEATS)]
 
 
-def _post(url: str, headers: Mapping[str, str], body: dict[str, Any], timeout_s: float) -> Any:
-    """The JSON answer, or a string saying why there is none."""
-    hdrs = {"Content-Type": "application/json", "Accept": "application/json", **headers}
-    req = urllib.request.Request(url, json.dumps(body).encode(), hdrs, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            raw = resp.read(_BODY_MAX)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        return f"no answer ({getattr(exc, 'reason', exc)})"
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return "an answer that is not JSON"
-
-
-def _usage_prompt_tokens(doc: Any) -> int | None:
-    usage = doc.get("usage") if isinstance(doc, dict) else None
-    n = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
-
-
 def measure(
-    base_url: str,
+    ep: Endpoint | str,
     headers: Mapping[str, str],
     model: str,
     kind: str,
     seed: int,
     timeout_s: float = 60.0,
+    key: str | None = None,
 ) -> tuple[list[tuple[int, int]], str | None]:
-    """(units, usage.prompt_tokens) per calibration prompt, and why it stopped early (or None)."""
-    url = api_url(base_url, _PATHS[kind])
+    """(units, the service's prompt tokens) per calibration prompt, and why it stopped early
+    (or None). Each prompt is one call in the endpoint's own API (`loadkit.apis`), its
+    usage normalised to the whole prompt (cache reads and writes included)."""
+    from loadkit.orchestration import probe
+
+    if isinstance(ep, str):
+        ep = Endpoint("", ep, "")
     points: list[tuple[int, int]] = []
     for units, text in _texts(seed):
-        body: dict[str, Any] = {"model": model, "max_tokens": 1, "stream": False}
-        if kind == "chat":
-            body["messages"] = [{"role": "user", "content": text}]
-        else:
-            body["prompt"] = text
-        doc = _post(url, headers, body, timeout_s)
-        if isinstance(doc, str):
-            return points, f"{safe_url(url)} answered {doc}"
-        n = _usage_prompt_tokens(doc)
-        if n is None:
-            return points, f"{safe_url(url)} reports no usage.prompt_tokens"
-        points.append((units, n))
+        planned = PlannedCall(
+            kind="chat" if kind == "chat" else "completions",
+            region="",
+            workload="calibration",
+            model=model,
+            messages=({"role": "user", "content": text},) if kind == "chat" else None,
+            prompt=text if kind != "chat" else None,
+            max_tokens=1,
+            stream=False,
+        )
+        try:
+            answer = probe.call(ep, planned, headers, key, timeout_s)
+        except OSError as exc:
+            return points, f"{safe_url(ep.base_url)} gave no answer ({getattr(exc, 'reason', exc)})"
+        if answer.frame is None:
+            return points, f"{safe_url(answer.url)} answered {answer.message}"
+        usage = answer.frame.usage
+        if usage is None or usage.prompt <= 0:
+            return points, f"{safe_url(answer.url)} reports no prompt token count (usage)"
+        points.append((units, usage.prompt))
     return points, None
 
 
@@ -149,17 +138,24 @@ def _kinds(scenario: Any) -> list[str]:
 
 def calibrate(
     scenario: Any,
-    base_url: str,
+    endpoint: Endpoint | str,
     headers: Mapping[str, str],
     timeout_s: float = 60.0,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """The calibration document (`calibration.json`): fits per call kind and the sizing."""
-    kinds = _kinds(scenario)
-    doc: dict[str, Any] = {"endpoint": safe_url(base_url), "sizes_units": list(SIZES)}
+    ep = endpoint if isinstance(endpoint, Endpoint) else Endpoint("", endpoint, "")
+    api = api_of(ep.api)
+    kinds = [k for k in _kinds(scenario) if k in api.kinds]
+    doc: dict[str, Any] = {"endpoint": safe_url(ep.base_url), "sizes_units": list(SIZES)}
+    if ep.api != "openai":
+        doc["api"] = ep.api
     fits: dict[str, Any] = {}
     notes: list[str] = []
     for kind in kinds:
-        points, why = measure(base_url, headers, scenario.target.model, kind, scenario.seed)
+        points, why = measure(
+            ep, headers, scenario.target.model, kind, scenario.seed, timeout_s, key
+        )
         if why is None:
             f = fit(points)
             fits[kind] = {
@@ -198,15 +194,14 @@ def calibrate_run(
 ) -> dict[str, Any]:
     """Calibrate against the first endpoint (before any chaos proxy), write calibration.json,
     print one line; returns `Sizing.to_dict()` for the run config (`extra["sizing"]`)."""
-    from loadkit.traffic.config import request_headers
+    from loadkit.traffic.config import api_key, resolve_headers
 
-    target = scenario.target
-    headers: dict[str, str] = {}
-    if target.kind == "http":
-        headers = request_headers(target.api_key_env, target.headers)
-    base_url = sorted(set(endpoints.values()))[0]
+    regions = [r for r in endpoints if r not in scenario.endpoints] or list(endpoints)
+    route = min(regions, key=lambda r: endpoints[r])
+    base_url = endpoints[route]
+    ep = scenario.route_endpoint(route, base_url)
     if enabled:
-        doc = calibrate(scenario, base_url, headers)
+        doc = calibrate(scenario, ep, resolve_headers(ep.headers), key=api_key(ep.key_env))
     else:
         doc = {
             "endpoint": safe_url(base_url),

@@ -1,83 +1,84 @@
 """The start-up check: one real request to each endpoint before any load is sent.
 
-A TCP connect proves little: a wrong path (`/v1/v1/...`), a missing key or a gateway
-that does not know the model all accept connections and then fail every request, which
-a run would only show as a 100% error rate at the end. So `loadkit run` asks each
-endpoint `GET /v1/models` (joined with `loadkit.apis.urls.api_url`, as the client joins its
-calls) with the run's own headers; a target without that route (404/405/501) is asked
-for a 1-token chat completion of the scenario's model instead. 401, 403 and 404 to that
-request stop the run with one line naming the URL and the status; other statuses
-(an overloaded service's 429 or 503) are a warning, since a drill may start that way.
+A TCP connect proves little: a wrong path (`/v1/v1/...`), a missing key, a gateway that
+does not know the model, or a failover endpoint that does not serve it all accept
+connections and then fail every request, which a run would only show as a 100% error rate
+at the end (or, for a failover endpoint, only during the outage it is there for). So
+`loadkit run` asks every endpoint, failover ones included, in its own API
+(`loadkit.apis`): where the API lists models (`GET /v1/models` for OpenAI's and
+Anthropic's), whether the endpoint serves the model it will be asked for; then, where the
+list lacks it or there is no list (Azure deployments, a team's own service), a one-token
+call of the API's own probe. 401, 403 and 404 stop the run with one line naming the
+endpoint, the URL and the status; other statuses (an overloaded service's 429, 503 or
+529) are a warning, since a drill may start that way.
 """
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 
-from loadkit.apis.urls import api_url
+from loadkit.apis.base import Endpoint
+from loadkit.apis.registry import api_of
 from loadkit.errors import UserError
+from loadkit.orchestration import probe
 from loadkit.results.run_folder import redact_text, safe_url
 
 REFUSED = (401, 403, 404)
-_NO_ROUTE = (404, 405, 501)
-_BODY_MAX = 16 * 1024
-
-
-def _request(
-    method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout_s: float
-) -> tuple[int, str]:
-    """(status, error message from an OpenAI-shaped body or "")."""
-    req = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            resp.read(_BODY_MAX)
-            return int(resp.status), ""
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return int(exc.code), _message(exc.read(_BODY_MAX))
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        text = getattr(reason, "strerror", None) or str(reason) or type(exc).__name__
-        raise UserError(f"cannot reach the target {safe_url(url)}: {text}") from None
-
-
-def _message(raw: bytes) -> str:
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        return ""
-    err = obj.get("error") if isinstance(obj, dict) else None
-    msg = err.get("message") if isinstance(err, dict) else err
-    return str(msg)[:160] if msg else ""
 
 
 def check_endpoint(
-    base_url: str,
-    headers: Mapping[str, str],
+    ep: Endpoint,
     model: str,
+    headers: Mapping[str, str],
+    key: str | None,
     secrets: Iterable[str] = (),
     timeout_s: float = 10.0,
+    route: str = "",
 ) -> str | None:
-    """Raise UserError if the endpoint refuses the run's requests; else a warning or None."""
-    hdrs = {"Accept": "application/json", **headers}
-    url = api_url(base_url, "/v1/models")
-    status, msg = _request("GET", url, hdrs, None, timeout_s)
-    if status in _NO_ROUTE:
-        url = api_url(base_url, "/v1/chat/completions")
-        body = {"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
-        hdrs["Content-Type"] = "application/json"
-        status, msg = _request("POST", url, hdrs, json.dumps(body).encode(), timeout_s)
-    what = f"HTTP {status}" + (f" ({redact_text(msg, secrets)})" if msg else "")
+    """Raise UserError if the endpoint refuses the run's requests; else a warning or None.
+
+    `model` is what calls to it will ask for; `route` names it in messages (a region or
+    an endpoint of the scenario)."""
+    name = f"endpoint {route}" if route else "target"
+    ep_model = ep.model or model
+    try:
+        url, status, ids = probe.listed_models(ep, headers, key, timeout_s)
+        if ids and ep_model in ids:
+            return None
+        unlisted = bool(ids)
+        planned = api_of(ep.api).probe(ep)
+        if not ep.model:
+            planned = _with_model(planned, model)
+        answer = probe.call(ep, planned, headers, key, timeout_s)
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        text = getattr(reason, "strerror", None) or str(reason) or type(exc).__name__
+        raise UserError(f"cannot reach the {name} at {safe_url(ep.base_url)}: {text}") from None
+    status, url = answer.status, answer.url
+    msg = redact_text(answer.message, list(secrets)) if answer.message else ""
+    what = msg or f"HTTP {status}"
     if status in REFUSED:
         hint = {
-            401: "check target.api_key_env and target.headers",
+            401: "check its api_key_env and headers",
             403: "the key is not allowed this service or model",
-            404: "check target.base_url (the path) and target.model",
+            404: "check its base_url (the path) and its model or deployment",
         }[status]
-        raise UserError(f"target {safe_url(url)} answered {what} before any load: {hint}")
+        if unlisted:
+            hint = f"it does not serve model {ep_model!r} (its model list: {_few(ids or [])})"
+        raise UserError(f"{name} {safe_url(url)} answered {what} before any load: {hint}")
     if status >= 400:
-        return f"warning: start-up check: {safe_url(url)} answered {what}; starting anyway"
+        return f"warning: start-up check: {name} {safe_url(url)} answered {what}; starting anyway"
+    if answer.frame is None:
+        return f"warning: start-up check: {name} {safe_url(url)}: {what}; starting anyway"
     return None
+
+
+def _with_model(planned: object, model: str) -> object:
+    import dataclasses
+
+    return dataclasses.replace(planned, model=model)  # type: ignore[type-var]
+
+
+def _few(ids: list[str], n: int = 5) -> str:
+    more = f", ... ({len(ids)} in all)" if len(ids) > n else ""
+    return ", ".join(ids[:n]) + more

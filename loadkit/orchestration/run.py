@@ -51,7 +51,6 @@ from loadkit.traffic.config import (
     RUN_CONFIG_ENV,
     RunConfig,
     is_loopback,
-    request_headers,
     secret_values,
     with_seed,
 )
@@ -99,25 +98,43 @@ def run_config(
 def check_endpoints(
     scenario: Any, endpoints: Mapping[str, str], secrets: list[str], out: IO[str]
 ) -> None:
-    """One real request per distinct endpoint before any load (`orchestration.preflight`)."""
+    """One real request per distinct endpoint, failover ones included, before any load
+    (`orchestration.preflight`), each in its own API."""
     from loadkit.orchestration.preflight import check_endpoint
+    from loadkit.traffic.config import api_key, resolve_headers
 
-    target = scenario.target
-    headers = {}
-    if target.kind == "http":
-        headers = request_headers(target.api_key_env, target.headers)
-    for url in sorted(set(endpoints.values())):
-        warning = check_endpoint(url, headers, target.model, secrets)
+    seen: set[tuple[str, str, str, str]] = set()
+    for route in sorted(endpoints):
+        ep = scenario.route_endpoint(route, endpoints[route])
+        model = ep.model or scenario.target.model
+        ident = (ep.base_url, ep.api, model, ep.deployment)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        named = route if (ep.name or len(endpoints) > 1) else ""
+        warning = check_endpoint(
+            ep,
+            scenario.target.model,
+            resolve_headers(ep.headers),
+            api_key(ep.key_env),
+            secrets,
+            route=named,
+        )
         if warning:
             out.write(warning + "\n")
 
 
 def scenario_endpoints(scenario: Any, default_url: str | None) -> dict[str, str]:
-    """Region -> base URL: the region's own, else target.region_endpoints, else the target's."""
+    """Route -> base URL. A region: its own, else its named endpoint's, else
+    target.region_endpoints, else the target's. A named endpoint: its own (for a mock
+    target, one without a base URL is a listener of the mock's: see `mock_endpoints`)."""
     out = {}
+    named = scenario.endpoints
     for region in scenario.regions:
+        ref = named.get(region.endpoint) if region.endpoint else None
         url = (
             region.base_url
+            or (ref.endpoint.base_url if ref else None)
             or scenario.target.region_endpoints.get(region.name)
             or default_url
             or scenario.target.base_url
@@ -125,6 +142,10 @@ def scenario_endpoints(scenario: Any, default_url: str | None) -> dict[str, str]
         if not url:
             raise UserError(f"regions.{region.name}: no base_url and the target has none")
         out[region.name] = url.rstrip("/")
+    for name, ep in named.items():
+        url = ep.endpoint.base_url or (default_url or "")
+        if url:
+            out[name] = url.rstrip("/")
     return out
 
 
@@ -140,6 +161,8 @@ def mock_endpoints(scenario: Any, folder: rf.RunFolder) -> Iterator[dict[str, st
 
     target = scenario.target
     names = [r.name for r in scenario.regions]
+    # named endpoints without a URL of their own are listeners of the mock's too
+    names += [n for n, ep in scenario.endpoints.items() if not ep.endpoint.base_url]
     args = ["mocks", "--port", "0", "--seed", str(scenario.seed)]
     if target.mock_profile:
         args += ["--profile", target.mock_profile]
@@ -214,7 +237,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     target = scenario.target
-    secrets = secret_values(target)
+    secrets = secret_values(target, scenario.endpoints)
     if target.kind == "http":
         endpoints = scenario_endpoints(scenario, None)
         remote = sorted({u for u in endpoints.values() if not is_loopback(u)})
@@ -229,7 +252,9 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         rf.write_scenario_copy(folder, Path(scenario.source_path), secrets)
     with contextlib.ExitStack() as stack:
         if target.kind == "mock":
-            endpoints = stack.enter_context(mock_endpoints(scenario, folder))
+            served = stack.enter_context(mock_endpoints(scenario, folder))
+            # named endpoints with a URL of their own (a real server beside the mock)
+            endpoints = {**scenario_endpoints(scenario, next(iter(served.values()))), **served}
         upstream = dict(endpoints)
 
         def start_drill() -> Drill:

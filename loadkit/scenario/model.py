@@ -7,11 +7,13 @@ Mappings are plain dicts built once by the loader; treat them as read-only.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from loadkit.apis.base import Endpoint, HttpTemplate
 from loadkit.chaos import kinds as fault_kinds
 from loadkit.cost import Price
 from loadkit.workload.distributions import Distribution
@@ -65,6 +67,18 @@ class Target:
     upstreams: tuple[Upstream, ...] = ()
     served_by_headers: tuple[str, ...] = DEFAULT_SERVED_BY_HEADERS
     record_headers: tuple[str, ...] = ()  # kept as h_<name> columns of requests.csv
+    api: str = "openai"  # the provider API the target speaks (loadkit.apis)
+    api_version: str = ""  # azure: api-version; anthropic: anthropic-version ("" = default)
+    deployment: str = ""  # azure: the deployment in the path ("" = the model)
+    template: HttpTemplate | None = None  # api: http: the request template, response mapping
+
+
+@dataclass(frozen=True)
+class NamedEndpoint:
+    """A service of `endpoints:`: its API entry's endpoint and its own price."""
+
+    endpoint: Endpoint  # base_url "" = served by the bundled mock (a listener of its own)
+    price: Price | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,7 @@ class Region:
     utc_offset_h: float = 0.0
     rtt_ms: float = 0.0
     base_url: str | None = None
+    endpoint: str | None = None  # a named endpoint this region's calls go to
 
 
 @dataclass(frozen=True)
@@ -281,6 +296,37 @@ class Scenario:
     # cold: prompts carry a per-run salt so a rerun is not served from the server's cache;
     # warm: no salt (a rerun with the same seed sends the same prompts)
     prompt_cache: Literal["cold", "warm"] = "cold"
+    endpoints: Mapping[str, NamedEndpoint] = field(default_factory=dict)
+
+    def route_endpoint(self, route: str, base_url: str) -> Endpoint:
+        """What a call routed to `route` (a region or a named endpoint) speaks to, at
+        `base_url` (the run's URL for it: the mock's, the chaos proxy's or the scenario's)."""
+        named = self.endpoints.get(route)
+        if named is None and route in {r.name for r in self.regions}:
+            ref = self.region(route).endpoint
+            named = self.endpoints.get(ref) if ref else None
+        if named is not None:
+            return dataclasses.replace(named.endpoint, base_url=base_url)
+        t = self.target
+        return Endpoint(
+            name="",  # the target itself
+            base_url=base_url,
+            model="",  # the target's routes send each call's own model
+            api=t.api,
+            deployment=t.deployment,
+            api_version=t.api_version,
+            key_env=t.api_key_env if t.kind == "http" else None,
+            headers=t.headers,
+            template=t.template,
+        )
+
+    def route_price(self, route: str) -> Price | None:
+        """A named endpoint's own price (None: the scenario's pricing applies)."""
+        named = self.endpoints.get(route)
+        if named is None and route in {r.name for r in self.regions}:
+            ref = self.region(route).endpoint
+            named = self.endpoints.get(ref) if ref else None
+        return None if named is None else named.price
 
     def region(self, name: str) -> Region:
         for region in self.regions:

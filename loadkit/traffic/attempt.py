@@ -31,6 +31,7 @@ class RecordContext:
     half_rtt: float  # s: the simulated one-way trip added to the timings
     api: str = "openai"
     endpoint_name: str = ""
+    model: str = ""  # the model asked for at this endpoint ("" = the call's)
 
 
 @dataclass(slots=True)
@@ -163,7 +164,7 @@ def attempt_record(
         workload=call.workload,
         session_id=call.session_id,
         turn=call.turn,
-        model=call.model,
+        model=where.model or call.model,
         endpoint=where.path,
         t_intended=t_int,
         t_sent=t_sent,

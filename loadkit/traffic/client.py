@@ -59,6 +59,7 @@ from loadkit.apis.base import (
     PlannedCall,
     Request,
     framing_of,
+    model_for,
     shown,
 )
 from loadkit.apis.openai import openai_body, whole_answer
@@ -177,7 +178,7 @@ class LLMClient:
         run_t0: float | None = None,
         run_id: str = "",
         worker: str = "",
-        price: Price | Mapping[str, Price] | Callable[[str], Price | None] | None = None,
+        price: Price | Mapping[str, Price] | Callable[[str, str], Price | None] | None = None,
         rtt_ms: Mapping[str, float] | None = None,
         *,
         seed: int | np.random.Generator = 0,
@@ -263,13 +264,13 @@ class LLMClient:
             return http.request(req.method, req.uri, body=req.body, headers=hdrs)
 
     def _price_for(self, region: str, model: str) -> Price | None:
-        """`price` is one Price, a Mapping model -> Price, or a callable route -> Price."""
+        """`price` is one Price, a Mapping model -> Price, or a callable (route, model) -> Price."""
         p = self.price
         if p is None or isinstance(p, Price):
             return p
         if isinstance(p, Mapping):
             return p.get(model)
-        return p(region)
+        return p(region, model)
 
     def _new_request_id(self) -> str:
         self._seq += 1
@@ -362,10 +363,11 @@ class LLMClient:
         req = build_request(ep, call, tracing, self.keys.get(region))
         api = api_of(ep.api)
         path = api.path(ep, call.kind).split("?", 1)[0]
+        model = model_for(ep, call)
         where = RecordContext(
-            self.run_t0, self.run_id, self.worker, region, path, half_rtt, ep.api, ep.name
+            self.run_t0, self.run_id, self.worker, region, path, half_rtt, ep.api, ep.name, model
         )
-        price = self._price_for(region, ep.model or call.model)
+        price = self._price_for(region, model)
         a = Attempt()
         a.recorded = ("",) * len(self.response_headers.record)
         a.t_start = time.perf_counter()
@@ -440,7 +442,7 @@ class LLMClient:
                         "whole JSON: recorded as whole answers (TTFT = time to "
                         "the whole body)",
                     )
-                self._read_whole(call, resp, a, decoder)
+                self._read_whole(call, resp, a, decoder, ep.api)
             elif framing == SSE and ep.api in FAST_SSE:
                 self._read_sse_fast(resp, a, first, decoder)
             else:
@@ -570,7 +572,9 @@ class LLMClient:
             a.outcome = "stream_cut"
             a.error = "stream ended before completion"
 
-    def _read_whole(self, call: PlannedCall, resp: Any, a: Attempt, decoder: Decoder) -> None:
+    def _read_whole(
+        self, call: PlannedCall, resp: Any, a: Attempt, decoder: Decoder, api: str
+    ) -> None:
         raw = resp.read()
         a.t_end = time.perf_counter()
         a.body_bytes = len(raw)
@@ -590,8 +594,10 @@ class LLMClient:
         if call.kind == "embeddings":
             return
         a.pieces.append(fr.text)
-        if fr.content:
-            a.t_first = a.t_end  # the user sees the first token when the whole answer arrives
+        if fr.content and api != "http":
+            # a provider's non-streamed answer: the user sees the first token with the whole
+            # answer; a team's own JSON service has no first token (its TTFT stays empty)
+            a.t_first = a.t_end
 
     @staticmethod
     def _error_body(resp: Any, a: Attempt) -> bytes:

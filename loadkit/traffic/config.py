@@ -97,13 +97,19 @@ def api_key(api_key_env: str | None) -> str | None:
     return value
 
 
-def secret_values(target: Any) -> list[str]:
-    """The API key and the `${VAR}` header values this run sends: kept out of every file
-    and every message to a worker (a missing variable is the user's mistake)."""
-    if target.kind != "http":
-        return []
-    key = api_key(target.api_key_env)
-    return ([key] if key else []) + [v for v in resolve_headers(target.headers).values() if v]
+def secret_values(target: Any, endpoints: Mapping[str, Any] | None = None) -> list[str]:
+    """The API keys and the `${VAR}` header values this run sends (the target's and every
+    named endpoint's): kept out of every file and every message to a worker (a missing
+    variable is the user's mistake)."""
+    out: list[str] = []
+    if target.kind == "http":
+        key = api_key(target.api_key_env)
+        out += ([key] if key else []) + [v for v in resolve_headers(target.headers).values() if v]
+    for named in (endpoints or {}).values():
+        ep = named.endpoint
+        key = api_key(ep.key_env)
+        out += ([key] if key else []) + [v for v in resolve_headers(ep.headers).values() if v]
+    return out
 
 
 def request_headers(api_key_env: str | None, header_refs: Mapping[str, str]) -> dict[str, str]:

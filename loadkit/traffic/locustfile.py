@@ -43,7 +43,6 @@ from loadkit.traffic.config import (
     STOP_SIGNAL,
     WORKER_REGION_ENV,
     RunConfig,
-    request_headers,
     with_seed,
 )
 from loadkit.traffic.context import RunContext
@@ -95,17 +94,16 @@ class LoadkitApp:
                 )
                 sys.exit(2)
             endpoints = {self.region: endpoints[self.region]}
-        headers = request_headers(cfg.api_key_env, cfg.header_refs)
         self.ctx = RunContext(
             scenario=sc,
             endpoints=endpoints,
-            headers=headers,
+            headers={},  # each route's own (its API's auth, its headers): with_routes
             run_id=cfg.run_id,
             seed=sc.seed,
             rtt_ms={r.name: r.rtt_ms for r in sc.regions},
             sizing=Sizing.from_dict(cfg.extra.get("sizing")),
             prompt_salt=str(cfg.extra.get("prompt_salt") or ""),
-        )
+        ).with_routes()
         self.open = is_open(sc)
         self.timeline: Any
         if self.open:

@@ -43,7 +43,7 @@ def session_client(
     """The client a closed-loop user or an open-loop process sends its sessions through."""
     return LLMClient(
         environment,
-        ctx.endpoints,
+        ctx.routes or ctx.endpoints,
         ctx.scenario.client,
         headers=ctx.headers,
         sink=ctx.record,
@@ -55,6 +55,8 @@ def session_client(
         seed=seed,
         pool_size=pool_size,
         response_headers=ResponseHeaders.of(ctx.scenario.target),
+        keys=ctx.keys,
+        endpoint_headers=ctx.endpoint_headers,
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from loadkit.scenario.build.client import _client
 from loadkit.scenario.build.distributions import distribution
+from loadkit.scenario.build.endpoints import _endpoints, check_references
 from loadkit.scenario.build.faults import _faults
 from loadkit.scenario.build.load import MAX_PHASES, _duration, _load
 from loadkit.scenario.build.pricing import _budget, _pricing
@@ -44,6 +45,7 @@ TOP_KEYS = (
     "duration",
     "description",
     "target",
+    "endpoints",
     "regions",
     "workloads",
     "load",
@@ -67,10 +69,12 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
     regions = _regions(top.get("regions"))
     region_names = tuple(r.name for r in regions)
     target = _check_target_regions(top, target, region_names)
+    endpoints = _endpoints(top.get("endpoints"), target.kind == "mock", region_names)
+    check_references(top, regions, endpoints)
     workloads = _workloads(top.req("workloads"), target, base_dir)
     load, load_duration = _load(top.req("load"), base_dir)
     duration_s = _duration(top, load, load_duration)
-    client = _client(top.get("client"), region_names)
+    client = _client(top.get("client"), (*region_names, *endpoints))
     faults = _faults(
         top.get("faults"),
         duration_s,
@@ -100,4 +104,5 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
         source_path=source_path,
         abort=abort,
         prompt_cache=cache_mode,  # type: ignore[arg-type]
+        endpoints=endpoints,
     )

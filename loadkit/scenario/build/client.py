@@ -80,14 +80,16 @@ def _statuses(field: Field) -> tuple[int, ...]:
 
 
 def _failover(field: Field, regions: tuple[str, ...]) -> tuple[str, ...]:
+    """Regions or named endpoints (`regions` holds both names here)."""
     names: list[str] = []
     for item in field.items():
         name = item.name()
         if name not in regions:
             item.fail(
-                f"unknown region {name!r}{hint(name, regions)} (declared: {', '.join(regions)})"
+                f"unknown region or endpoint {name!r}{hint(name, regions)} "
+                f"(declared: {', '.join(regions)})"
             )
         if name in names:
-            item.fail(f"region {name!r} is listed twice")
+            item.fail(f"{name!r} is listed twice")
         names.append(name)
     return tuple(names)

@@ -64,3 +64,27 @@ def _read_trace(field: Field, path: Path, fmt: str | None) -> Any:
         return read_trace(path, fmt)
     except (UserError, ValueError, OSError) as exc:
         field.fail(f"cannot read trace: {exc}")
+
+
+_ENV_REF = re.compile(r"\$\{([^}]*)\}")
+_SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "ocp-apim-subscription-key")
+
+
+def _headers(field: Field) -> dict[str, str]:
+    m = _mapping_of(field, "a mapping of header names to values")
+    out: dict[str, str] = {}
+    for key in m.present_keys():
+        value = m.req(key)
+        text = value.string(allow_empty=True)
+        for ref in _ENV_REF.findall(text):
+            if not _ENV_NAME.fullmatch(ref):
+                value.fail(f"${{{ref}}} is not an environment variable name")
+        if key.lower() in _SECRET_HEADERS and not _ENV_REF.search(text):
+            value.fail(
+                f"a literal secret in header {key!r}; write it as ${{ENV_VAR}} and set the "
+                "variable when you run"
+            )
+        if units.KEY_LIKE.search(_ENV_REF.sub("", text)):
+            value.fail("this looks like a literal API key; use ${ENV_VAR} instead")
+        out[key] = text
+    return out

@@ -19,7 +19,11 @@ def _regions(field: Field | None) -> tuple[Region, ...]:
     regions: list[Region] = []
     seen: dict[str, Field] = {}
     for item in items:
-        m = item.mapping(("name", "share", "utc_offset", "rtt", "base_url"), required=("name",))
+        m = item.mapping(
+            ("name", "share", "utc_offset", "rtt", "base_url", "endpoint"), required=("name",)
+        )
+        if "base_url" in m and "endpoint" in m:
+            m.req("endpoint").fail("give either `base_url` or `endpoint`, not both")
         name_f = m.req("name")
         name = name_f.name()
         if name in seen:
@@ -38,6 +42,7 @@ def _regions(field: Field | None) -> tuple[Region, ...]:
                 utc_offset_h=m.opt("utc_offset", lambda f: f.number(low=-12, high=14), 0.0),
                 rtt_ms=m.opt("rtt", lambda f: f.duration(max_s=10.0), 0.0) * 1000.0,
                 base_url=m.opt("base_url", _url, None),
+                endpoint=m.opt("endpoint", lambda f: f.name(), None),
             )
         )
     total = sum(r.share for r in regions)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from loadkit.errors import UserError
-from loadkit.scenario import units
-from loadkit.scenario.build.helpers import _ENV_NAME, _env_name, _mapping_of, _url
+from loadkit.scenario.build.endpoints import API_KEYS, api_fields
+from loadkit.scenario.build.helpers import _env_name, _headers, _mapping_of, _url
 from loadkit.scenario.errors import ScenarioError, format_error
 from loadkit.scenario.fields import NAME_PATTERN, Field, Mapping, hint
 from loadkit.scenario.model import DEFAULT_SERVED_BY_HEADERS, Target, Upstream
@@ -16,8 +16,6 @@ from loadkit.scenario.source import Value
 
 KNOWN_MOCK_PROFILES = ("hosted-api", "vllm-h100")
 DEFAULT_MOCK_MODEL = "gpt-4o-mini"
-_ENV_REF = re.compile(r"\$\{([^}]*)\}")
-_SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "ocp-apim-subscription-key")
 
 
 def _target(field: Field | None, base_dir: Path = Path(".")) -> Target:
@@ -36,11 +34,13 @@ def _target(field: Field | None, base_dir: Path = Path(".")) -> Target:
             "upstreams",
             "served_by_headers",
             "record_headers",
+            *API_KEYS,
         )
     )
     extras: dict[str, Any] = {
         "served_by_headers": m.opt("served_by_headers", _header_names, DEFAULT_SERVED_BY_HEADERS),
         "record_headers": m.opt("record_headers", _header_names, ()),
+        **api_fields(m, field),
     }
     tokenizer = m.opt("tokenizer", lambda f: _tokenizer(f, base_dir), None)
     mock, base_url = m.get("mock"), m.get("base_url")
@@ -227,26 +227,6 @@ def _plain(value: Value) -> Any:
     if value.kind == "seq":
         return [_plain(v) for v in value.data]
     return value.data
-
-
-def _headers(field: Field) -> dict[str, str]:
-    m = _mapping_of(field, "a mapping of header names to values")
-    out: dict[str, str] = {}
-    for key in m.present_keys():
-        value = m.req(key)
-        text = value.string(allow_empty=True)
-        for ref in _ENV_REF.findall(text):
-            if not _ENV_NAME.fullmatch(ref):
-                value.fail(f"${{{ref}}} is not an environment variable name")
-        if key.lower() in _SECRET_HEADERS and not _ENV_REF.search(text):
-            value.fail(
-                f"a literal secret in header {key!r}; write it as ${{ENV_VAR}} and set the "
-                "variable when you run"
-            )
-        if units.KEY_LIKE.search(_ENV_REF.sub("", text)):
-            value.fail("this looks like a literal API key; use ${ENV_VAR} instead")
-        out[key] = text
-    return out
 
 
 def _endpoint_map(field: Field) -> dict[str, str]:
