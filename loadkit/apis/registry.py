@@ -54,3 +54,22 @@ def build_request(
             out[name] = value
     body = None if payload is None else json.dumps(payload).encode()
     return Request(api.method(ep), origin, prefix + api.path(ep, call.kind), out, body)
+
+
+API_HEADER = (
+    "x-loadkit-api"  # the client says which API a request speaks (the chaos proxy reads it)
+)
+
+
+def api_of_request(path: str, header: str | None = None) -> str:
+    """The API a proxied request speaks: the client's `x-loadkit-api` header, else its path."""
+    if header in APIS:
+        return header
+    path = path.split("?", 1)[0]
+    if path.endswith("/v1/messages"):
+        return "anthropic"
+    if "/openai/deployments/" in path:
+        return "azure"
+    if path.endswith(("/chat/completions", "/completions", "/embeddings")):
+        return "openai"
+    return "http"

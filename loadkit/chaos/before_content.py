@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from loadkit.apis.registry import API_HEADER, api_of_request
 from loadkit.chaos import conn, responses
 from loadkit.chaos.body import BodyRejected, model_of
 from loadkit.chaos.faults import FaultSpec
@@ -71,6 +73,23 @@ async def http_error(call: Call, spec: FaultSpec) -> web.StreamResponse | None:
     call.hit(spec)
     p = spec.params
     return error_answer(spec, int(p["status"]), p.get("retry_after_ms"), call.body)
+
+
+@behaviour("overloaded")
+async def overloaded(call: Call, spec: FaultSpec) -> web.StreamResponse | None:
+    """Anthropic's 529 (its body, `request-id`, `x-should-retry: true`), or the same status
+    in OpenAI's error shape for the other APIs."""
+    call.hit(spec)
+    api = api_of_request(call.request.path, call.request.headers.get(API_HEADER))
+    headers = {
+        "content-type": "application/json",
+        "request-id": f"req_chaos_{spec.id}",
+        "x-should-retry": "true",
+    }
+    ra = spec.params.get("retry_after_ms")
+    if ra is not None:
+        headers["retry-after"] = str(max(1, math.ceil(float(ra) / 1000.0)))
+    return web.Response(body=responses.overloaded(api, spec.id), status=529, headers=headers)
 
 
 @behaviour("latency")

@@ -104,6 +104,12 @@ KINDS: tuple[FaultKind, ...] = (
         (_STATUS, _ms("retry_after", "retry_after_ms", high=86_400_000.0)),
     ),
     FaultKind(
+        "overloaded",
+        "before_content",
+        "529 overloaded before any content, in the request's API (Anthropic's overloaded_error)",
+        (_ms("retry_after", "retry_after_ms", high=86_400_000.0),),
+    ),
+    FaultKind(
         "latency",
         "before_content",
         "the request waits fixed + heavy-tailed jitter before it is forwarded",

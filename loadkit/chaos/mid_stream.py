@@ -29,6 +29,14 @@ class Stream:
     request: web.Request
     resp: web.StreamResponse
     sink: RelaySink
+    api: str = "openai"  # which API's content the frames carry (loadkit.apis)
+    framing: str = "sse"  # sse | ndjson | text
+
+    def splitter(self) -> sse.FrameSplitter:
+        return sse.splitter(self.framing)
+
+    def classify(self, frame: bytes) -> str:
+        return sse.classify(frame, self.api, self.framing)
 
 
 Behaviour = Callable[[Stream, FaultSpec], Awaitable[None]]
@@ -63,14 +71,14 @@ async def _triggered(s: Stream, spec: FaultSpec, action: Action) -> None:
     p = spec.params
     after_tokens = int(p.get("after_tokens", 0))
     after_s = float(p["after_ms"]) / 1000.0 if "after_ms" in p else None
-    splitter = sse.FrameSplitter()
+    splitter = s.splitter()
     tokens = 0
     fired = False
     t_start = time.perf_counter()
     async for chunk in s.sink.chunks():
         out: list[bytes] = []
         for frame in splitter.feed(chunk):
-            what = sse.classify(frame)
+            what = s.classify(frame)
             trigger = not fired and (
                 (after_s is not None and time.perf_counter() - t_start >= after_s)
                 or (after_s is None and what == sse.CONTENT and tokens >= after_tokens)
@@ -118,7 +126,13 @@ async def reset_mid(s: Stream, spec: FaultSpec, frame: bytes, out: list[bytes]) 
 
 @at_trigger("error_frame")
 async def error_frame(s: Stream, spec: FaultSpec, frame: bytes, out: list[bytes]) -> bool:
-    await s.resp.write(responses.error_frame(spec.id))
+    """The API's own error event; a stream with no error event of its own (NDJSON, plain
+    text) is reset instead, which is how such a service's failure reaches its users."""
+    event = responses.error_frame(spec.id, s.api, s.framing)
+    if event is None:
+        conn.reset(s.request.transport)
+        return True
+    await s.resp.write(event)
     await s.resp.write_eof()
     return True
 
@@ -138,9 +152,9 @@ async def duplicate_chunk(s: Stream, spec: FaultSpec, frame: bytes, out: list[by
 @whole_stream("drop_usage")
 async def drop_usage(s: Stream, spec: FaultSpec) -> None:
     """Every frame but the usage-only chunk."""
-    splitter = sse.FrameSplitter()
+    splitter = s.splitter()
     async for chunk in s.sink.chunks():
-        out = [frame for frame in splitter.feed(chunk) if sse.classify(frame) != sse.USAGE]
+        out = [frame for frame in splitter.feed(chunk) if s.classify(frame) != sse.USAGE]
         if out:
             await s.resp.write(b"".join(out))
     await _finish(s, splitter)
@@ -157,12 +171,12 @@ async def slow_tokens(s: Stream, spec: FaultSpec) -> None:
     queue: asyncio.Queue[tuple[float, bytes, str] | None] = asyncio.Queue()
 
     async def reader() -> None:
-        splitter = sse.FrameSplitter()
+        splitter = s.splitter()
         try:
             async for chunk in s.sink.chunks():
                 now = time.perf_counter()
                 for frame in splitter.feed(chunk):
-                    queue.put_nowait((now, frame, sse.classify(frame)))
+                    queue.put_nowait((now, frame, s.classify(frame)))
             rest = splitter.rest()
             if rest:
                 queue.put_nowait((time.perf_counter(), rest, sse.OTHER))

@@ -39,6 +39,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
+from loadkit.apis.base import NDJSON, SSE, TEXT, framing_of
+from loadkit.apis.registry import API_HEADER, api_of_request
 from loadkit.chaos import before_content, mid_stream, responses
 from loadkit.chaos import upstream as up
 from loadkit.chaos.body import (
@@ -532,10 +534,13 @@ class ChaosProxy:
         for k, v in head.headers:
             if k.lower() not in _DROP_RESPONSE:
                 headers.add(k, v)
-        is_sse = head.get("content-type").startswith("text/event-stream")
+        # every streamed framing passes through unbuffered (SSE, NDJSON, chunked text);
+        # whole bodies (JSON answers, error pages) are read and answered whole
+        framing = framing_of(head.get("content-type"))
+        streamed = framing in (SSE, NDJSON, TEXT)
         old_client = request.version < (1, 1)
         mid = spec is not None and spec.kind in MID_STREAM
-        if mid and is_sse and head.status == 200:
+        if mid and streamed and head.status == 200:
             assert spec is not None
             hit(spec)
             extra_headers[FAULT_HEADER] = spec.id
@@ -543,7 +548,7 @@ class ChaosProxy:
             mid = False
         for k, v in extra_headers.items():
             headers[k] = v
-        if not is_sse:
+        if not streamed:
             try:
                 data = await sink.read_all()
             except up.UpstreamError:
@@ -559,7 +564,9 @@ class ChaosProxy:
             await resp.prepare(request)
             if mid:
                 assert spec is not None
-                await mid_stream.BEHAVIOURS[spec.kind](mid_stream.Stream(request, resp, sink), spec)
+                api = api_of_request(request.path, request.headers.get(API_HEADER))
+                stream = mid_stream.Stream(request, resp, sink, api, framing or SSE)
+                await mid_stream.BEHAVIOURS[spec.kind](stream, spec)
             else:
                 await self._pass_through(request, resp, sink, raw=not old_client)
         except (ConnectionResetError, ClientConnectionResetError):

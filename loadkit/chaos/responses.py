@@ -70,8 +70,21 @@ def error_response(
     return openai_error(message, etype, None, code), headers
 
 
-def error_frame(fault_id: str) -> bytes:
-    """An in-stream error event, as OpenAI sends when a stream fails after it started."""
+def error_frame(fault_id: str, api: str = "openai", framing: str = "sse") -> bytes | None:
+    """An in-stream error event in the stream's own API: OpenAI's `data: {"error": ...}`,
+    Anthropic's `event: error` (`api_error`); None where the framing has none."""
+    if framing != "sse":
+        return None
+    if api == "anthropic":
+        err = {
+            "type": "error",
+            "error": {
+                "type": "api_error",
+                "message": "Internal server error",
+                "loadkit_fault": fault_id,
+            },
+        }
+        return b"event: error\ndata: " + json.dumps(err).encode() + b"\n\n"
     body = {
         "error": {
             "message": "The server had an error while processing your request.",
@@ -85,3 +98,11 @@ def error_frame(fault_id: str) -> bytes:
 
 
 MALFORMED_FRAME = b'data: {"id": "chatcmpl-chaos", "object": "chat.completion.chunk", "choi\n\n'
+
+
+def overloaded(api: str, fault_id: str) -> bytes:
+    """A 529 body: Anthropic's `overloaded_error`, else the same in OpenAI's shape."""
+    if api == "anthropic":
+        err = {"type": "overloaded_error", "message": "Overloaded", "loadkit_fault": fault_id}
+        return json.dumps({"type": "error", "error": err}).encode()
+    return openai_error("Overloaded", "overloaded_error", None, "overloaded")

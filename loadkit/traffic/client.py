@@ -63,7 +63,7 @@ from loadkit.apis.base import (
     shown,
 )
 from loadkit.apis.openai import openai_body, whole_answer
-from loadkit.apis.registry import api_of, build_request
+from loadkit.apis.registry import API_HEADER, api_of, build_request
 from loadkit.apis.sse import SSEParser
 from loadkit.cost import Price
 from loadkit.results.faults_schema import ATTEMPT_HEADER, attempt_key
@@ -357,6 +357,7 @@ class LLMClient:
             "x-pass-" + ATTEMPT_HEADER: attempt_key(request_id, attempt_no),
             "x-loadkit-region": region,
             "x-loadkit-workload": call.workload,  # the chaos proxy's workload selector
+            API_HEADER: ep.api,  # how the chaos proxy counts this answer's content
             **self.headers,
             **self.endpoint_headers.get(region, {}),
         }
