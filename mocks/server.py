@@ -13,8 +13,10 @@ from aiohttp import web
 from loadkit.serving.aio import listen
 from mocks import metrics
 from mocks.admin import AdminApi
+from mocks.common import api_errors, stamp_headers
 from mocks.conn import GuardedRunner
-from mocks.openai_api import ApiError, OpenAIApi, openai_errors, stamp_headers
+from mocks.errors import ApiError
+from mocks.openai_api import OpenAIApi
 from mocks.profile import MockConfig
 from mocks.region import Region
 
@@ -24,7 +26,7 @@ SHUTDOWN_TIMEOUT_S = 2.0
 def _app() -> web.Application:
     # auto_decompress off: mocks.body decodes Content-Encoding itself, bounded by the limit
     app = web.Application(
-        middlewares=[openai_errors],
+        middlewares=[api_errors],
         handler_args={"max_field_size": 65536, "auto_decompress": False},
     )
     app.on_response_prepare.append(stamp_headers)
