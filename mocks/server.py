@@ -8,12 +8,15 @@ listener serving `/v1/*`, `/metrics` and `/health`, so that taking a region down
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from loadkit.serving.aio import listen
 from mocks import metrics
 from mocks.admin import AdminApi
-from mocks.common import api_errors, stamp_headers
+from mocks.anthropic_api import AnthropicApi
+from mocks.common import RegionLookup, api_errors, stamp_headers
 from mocks.conn import GuardedRunner
 from mocks.errors import ApiError
 from mocks.openai_api import OpenAIApi
@@ -97,9 +100,15 @@ class MockServer:
             keepalive_timeout=t.idle_s,
         )
 
+    def _apis(self, lookup: RegionLookup) -> list[Any]:
+        """Every API's routes, each finding its region with `lookup`."""
+        body_s = self.timeouts.body_s
+        return [OpenAIApi(lookup, body_s), AnthropicApi(lookup, body_s)]
+
     def _region_app(self, region: Region) -> web.Application:
         app = _app()
-        OpenAIApi(lambda request: region, self.timeouts.body_s).add_routes(app)
+        for api in self._apis(lambda request: region):
+            api.add_routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics_handler([region]))
         return app
@@ -108,12 +117,14 @@ class MockServer:
         for region in self.regions.values():
             region.engine.start()
         app = _app()
-        api = OpenAIApi(self._front_region, self.timeouts.body_s)
-        api.add_routes(app)
+        apis = self._apis(self._front_region)
+        for api in apis:
+            api.add_routes(app)
         AdminApi(self).add_routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics_handler(list(self.regions.values())))
-        api.add_routes(app, prefix="/{region}")
+        for api in apis:
+            api.add_routes(app, prefix="/{region}")
         self._runner, bound = await self._listen(app, port)
         self.url = _url(self.host, bound)
         for region in self.regions.values():
