@@ -282,13 +282,6 @@ class OpenAIApi:
         )
         if spec is None:
             spec = params.model_spec(data, region, "embedding")
-        elif spec.kind != "embedding":
-            raise ApiError(
-                400,
-                f"The embeddings operation does not work with the specified model, {spec.id}. "
-                "Please choose different model and try again.",
-                code="OperationNotSupported",
-            )
         texts = params.embedding_inputs(data)
         tokens = sum(estimate_tokens(t) if isinstance(t, str) else len(t) for t in texts)
         dims = data.get("dimensions", spec.dimensions)
