@@ -19,6 +19,7 @@ from mocks.anthropic_api import AnthropicApi
 from mocks.azure_api import AzureApi
 from mocks.common import RegionLookup, api_errors, stamp_headers
 from mocks.conn import GuardedRunner
+from mocks.copilot_api import CopilotApi
 from mocks.errors import ApiError
 from mocks.openai_api import OpenAIApi
 from mocks.profile import MockConfig
@@ -104,7 +105,12 @@ class MockServer:
     def _apis(self, lookup: RegionLookup) -> list[Any]:
         """Every API's routes, each finding its region with `lookup`."""
         body_s = self.timeouts.body_s
-        return [OpenAIApi(lookup, body_s), AnthropicApi(lookup, body_s), AzureApi(lookup, body_s)]
+        return [
+            OpenAIApi(lookup, body_s),
+            AnthropicApi(lookup, body_s),
+            AzureApi(lookup, body_s),
+            CopilotApi(lookup, body_s),
+        ]
 
     def _region_app(self, region: Region) -> web.Application:
         app = _app()
