@@ -34,6 +34,7 @@ from mocks.common import (
     bearer,
     bind,
     check_region,
+    ended,
     key_state,
     request_id,
 )
@@ -75,12 +76,14 @@ class AnthropicDialect(Dialect):
     name = "anthropic"
 
     def error(self, request: web.Request, exc: ApiError) -> web.Response:
+        status, message = exc.status, exc.message
+        if exc.code == "overloaded":  # the region is overloaded: Anthropic's 529
+            status, message = 529, "Overloaded"
         kind = exc.type if exc.type in TYPES else None
         if kind is None:
-            kind = STATUS_TYPES.get(exc.status)
+            kind = STATUS_TYPES.get(status)
         if kind is None:
-            kind = "api_error" if exc.status >= 500 else "invalid_request_error"
-        message = exc.message
+            kind = "api_error" if status >= 500 else "invalid_request_error"
         if message == INVALID_JSON:
             message = "There was an error parsing the body of your request: expected a JSON object."
         body = {
@@ -88,7 +91,7 @@ class AnthropicDialect(Dialect):
             "error": {"type": kind, "message": message},
             "request_id": request_id(request),
         }
-        resp = web.json_response(body, status=exc.status, headers=exc.headers)
+        resp = web.json_response(body, status=status, headers=exc.headers)
         if exc.close:
             resp.force_close()
         return resp
@@ -277,6 +280,9 @@ def _event(name: str, obj: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {data}\n\n".encode()
 
 
+OVERLOADED_EVENT = _event(
+    "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+)
 TOKEN_PRE = (
     b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
     b'"delta":{"type":"text_delta","text":"'
@@ -351,7 +357,7 @@ class AnthropicApi:
         try:
             truth = await generation.first_token(request, region, seq)
             if truth is None:
-                return web.Response(status=503)  # the client went away or the region went down
+                return ended(region)  # the client went away or the region went down
             headers = {**rl_headers, **truth}
             message = {
                 "id": f"msg_{uid}",
@@ -399,9 +405,10 @@ class AnthropicApi:
                     TOKEN_PRE,
                     TOKEN_POST,
                     end,
+                    OVERLOADED_EVENT,
                 )
             if not await generation.whole(region, seq):
-                return web.Response(status=503)
+                return ended(region)
             message.update(
                 content=[{"type": "text", "text": text_of(seq.word0, n_out)}],
                 stop_reason=reason,

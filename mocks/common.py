@@ -144,8 +144,14 @@ async def stamp_headers(request: web.Request, response: web.StreamResponse) -> N
 # ------------------------------------------------------------------ request checks
 
 
+OVERLOADED = "The server is overloaded or not ready yet."
+
+
 def check_region(region: Region) -> None:
-    """503 while the region is taken down (the dialect words it)."""
+    """503 while the region is taken down or overloaded (the dialect words it: Anthropic's
+    overload is its 529 `overloaded_error`)."""
+    if region.down == "overloaded":
+        raise ApiError(503, OVERLOADED, "server_error", code="overloaded")
     if region.down:
         raise ApiError(
             503,
@@ -174,3 +180,12 @@ def bearer(request: web.Request) -> str:
 def shown_key(key: str) -> str:
     """A key as error messages show it: its ends only."""
     return f"{key[:3]}{'*' * max(0, len(key) - 7)}{key[-4:]}" if len(key) > 7 else "***"
+
+
+def ended(region: Region) -> web.Response:
+    """The answer to a request the engine dropped before it was answered: the API's
+    overload error if the region is overloaded, else a bare 503 (the client has gone, or
+    the outage has already cut the connection)."""
+    if region.down == "overloaded":
+        check_region(region)
+    return web.Response(status=503)

@@ -40,7 +40,7 @@ from aiohttp import web
 from loadkit.tokens import estimate_tokens
 from mocks import generation, params
 from mocks.body import INVALID_JSON
-from mocks.common import Dialect, RegionLookup, bind, check_region
+from mocks.common import Dialect, RegionLookup, bind, check_region, ended
 from mocks.engine import QueueFull
 from mocks.errors import ApiError
 from mocks.region import Region
@@ -179,7 +179,7 @@ class CopilotApi:
         try:
             truth = await generation.first_token(request, region, seq)
             if truth is None:
-                return web.Response(status=503)  # the client went away or the region went down
+                return ended(region)  # the client went away or the region went down
             headers = {**truth, "x-mock-retrieval-ms": f"{delay * 1000:.3f}"}
             if session is not None:
                 headers["x-session-id"] = session
@@ -209,7 +209,7 @@ class CopilotApi:
                     _event("done", done),
                 )
             if not await generation.whole(region, seq):
-                return web.Response(status=503)
+                return ended(region)
             answer = {
                 "answer": text_of(seq.word0, n_out),
                 "session_id": session,

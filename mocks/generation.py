@@ -105,8 +105,13 @@ async def stream(
     pre: bytes,
     post: bytes,
     end: bytes,
+    farewell: bytes = b"",
 ) -> web.StreamResponse:
-    """Stream `seq`'s tokens framed as `start`, `pre + token + post` each, `end`."""
+    """Stream `seq`'s tokens framed as `start`, `pre + token + post` each, `end`.
+
+    `farewell`: the API's error event, sent to end the stream cleanly if the region is
+    overloaded mid-stream (Anthropic's `event: error`); without one such a stream is cut.
+    """
     resp = frames.SseResponse(
         headers={**headers, "Content-Type": content_type, "Cache-Control": "no-cache"}
     )
@@ -133,8 +138,15 @@ async def stream(
     assert seq.done is not None
     ok = await seq.done
     if not ok:
-        if request.transport is not None:
-            request.transport.abort()  # cut mid-stream: no clean end
+        tr = request.transport
+        if tr is not None and not tr.is_closing():
+            if farewell and region.down == "overloaded":
+                tr.write(
+                    b"%x\r\n%s\r\n0\r\n\r\n" % (len(farewell), farewell) if chunked else farewell
+                )
+                tr.close()  # after the error event is flushed
+            else:
+                tr.abort()  # cut mid-stream: no clean end
         return resp
     last = pre + _token(seq, seq.n_out - 1) + post + end
     tr = request.transport

@@ -25,6 +25,7 @@ from mocks.common import (
     bearer,
     bind,
     check_region,
+    ended,
     key_state,
     shown_key,
 )
@@ -184,7 +185,7 @@ class OpenAIApi:
         try:
             truth = await generation.first_token(request, region, seq)
             if truth is None:
-                return web.Response(status=503)  # the client went away or the region went down
+                return ended(region)  # the client went away or the region went down
             headers = {**rl_headers, **truth, "openai-model": spec.id, **flavour.headers(region)}
             usage = _usage(prompt_tokens, n_out, cached)
             rid = f"{'chatcmpl' if chat else 'cmpl'}-{uid}"
@@ -201,7 +202,7 @@ class OpenAIApi:
                     usage if include_usage else None,
                 )
             if not await generation.whole(region, seq):
-                return web.Response(status=503)
+                return ended(region)
             content = text_of(seq.word0, n_out)
             if chat:
                 choice: dict[str, Any] = {
@@ -314,7 +315,7 @@ class OpenAIApi:
         generation.admit(request, region, seq, lambda exc: flavour.queue_full(exc, rl_headers))
         try:
             if not await seq.first:  # type: ignore[misc]
-                return web.Response(status=503)
+                return ended(region)
             region.engine.finish_prefill_only(seq)
             headers = {
                 **rl_headers,

@@ -143,16 +143,20 @@ class MockServer:
         region.url = _url(self.host, region.port)
 
     async def set_down(self, name: str, mode: str | bool) -> None:
-        """`refuse`: close the region's listener; `503`: answer 503; False: back up."""
+        """`refuse`: close the region's listener; `503`: answer 503; `overloaded`: answer
+        each API's overload error and end running streams with it; False: back up."""
         region = self.regions[name]
         if mode == region.down:
             return
         if mode:
             region.down = mode
-            region.engine.abort_all()
+            # overloaded: the handlers end their requests in their API's words; else cut
+            region.engine.abort_all(cut=mode != "overloaded")
             if mode == "refuse" and region.runner is not None:
                 runner, region.runner = region.runner, None
                 await runner.cleanup()
+            elif mode != "refuse" and region.runner is None:
+                await self._open_region(region)
         else:
             if region.runner is None:
                 await self._open_region(region)

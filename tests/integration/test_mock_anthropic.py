@@ -1,8 +1,8 @@
 """Anthropic's Messages API on the mock, driven by the official `anthropic` SDK, unchanged.
 
-One mock per module (a subprocess on loopback) with three regions: `main` for the plain
-calls, `tight` (one request per second per key) for 429s, and `busy` (one slot, no queue,
-real-time latency) for 529s.
+One mock per module (a subprocess on loopback) with four regions: `main` for the plain
+calls, `tight` (one request per second per key) for 429s, `busy` (one slot, no queue,
+real-time latency) for 529s, and `storm` (real-time latency) to overload mid-stream.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ CONFIG = {
         "main": {},
         "tight": {"rate_limits": {"rpm": 60, "tpm": None, "burst_seconds": 1}},
         "busy": {"max_num_seqs": 1, "max_waiting": 0, "latency_scale": 1.0},
+        "storm": {"latency_scale": 1.0},
     },
 }
 
@@ -297,3 +298,40 @@ def test_overloaded_529_then_the_sdk_retries(mock: ServerProcess) -> None:
             raw = c.messages.with_raw_response.create(model=MODEL, max_tokens=1, messages=MSGS)
             assert raw.retries_taken >= 1 and raw.parse().stop_reason == "max_tokens"
         holder.join(20)
+
+
+def _admin_down(mock: ServerProcess, region: str, mode: str | bool) -> None:
+    resp = http_request(
+        "PATCH", f"{mock.url}/admin/config", json_body={"regions": {region: {"down": mode}}}
+    )
+    assert resp.status_code == 200, resp.text
+
+
+def test_overloaded_region_ends_streams_with_an_error_event_then_529s(
+    mock: ServerProcess,
+) -> None:
+    c = client(mock, "storm")
+    events = c.messages.create(
+        model=MODEL,
+        max_tokens=2000,
+        messages=MSGS,
+        stream=True,
+        extra_body={"ignore_eos": True},  # 2,000 tokens at 14 ms: it runs for ~28 s
+    )
+    kinds = []
+    try:
+        with pytest.raises(anthropic.APIStatusError) as cut:
+            for event in events:
+                kinds.append(event.type)
+                if len(kinds) == 5:
+                    _admin_down(mock, "storm", "overloaded")
+        assert cut.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+        assert kinds[:3] == ["message_start", "content_block_start", "content_block_delta"]
+        assert "message_stop" not in kinds
+        overloaded = getattr(anthropic, "OverloadedError", anthropic.InternalServerError)
+        with pytest.raises(overloaded) as new:
+            c.messages.create(model=MODEL, max_tokens=1, messages=MSGS)
+        assert new.value.status_code == 529
+    finally:
+        _admin_down(mock, "storm", False)
+    assert c.messages.create(model=MODEL, max_tokens=1, messages=MSGS).usage.output_tokens == 1
