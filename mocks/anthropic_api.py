@@ -29,6 +29,7 @@ from loadkit.tokens import estimate_tokens
 from mocks import generation, params
 from mocks.body import INVALID_JSON
 from mocks.common import (
+    DIALECT,
     Dialect,
     RegionLookup,
     bearer,
@@ -69,6 +70,8 @@ STATUS_TYPES = {
     529: "overloaded_error",
 }
 VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+# listed by GET /v1/models (Anthropic's shape); any other claude-* id is served too
+CLAUDE_MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
 STOP_REASONS = {"natural": "end_turn", "cap": "max_tokens", "stop": "stop_sequence"}
 
 
@@ -232,6 +235,15 @@ def _model(model: str, region: Region) -> ModelSpec:
     raise ApiError(404, f"model: {model}", "not_found_error")
 
 
+def _model_info(model: str) -> dict[str, str]:
+    return {
+        "type": "model",
+        "id": model,
+        "display_name": model,
+        "created_at": "2025-01-01T00:00:00Z",
+    }
+
+
 def _stop_at(text: str, stops: list[str]) -> tuple[int, str] | None:
     """(tokens before the first stop sequence found after the first token, the sequence)."""
     best: tuple[int, str] | None = None
@@ -300,7 +312,8 @@ class AnthropicApi:
     def add_routes(self, app: web.Application, prefix: str = "") -> None:
         app.router.add_post(f"{prefix}/v1/messages", bind(ANTHROPIC, self.messages))
 
-    async def messages(self, request: web.Request) -> web.StreamResponse:
+    def _gate(self, request: web.Request) -> tuple[Region, str]:
+        """The region and key, after Anthropic's version and key checks."""
         region = self.lookup(request)
         check_region(region)
         version = request.headers.get("anthropic-version")
@@ -315,6 +328,25 @@ class AnthropicApi:
             raise ApiError(401, "x-api-key header is required", "authentication_error")
         if state == "wrong":
             raise ApiError(401, "invalid x-api-key", "authentication_error")
+        return region, key
+
+    async def models(self, request: web.Request) -> web.StreamResponse:
+        """`GET /v1/models[/{id}]` with `anthropic-version`: Anthropic's model list or
+        model: the profile's chat models and `CLAUDE_MODELS` (any `claude-*` id exists)."""
+        request[DIALECT] = ANTHROPIC
+        region, _ = self._gate(request)
+        wanted = request.match_info.get("model")
+        if wanted is not None:
+            _model(wanted, region)  # 404 not_found_error unless it is served
+            return web.json_response(_model_info(wanted))
+        ids = [*CLAUDE_MODELS, *(m.id for m in region.profile.models if m.kind == "chat")]
+        data = [_model_info(i) for i in ids]
+        return web.json_response(
+            {"data": data, "has_more": False, "first_id": ids[0], "last_id": ids[-1]}
+        )
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        region, key = self._gate(request)
         data, body = await params.read_json(
             request, region.profile.max_body_bytes, self.body_timeout_s
         )

@@ -21,6 +21,7 @@ from loadkit.tokens import estimate_tokens
 from mocks import embeddings, frames, generation, params
 from mocks.common import (
     OPENAI,
+    Handler,
     RegionLookup,
     bearer,
     bind,
@@ -38,8 +39,6 @@ from mocks.generation import EOF_TIMEOUT_S
 from mocks.profile import ModelSpec
 from mocks.region import Region
 from mocks.words import text_of
-
-_check_region = check_region
 
 
 def _api_key(request: web.Request, region: Region) -> str:
@@ -96,9 +95,16 @@ OPENAI_FLAVOUR = Flavour()
 class OpenAIApi:
     """Handlers bound to a way of finding the request's region."""
 
-    def __init__(self, lookup: RegionLookup, body_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        lookup: RegionLookup,
+        body_timeout_s: float = 30.0,
+        anthropic_models: Handler | None = None,
+    ) -> None:
         self.lookup = lookup
         self.body_timeout_s = body_timeout_s
+        # GET /v1/models is also Anthropic's path: a request with `anthropic-version` is its
+        self.anthropic_models = anthropic_models
         self._templates: dict[tuple[bool, str, bool, int, bool], frames.Template] = {}
 
     def add_routes(self, app: web.Application, prefix: str = "") -> None:
@@ -112,17 +118,21 @@ class OpenAIApi:
         for method, path, handler in routes:
             app.router.add_route(method, prefix + path, bind(OPENAI, handler))
 
-    async def models(self, request: web.Request) -> web.Response:
+    async def models(self, request: web.Request) -> web.StreamResponse:
+        if self.anthropic_models is not None and "anthropic-version" in request.headers:
+            return await self.anthropic_models(request)
         region = self.lookup(request)
-        _check_region(region)
+        check_region(region)
         _api_key(request, region)
         return web.json_response(
             {"object": "list", "data": [_model_obj(m) for m in region.profile.models]}
         )
 
-    async def model(self, request: web.Request) -> web.Response:
+    async def model(self, request: web.Request) -> web.StreamResponse:
+        if self.anthropic_models is not None and "anthropic-version" in request.headers:
+            return await self.anthropic_models(request)
         region = self.lookup(request)
-        _check_region(region)
+        check_region(region)
         _api_key(request, region)
         spec = region.profile.model(request.match_info["model"])
         if spec is None:
@@ -136,13 +146,13 @@ class OpenAIApi:
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         region = self.lookup(request)
-        _check_region(region)
+        check_region(region)
         key = _api_key(request, region)
         return await self.generate(request, region, key, True, OPENAI_FLAVOUR)
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         region = self.lookup(request)
-        _check_region(region)
+        check_region(region)
         key = _api_key(request, region)
         return await self.generate(request, region, key, False, OPENAI_FLAVOUR)
 
@@ -266,7 +276,7 @@ class OpenAIApi:
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         region = self.lookup(request)
-        _check_region(region)
+        check_region(region)
         key = _api_key(request, region)
         return await self.embed(request, region, key, OPENAI_FLAVOUR)
 

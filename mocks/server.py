@@ -105,9 +105,10 @@ class MockServer:
     def _apis(self, lookup: RegionLookup) -> list[Any]:
         """Every API's routes, each finding its region with `lookup`."""
         body_s = self.timeouts.body_s
+        anthropic = AnthropicApi(lookup, body_s)
         return [
-            OpenAIApi(lookup, body_s),
-            AnthropicApi(lookup, body_s),
+            OpenAIApi(lookup, body_s, anthropic_models=anthropic.models),
+            anthropic,
             AzureApi(lookup, body_s),
             CopilotApi(lookup, body_s),
         ]

@@ -76,6 +76,20 @@ def test_stream_events_text_usage_and_stop_reason(mock: ServerProcess) -> None:
     ]
 
 
+def test_models_list_in_anthropics_shape_beside_openais(mock: ServerProcess) -> None:
+    c = client(mock)
+    ids = [m.id for m in c.models.list()]
+    assert MODEL in ids and "gpt-4o-mini" in ids and "text-embedding-3-small" not in ids
+    assert c.models.retrieve("claude-3-7-sonnet-latest").type == "model"
+    with pytest.raises(anthropic.NotFoundError):
+        c.models.retrieve("no-such-model")
+    # the same path without anthropic-version is still OpenAI's list
+    plain = http_request(
+        "GET", f"{mock.url}/main/v1/models", headers={"Authorization": f"Bearer {KEY}"}
+    )
+    assert plain.json()["object"] == "list"
+
+
 def test_sse_lines_and_ground_truth_headers(mock: ServerProcess) -> None:
     body = {"model": MODEL, "max_tokens": 2, "messages": MSGS, "stream": True}
     req = urllib.request.Request(
