@@ -27,7 +27,7 @@ ROUTES = """routes (each also under /REGION/...; see docs/mock.md):
   POST /openai/deployments/DEPLOYMENT/{chat/completions,completions,embeddings}
        ?api-version=V                                               Azure OpenAI
   POST /api/ask   {"question", "session_id", "history", "max_tokens",
-                   "stream": "text"|"sse"|"json"}                   a RAG copilot
+                   "stream": "text"|"sse"|"ndjson"|"json"}          a RAG copilot
   GET /health, GET /metrics, GET|PATCH /admin/config, POST /admin/reset"""
 
 

@@ -8,7 +8,7 @@ The body (JSON object):
 | `session_id` | string | no | echoed back (header `x-session-id`, and in the answer) |
 | `history` | list of `{"role": "user"/"assistant", "content": str}` | no | earlier turns |
 | `max_tokens` | integer >= 1 | no | caps the answer (default: the answer's natural length) |
-| `stream` | `"text"`, `"sse"` or `"json"` | no (default `"json"`) | how the answer is framed |
+| `stream` | `"text"`, `"sse"`, `"ndjson"` or `"json"` | no (default `"json"`) | the framing |
 
 First a retrieval step: `retrieval_ms + retrieval_ms_per_request x (requests in flight in
 the region: retrieving, queued or generating)`, x `latency_scale`; it adds
@@ -19,6 +19,8 @@ other route (queue, prefill, decode, prefix cache). Answers:
 - `sse`: `text/event-stream` with `event: sources` (`{"sources": [ids]}`) first, then one
   `event: token` per token (`{"text": "..."}`), then `event: done` (`{"finish_reason",
   "usage", "session_id"}`);
+- `ndjson`: `application/x-ndjson`, one JSON object a line: `{"sources": [ids]}`, then
+  `{"text": "..."}` per token, then `{"done": true, "finish_reason", "usage", "session_id"}`;
 - `json`: `{"answer", "session_id", "sources", "finish_reason", "usage"}` at the end.
 
 `usage` is `{"prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens"}`;
@@ -50,7 +52,7 @@ SYSTEM = (
     "You are the support copilot of Example Corp. Answer from the passages below; if they "
     "do not hold the answer, say so. Be brief and cite the passage ids you used."
 )
-FRAMINGS = ("text", "sse", "json")
+FRAMINGS = ("text", "sse", "ndjson", "json")
 STATUS_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -115,7 +117,7 @@ def parse(data: dict[str, Any]) -> tuple[str, str | None, list[str], int | None,
         raise _bad("'max_tokens' must be an integer >= 1.")
     framing = data.get("stream", "json")
     if framing not in FRAMINGS:
-        raise _bad("'stream' must be one of 'text', 'sse' or 'json'.")
+        raise _bad("'stream' must be one of 'text', 'sse', 'ndjson' or 'json'.")
     return question, session, history, max_tokens, framing
 
 
@@ -194,9 +196,21 @@ class CopilotApi:
                 return await generation.stream(
                     request, region, seq, headers, ctype, b"", b"", b"", b""
                 )
+            done = {"finish_reason": finish, "usage": usage, "session_id": session}
+            if framing == "ndjson":
+                return await generation.stream(
+                    request,
+                    region,
+                    seq,
+                    headers,
+                    "application/x-ndjson",
+                    _line({"sources": sources}),
+                    b'{"text":"',
+                    b'"}\n',
+                    _line({"done": True, **done}),
+                )
             if framing == "sse":
                 start = _event("sources", {"sources": sources})
-                done = {"finish_reason": finish, "usage": usage, "session_id": session}
                 return await generation.stream(
                     request,
                     region,
@@ -234,3 +248,7 @@ def _overloaded(exc: QueueFull) -> ApiError:
 def _event(name: str, obj: dict[str, Any]) -> bytes:
     data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
     return f"event: {name}\ndata: {data}\n\n".encode()
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"

@@ -80,6 +80,16 @@ def test_sse_framing_has_its_own_events(mock: ServerProcess) -> None:
     assert done["usage"]["total_tokens"] == done["usage"]["prompt_tokens"] + 7
 
 
+def test_ndjson_framing_is_one_object_a_line(mock: ServerProcess) -> None:
+    resp = ask(mock, question="Shipping cost?", max_tokens=6, stream="ndjson")
+    assert resp.getheader("Content-Type") == "application/x-ndjson"
+    lines = [json.loads(line) for line in resp.read().decode().splitlines()]
+    assert len(lines[0]["sources"]) == 3
+    tokens = [obj["text"] for obj in lines[1:-1]]
+    assert len(tokens) == 6 == estimate_tokens("".join(tokens))
+    assert lines[-1]["done"] is True and lines[-1]["usage"]["completion_tokens"] == 6
+
+
 def test_json_framing_is_one_answer(mock: ServerProcess) -> None:
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
     resp = ask(mock, question="Opening hours?", history=history, max_tokens=4000)
@@ -114,7 +124,7 @@ BAD = [
     b"[" * 50_000,
     b'{"question": ""}',
     b'{"question": 5}',
-    b'{"question": "q", "stream": "ndjson"}',
+    b'{"question": "q", "stream": "xml"}',
     b'{"question": "q", "max_tokens": 0}',
     b'{"question": "q", "max_tokens": "5"}',
     b'{"question": "q", "session_id": 7}',
@@ -159,6 +169,7 @@ def _http10_keepalive(mock: ServerProcess, path: str, body: dict[str, object]) -
     [
         ("/api/ask", {"question": "q", "max_tokens": 5, "stream": "text"}),
         ("/api/ask", {"question": "q", "max_tokens": 5, "stream": "sse"}),
+        ("/api/ask", {"question": "q", "max_tokens": 5, "stream": "ndjson"}),
         (
             "/v1/messages",
             {
