@@ -1,7 +1,8 @@
 """Run-time control for drills: `GET/PATCH /admin/config`, `POST /admin/reset`.
 
 PATCH takes profile keys at the top level (all regions) and/or under `regions.NAME`, plus
-`down: "refuse" | "503" | false` to take a region down or bring it back. Everything is
+`down: "refuse" | "503" | "overloaded" | false` to take a region down (or overload it) or
+bring it back. Everything is
 validated before anything changes, so a bad request changes nothing.
 
 With a token (`--admin-token` / `LOADKIT_MOCK_ADMIN_TOKEN`) every route needs
@@ -28,7 +29,14 @@ from mocks.profile import Profile, apply_overrides
 if TYPE_CHECKING:
     from mocks.server import MockServer
 
-DOWN_MODES = {False: False, None: False, "refuse": "refuse", "503": "503", 503: "503"}
+DOWN_MODES = {
+    False: False,
+    None: False,
+    "refuse": "refuse",
+    "503": "503",
+    503: "503",
+    "overloaded": "overloaded",
+}
 FIXED_KEYS = ("port", "name")
 TOKEN_HEADER = "x-loadkit-mock-token"
 MAX_BODY_BYTES = 1 << 20  # a PATCH is a few keys; aiohttp's own default limit
@@ -139,7 +147,7 @@ class AdminApi:
                     raise ApiError(
                         400,
                         f'admin: regions.{name}.down: expected "refuse", '
-                        f'"503" or false, got {raw!r}',
+                        f'"503", "overloaded" or false, got {raw!r}',
                         param="down",
                     )
                 down = DOWN_MODES[raw]

@@ -21,12 +21,23 @@ from mocks.profile import DEFAULT_PROFILE, MockConfig, load_config
 
 GC_GEN0_THRESHOLD = 10_000
 TOKEN_ENV = "LOADKIT_MOCK_ADMIN_TOKEN"  # as the chaos proxy's LOADKIT_CHAOS_TOKEN
+ROUTES = """routes (each also under /REGION/...; see docs/mock.md):
+  POST /v1/chat/completions, /v1/completions, /v1/embeddings, GET /v1/models   OpenAI
+  POST /v1/messages                                                 Anthropic Messages
+  POST /openai/deployments/DEPLOYMENT/{chat/completions,completions,embeddings}
+       ?api-version=V                                               Azure OpenAI
+  POST /api/ask   {"question", "session_id", "history", "max_tokens",
+                   "stream": "text"|"sse"|"ndjson"|"json"}          a RAG copilot
+  GET /health, GET /metrics, GET|PATCH /admin/config, POST /admin/reset"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="loadkit mock",
-        description="Run the bundled OpenAI-compatible mock provider (an inference-engine model).",
+        description="Run the bundled mock provider: one inference-engine model per region, "
+        "served through OpenAI's, Anthropic's and Azure OpenAI's APIs and a copilot route.",
+        epilog=ROUTES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--profile",

@@ -273,14 +273,15 @@ class Engine:
             return
         self._finish(seq, ABORTED)
 
-    def abort_all(self) -> None:
-        """Outage: every queued and running request ends now, connections closed."""
+    def abort_all(self, cut: bool = True) -> None:
+        """Outage: every queued and running request ends now, its connection closed
+        (`cut`), or left to its handler to end in its API's words (an overload)."""
         for seq in list(self.waiting):
-            if seq.transport is not None:
+            if cut and seq.transport is not None:
                 seq.transport.abort()
             self.release(seq)
         for seq in list(self._inflight):
-            if seq.transport is not None:
+            if cut and seq.transport is not None:
                 seq.transport.abort()
             self._finish(seq, ABORTED)
         self._wheel.clear()

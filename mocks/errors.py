@@ -1,6 +1,8 @@
-"""OpenAI's error shape, shared by every part of the mock that answers a client."""
+"""The mock's error type and OpenAI's error shape (the default; other APIs render their own)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
@@ -9,7 +11,9 @@ class ApiError(Exception):
     """Raised inside handlers; the middleware turns it into OpenAI's error body.
 
     `close`: also close the connection after the answer (the client's request is in an
-    unknown state, e.g. a body that stopped arriving).
+    unknown state, e.g. a body that stopped arriving). `body`: a whole error body to send
+    as is, for an API whose error has another shape for this case (Azure's `{"error":
+    {"code", "message"}}`).
     """
 
     def __init__(
@@ -21,6 +25,7 @@ class ApiError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
         close: bool = False,
+        body: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -30,9 +35,12 @@ class ApiError(Exception):
         self.code = code
         self.headers = headers or {}
         self.close = close
+        self.body = body
 
 
-def error_body(exc: ApiError) -> dict[str, dict[str, str | None]]:
+def error_body(exc: ApiError) -> dict[str, Any]:
+    if exc.body is not None:
+        return exc.body
     return {
         "error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
     }

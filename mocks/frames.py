@@ -31,8 +31,11 @@ class Template:
     Built with json once and cached per kind and second, so a request only substitutes its id.
     """
 
-    def __init__(self, chat: bool, created: int, model: str, usage_null: bool) -> None:
+    def __init__(
+        self, chat: bool, created: int, model: str, usage_null: bool, azure: bool = False
+    ) -> None:
         self.chat = chat
+        self.azure = azure
         base: dict[str, Any] = {
             "id": _ID,
             "object": "chat.completion.chunk" if chat else "text_completion",
@@ -45,7 +48,10 @@ class Template:
         encoded = dumps(self._chunk(_MARK, None)).split(_MARK.encode())
         self.pre, self.post = b"data: " + encoded[0], encoded[1] + b"\n\n"
         self.role = frame(self._chunk(None, None, role=True)) if chat else b""
-        self.finish = {f: frame(self._chunk(None, f)) for f in ("stop", "length")}
+        if azure:  # Azure's first chunk: the prompt's filter results, no choices
+            self.role = frame(AZURE_PROMPT_FILTER_CHUNK) + self.role
+        finishes = ("stop", "length", "content_filter") if azure else ("stop", "length")
+        self.finish = {f: frame(self._chunk(None, f)) for f in finishes}
         self.usage_pre, self.usage_post = (
             b"data: "
             + dumps({**base, "choices": [], "usage": _USAGE}).replace(
@@ -64,6 +70,10 @@ class Template:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         else:
             choice = {"text": text or "", "index": 0, "logprobs": None, "finish_reason": finish}
+        if self.azure:
+            choice["content_filter_results"] = azure_filter_results(
+                text is not None, finish == "content_filter"
+            )
         out = {**self.base, "choices": [choice]}
         if self.usage_null:
             out["usage"] = None
@@ -81,9 +91,6 @@ class StreamFormat:
         pre = tpl.pre.replace(idb, rid_b)
         post = tpl.post
         self.pre, self.post = pre, post
-        size = len(pre) + 4 + len(post)
-        self.head = b"%x\r\n" % size + pre  # every token is exactly 4 ASCII bytes
-        self.tail = post + b"\r\n"
 
     def token_frame(self, token: bytes) -> bytes:
         return self.pre + token + self.post
@@ -91,12 +98,42 @@ class StreamFormat:
     def role_frame(self) -> bytes:
         return self.tpl.role.replace(_ID.encode(), self.rid)
 
+    def start_frames(self) -> bytes:
+        """What goes before the first token: the role chunk (chat), Azure's filter chunk."""
+        return self.role_frame()
+
     def end_frames(self, finish: str, usage: dict[str, Any] | None) -> bytes:
         tpl = self.tpl
         out = tpl.finish[finish]
         if usage is not None:
             out += tpl.usage_pre + usage_json(usage) + tpl.usage_post
         return out.replace(_ID.encode(), self.rid) + b"data: [DONE]\n\n"
+
+
+AZURE_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
+
+
+def azure_filter_results(content: bool, filtered: bool) -> dict[str, Any]:
+    """Azure's `content_filter_results` of a choice: the four categories on content, `{}`
+    on the role and finish chunks, one category filtered when the filter cut the answer."""
+    if not content and not filtered:
+        return {}
+    out: dict[str, Any] = {c: {"filtered": False, "severity": "safe"} for c in AZURE_CATEGORIES}
+    if filtered:
+        out["violence"] = {"filtered": True, "severity": "medium"}
+    return out
+
+
+AZURE_PROMPT_FILTER_CHUNK: dict[str, Any] = {
+    "choices": [],
+    "created": 0,
+    "id": "",
+    "model": "",
+    "object": "",
+    "prompt_filter_results": [
+        {"prompt_index": 0, "content_filter_results": azure_filter_results(True, False)}
+    ],
+}
 
 
 _USAGE_JSON = (

@@ -11,167 +11,128 @@ region's decode loop writes each token straight to the transport from pre-encode
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 
 from loadkit.tokens import estimate_tokens
-from mocks import embeddings, frames, params
+from mocks import embeddings, frames, generation, params
+from mocks.common import (
+    OPENAI,
+    Handler,
+    RegionLookup,
+    bearer,
+    bind,
+    check_region,
+    ended,
+    key_state,
+    shown_key,
+)
 from mocks.engine import QueueFull, Sequence
-from mocks.errors import ApiError, error_response, too_large
+from mocks.errors import ApiError
 from mocks.frames import dumps as _dumps
 from mocks.frames import usage as _usage
 from mocks.frames import usage_json as _usage_json  # noqa: F401 (its test imports it from here)
+from mocks.generation import EOF_TIMEOUT_S
 from mocks.profile import ModelSpec
 from mocks.region import Region
-from mocks.words import TOKEN_BYTES, TOKEN_MASK, text_of
-
-# Typed request-storage keys, as aiohttp 3.14 asks (string keys raise NotAppKeyWarning).
-T0 = web.RequestKey("mock_t0", float)  # loop time the request arrived
-RID = web.RequestKey("mock_rid", str)  # x-request-id of the response
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RegionLookup = Callable[[web.Request], Region]
-
-log = logging.getLogger("mocks")
-
-EOF_TIMEOUT_S = 30.0  # a client that never reads the end of its stream is cut after this
-SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
-
-
-# ------------------------------------------------------------------ middleware and signals
-
-
-@web.middleware
-async def openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Stamp receipt time; every failure leaves as an OpenAI-shaped error."""
-    request[T0] = asyncio.get_running_loop().time()
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        if exc.close:
-            return await _answer_and_close(request, error_response(exc))
-        return error_response(exc)
-    except web.HTTPException as exc:
-        if exc.status == 404:
-            msg = (
-                f"Unknown request URL: {request.method} {request.path}. Please check the URL "
-                "for typos, or see the docs at https://platform.openai.com/docs/api-reference/."
-            )
-            return error_response(ApiError(404, msg, code="unknown_url"))
-        if exc.status == 405:
-            msg = f"Method {request.method} is not allowed for {request.path}."
-            return error_response(ApiError(405, msg, code="method_not_allowed"))
-        if exc.status == 413:
-            return error_response(too_large(0))
-        return error_response(ApiError(exc.status, exc.reason or "error"))
-    except ConnectionError:
-        raise  # the client is gone: nobody to answer
-    except Exception:
-        # A bug, not the client's fault: logged with its traceback, still OpenAI's shape.
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return await _answer_and_close(
-            request, error_response(ApiError(500, SERVER_ERROR, "server_error", close=True))
-        )
-
-
-async def _answer_and_close(request: web.Request, resp: web.Response) -> web.Response:
-    """Send `resp`, then close at once: no lingering read of a body that may never come."""
-    try:
-        await resp.prepare(request)
-        await resp.write_eof()
-    except ConnectionError:
-        pass
-    if request.protocol is not None:
-        request.protocol.force_close()  # the write above is flushed before the close
-    return resp
-
-
-async def stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """`x-request-id` and `openai-processing-ms` on every response (on_response_prepare)."""
-    h = response.headers
-    if "x-request-id" not in h:
-        rid = request.get(RID)
-        if rid is None:
-            seed = repr((id(request), time.perf_counter())).encode()
-            rid = "req_" + hashlib.blake2b(seed, digest_size=16).hexdigest()
-        h["x-request-id"] = rid
-    if "openai-processing-ms" not in h:
-        t0 = request.get(T0)
-        ms = (asyncio.get_running_loop().time() - t0) * 1000 if t0 is not None else 0.0
-        h["openai-processing-ms"] = str(round(ms))
-
-
-# ------------------------------------------------------------------ request checks
-
-
-def _check_region(region: Region) -> None:
-    if region.down:
-        raise ApiError(
-            503,
-            f"The server is temporarily unavailable (region {region.name} is "
-            "down). Please try again later.",
-            "server_error",
-            code="service_unavailable",
-        )
+from mocks.words import text_of
 
 
 def _api_key(request: web.Request, region: Region) -> str:
-    auth = request.headers.get("Authorization", "")
-    key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-    p = region.profile
-    if p.require_api_key:
-        if not key:
-            raise ApiError(
-                401,
-                "You didn't provide an API key. You need to provide your API key "
-                "in an Authorization header using Bearer auth (i.e. Authorization: "
-                "Bearer YOUR_KEY).",
-            )
-        if key not in p.api_keys:
-            shown = f"{key[:3]}{'*' * max(0, len(key) - 7)}{key[-4:]}" if len(key) > 7 else "***"
-            raise ApiError(
-                401,
-                f"Incorrect API key provided: {shown}. You can find your API key "
-                "at https://platform.openai.com/account/api-keys.",
-                code="invalid_api_key",
-            )
+    key = bearer(request)
+    state = key_state(region, key)
+    if state == "missing":
+        raise ApiError(
+            401,
+            "You didn't provide an API key. You need to provide your API key "
+            "in an Authorization header using Bearer auth (i.e. Authorization: "
+            "Bearer YOUR_KEY).",
+        )
+    if state == "wrong":
+        raise ApiError(
+            401,
+            f"Incorrect API key provided: {shown_key(key)}. You can find your API key "
+            "at https://platform.openai.com/account/api-keys.",
+            code="invalid_api_key",
+        )
     return key or "anonymous"
 
 
 # ------------------------------------------------------------------ handlers
 
 
+class Flavour:
+    """What differs between OpenAI's API and an API speaking its format (Azure's).
+
+    OpenAI's own: its 429s, no content filter, no extra headers or body fields.
+    """
+
+    azure = False
+
+    def rate_limit(self, region: Region, key: str, model: str, tokens: int) -> dict[str, str]:
+        return params.rate_limit(region, key, model, tokens)
+
+    def queue_full(self, exc: QueueFull, headers: dict[str, str]) -> ApiError:
+        return params.queue_full(exc, headers)
+
+    def check_prompt(self, text: str) -> bool:
+        """Raise for a prompt the API refuses; True: the answer is to be filtered halfway."""
+        return False
+
+    def headers(self, region: Region) -> dict[str, str]:
+        return {}
+
+    def whole_body(self, body: dict[str, Any], finish: str) -> None:
+        """Add the API's own fields to a whole (not streamed) answer."""
+
+
+OPENAI_FLAVOUR = Flavour()
+
+
 class OpenAIApi:
     """Handlers bound to a way of finding the request's region."""
 
-    def __init__(self, lookup: RegionLookup, body_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        lookup: RegionLookup,
+        body_timeout_s: float = 30.0,
+        anthropic_models: Handler | None = None,
+    ) -> None:
         self.lookup = lookup
         self.body_timeout_s = body_timeout_s
-        self._templates: dict[tuple[bool, str, bool, int], frames.Template] = {}
+        # GET /v1/models is also Anthropic's path: a request with `anthropic-version` is its
+        self.anthropic_models = anthropic_models
+        self._templates: dict[tuple[bool, str, bool, int, bool], frames.Template] = {}
 
     def add_routes(self, app: web.Application, prefix: str = "") -> None:
-        app.router.add_post(f"{prefix}/v1/chat/completions", self.chat)
-        app.router.add_post(f"{prefix}/v1/completions", self.completions)
-        app.router.add_post(f"{prefix}/v1/embeddings", self.embeddings)
-        app.router.add_get(f"{prefix}/v1/models", self.models)
-        app.router.add_get(f"{prefix}/v1/models/{{model:.+}}", self.model)
+        routes = (
+            ("POST", "/v1/chat/completions", self.chat),
+            ("POST", "/v1/completions", self.completions),
+            ("POST", "/v1/embeddings", self.embeddings),
+            ("GET", "/v1/models", self.models),
+            ("GET", "/v1/models/{model:.+}", self.model),
+        )
+        for method, path, handler in routes:
+            app.router.add_route(method, prefix + path, bind(OPENAI, handler))
 
-    async def models(self, request: web.Request) -> web.Response:
+    async def models(self, request: web.Request) -> web.StreamResponse:
+        if self.anthropic_models is not None and "anthropic-version" in request.headers:
+            return await self.anthropic_models(request)
         region = self.lookup(request)
-        _check_region(region)
+        check_region(region)
         _api_key(request, region)
         return web.json_response(
             {"object": "list", "data": [_model_obj(m) for m in region.profile.models]}
         )
 
-    async def model(self, request: web.Request) -> web.Response:
+    async def model(self, request: web.Request) -> web.StreamResponse:
+        if self.anthropic_models is not None and "anthropic-version" in request.headers:
+            return await self.anthropic_models(request)
         region = self.lookup(request)
-        _check_region(region)
+        check_region(region)
         _api_key(request, region)
         spec = region.profile.model(request.match_info["model"])
         if spec is None:
@@ -184,19 +145,32 @@ class OpenAIApi:
         return web.json_response(_model_obj(spec))
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._generate(request, chat=True)
+        region = self.lookup(request)
+        check_region(region)
+        key = _api_key(request, region)
+        return await self.generate(request, region, key, True, OPENAI_FLAVOUR)
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._generate(request, chat=False)
-
-    async def _generate(self, request: web.Request, chat: bool) -> web.StreamResponse:
         region = self.lookup(request)
-        _check_region(region)
+        check_region(region)
         key = _api_key(request, region)
+        return await self.generate(request, region, key, False, OPENAI_FLAVOUR)
+
+    async def generate(
+        self,
+        request: web.Request,
+        region: Region,
+        key: str,
+        chat: bool,
+        flavour: Flavour,
+        spec: ModelSpec | None = None,
+    ) -> web.StreamResponse:
+        """A chat or completions answer; `spec` given (Azure's deployment) or from `model`."""
         data, body = await params.read_json(
             request, region.profile.max_body_bytes, self.body_timeout_s
         )
-        spec = params.model_spec(data, region, "chat")
+        if spec is None:
+            spec = params.model_spec(data, region, "chat")
         if chat:
             text = params.messages_text(data)
             prompt_tokens = sum(estimate_tokens(p) for p in text.split("\x1e"))
@@ -206,41 +180,23 @@ class OpenAIApi:
         stream = params.flag(data, "stream")
         include_usage = stream and params.include_usage(data)
         params.context_check(region, prompt_tokens, max_tokens, "messages" if chat else "prompt")
+        filtered = flavour.check_prompt(text)
         plan = region.plan(body)
-        room = max(1, region.profile.context_length - prompt_tokens)
-        natural = params.natural_length(data, plan.natural_tokens, room)
-        n_out = min(natural, max_tokens or room, room)
-        finish = "stop" if n_out == natural else "length"
-        rl_headers = params.rate_limit(region, key, spec.id, prompt_tokens + n_out)
+        n_out, natural = generation.answer_length(region, data, plan, prompt_tokens, max_tokens)
+        finish = "stop" if natural else "length"
+        if filtered:  # the output filter cut the answer halfway
+            n_out, finish = max(1, n_out // 2), "content_filter"
+        rl_headers = flavour.rate_limit(region, key, spec.id, prompt_tokens + n_out)
         cached = region.cache.lookup_and_insert(text, prompt_tokens)
-        seq = Sequence(
-            prompt_tokens=prompt_tokens,
-            cached_tokens=cached,
-            n_out=n_out,
-            prefill_s=region.prefill_seconds(prompt_tokens - cached, plan.prefill_factor),
-            word0=plan.word0,
-            transport=request.transport,
+        seq = generation.sequence(request, region, prompt_tokens, cached, n_out, plan)
+        uid = generation.admit(
+            request, region, seq, lambda exc: flavour.queue_full(exc, rl_headers)
         )
-        uid = region.next_id()
-        request[RID] = f"req_{uid}"
         try:
-            region.engine.submit(seq)
-        except QueueFull as exc:
-            raise params.queue_full(exc, rl_headers) from None
-        try:
-            assert seq.first is not None and seq.done is not None
-            if not await seq.first:
-                return web.Response(status=503)  # the client went away or the region went down
-            # Stamped as the first token goes out, so a late wake-up of the mock is part
-            # of the truth and not counted against the client measuring it.
-            ttft_s = asyncio.get_running_loop().time() - request[T0]
-            headers = {
-                **rl_headers,
-                "x-mock-queue-ms": f"{seq.queue_s * 1000:.3f}",
-                "x-mock-ttft-ms": f"{ttft_s * 1000:.3f}",
-                "x-mock-region": region.name,
-                "openai-model": spec.id,
-            }
+            truth = await generation.first_token(request, region, seq)
+            if truth is None:
+                return ended(region)  # the client went away or the region went down
+            headers = {**rl_headers, **truth, "openai-model": spec.id, **flavour.headers(region)}
             usage = _usage(prompt_tokens, n_out, cached)
             rid = f"{'chatcmpl' if chat else 'cmpl'}-{uid}"
             created = int(time.time())
@@ -250,17 +206,13 @@ class OpenAIApi:
                     region,
                     seq,
                     headers,
-                    chat,
+                    (chat, spec.id, include_usage, created, flavour.azure),
                     rid,
-                    created,
-                    spec.id,
                     finish,
                     usage if include_usage else None,
-                    include_usage,
                 )
-            region.engine.begin_decode(seq)
-            if not await seq.done:
-                return web.Response(status=503)
+            if not await generation.whole(region, seq):
+                return ended(region)
             content = text_of(seq.word0, n_out)
             if chat:
                 choice: dict[str, Any] = {
@@ -278,7 +230,7 @@ class OpenAIApi:
             else:
                 choice = {"text": content, "index": 0, "logprobs": None, "finish_reason": finish}
                 obj = "text_completion"
-            body = {
+            out = {
                 "id": rid,
                 "object": obj,
                 "created": created,
@@ -287,7 +239,8 @@ class OpenAIApi:
                 "choices": [choice],
                 "usage": usage,
             }
-            return web.Response(body=_dumps(body), content_type="application/json", headers=headers)
+            flavour.whole_body(out, finish)
+            return web.Response(body=_dumps(out), content_type="application/json", headers=headers)
         finally:
             region.engine.release(seq)
 
@@ -297,74 +250,49 @@ class OpenAIApi:
         region: Region,
         seq: Sequence,
         headers: dict[str, str],
-        chat: bool,
+        kind: tuple[bool, str, bool, int, bool],
         rid: str,
-        created: int,
-        model: str,
         finish: str,
         usage: dict[str, Any] | None,
-        usage_null: bool,
     ) -> web.StreamResponse:
-        key = (chat, model, usage_null, created)
-        tpl = self._templates.get(key)
+        tpl = self._templates.get(kind)
         if tpl is None:
             if len(self._templates) > 64:
                 self._templates.clear()
-            tpl = self._templates[key] = frames.Template(chat, created, model, usage_null)
+            chat, model, usage_null, created, azure = kind
+            tpl = self._templates[kind] = frames.Template(chat, created, model, usage_null, azure)
         fmt = frames.StreamFormat(tpl, rid)
-        resp = frames.SseResponse(
-            headers={
-                **headers,
-                "Content-Type": "text/event-stream; charset=utf-8",
-                "Cache-Control": "no-cache",
-            }
+        return await generation.stream(
+            request,
+            region,
+            seq,
+            headers,
+            "text/event-stream; charset=utf-8",
+            fmt.start_frames(),
+            fmt.pre,
+            fmt.post,
+            fmt.end_frames(finish, usage),
         )
-        # HTTP/1.0 has no chunked encoding: the stream is close-delimited there (aiohttp
-        # closes after it), and the decode loop writes bare frames instead of chunks.
-        chunked = request.version >= HttpVersion11
-        if chunked:
-            resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        end = fmt.end_frames(finish, usage)
-        first = fmt.role_frame() + fmt.token_frame(TOKEN_BYTES[seq.word0 & TOKEN_MASK])
-        # The decode loop writes tokens 2..n-1 (no `on_final`); the last token leaves here
-        # with the stream's end, so finish/usage/[DONE] and the chunked terminator share one
-        # write (one send instead of two per stream).
-        seq.head, seq.tail = (fmt.head, fmt.tail) if chunked else (fmt.pre, fmt.post)
-        try:
-            if seq.n_out <= 1:  # headers, the only token and the end in one segment
-                await resp.write_eof(first + end)
-                region.engine.begin_decode(seq)
-                return resp
-            await resp.write(first)  # the headers and the first token, in one segment
-        except ConnectionError:
-            return resp
-        region.engine.begin_decode(seq)
-        ok = await seq.done  # type: ignore[misc]
-        if not ok:
-            if request.transport is not None:
-                request.transport.abort()  # cut mid-stream: no clean chunked end
-            return resp
-        last = fmt.token_frame(TOKEN_BYTES[(seq.word0 + seq.n_out - 1) & TOKEN_MASK]) + end
-        tr = request.transport
-        try:
-            if tr is not None and tr.get_write_buffer_size() == 0:
-                await resp.write_eof(last)  # nothing queued: it cannot block
-            else:  # a slow reader: do not wait on it forever
-                await asyncio.wait_for(resp.write_eof(last), EOF_TIMEOUT_S)
-        except (TimeoutError, ConnectionError):
-            if tr is not None:
-                tr.abort()
-        return resp
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         region = self.lookup(request)
-        _check_region(region)
+        check_region(region)
         key = _api_key(request, region)
+        return await self.embed(request, region, key, OPENAI_FLAVOUR)
+
+    async def embed(
+        self,
+        request: web.Request,
+        region: Region,
+        key: str,
+        flavour: Flavour,
+        spec: ModelSpec | None = None,
+    ) -> web.StreamResponse:
         data, _ = await params.read_json(
             request, region.profile.max_body_bytes, self.body_timeout_s
         )
-        spec = params.model_spec(data, region, "embedding")
+        if spec is None:
+            spec = params.model_spec(data, region, "embedding")
         texts = params.embedding_inputs(data)
         tokens = sum(estimate_tokens(t) if isinstance(t, str) else len(t) for t in texts)
         dims = data.get("dimensions", spec.dimensions)
@@ -392,22 +320,19 @@ class OpenAIApi:
                 params.context_check(region, estimate_tokens(t), None, "input")
             else:
                 params.context_check(region, len(t), None, "input")
-        rl_headers = params.rate_limit(region, key, spec.id, tokens)
+        rl_headers = flavour.rate_limit(region, key, spec.id, tokens)
         seq = Sequence(tokens, 0, 0, region.prefill_seconds(tokens, 1.0), 0, request.transport)
-        request[RID] = f"req_{region.next_id()}"
-        try:
-            region.engine.submit(seq)
-        except QueueFull as exc:
-            raise params.queue_full(exc, rl_headers) from None
+        generation.admit(request, region, seq, lambda exc: flavour.queue_full(exc, rl_headers))
         try:
             if not await seq.first:  # type: ignore[misc]
-                return web.Response(status=503)
+                return ended(region)
             region.engine.finish_prefill_only(seq)
             headers = {
                 **rl_headers,
                 "x-mock-queue-ms": f"{seq.queue_s * 1000:.3f}",
                 "x-mock-region": region.name,
                 "openai-model": spec.id,
+                **flavour.headers(region),
             }
             pieces = embeddings.body_pieces(texts, spec.id, region.seed, dims, fmt, tokens)
             if embeddings.is_small(len(texts), dims):

@@ -87,6 +87,10 @@ class Profile:
     require_api_key: bool = False
     api_keys: tuple[str, ...] = ()
     max_body_bytes: int = 2_000_000
+    # the copilot route (POST /api/ask): its retrieval step before generation
+    retrieval_ms: float = 40.0  # retrieval time with nothing else in flight
+    retrieval_ms_per_request: float = 0.2  # added per request in flight in the region
+    retrieved_tokens: int = 600  # passages the retrieval adds to the prompt
     port: int = 0  # a region's own listener port (0 = OS chooses)
 
     def model(self, model_id: str) -> ModelSpec | None:
@@ -284,7 +288,7 @@ def apply_overrides(
             changes[key] = _bool(raw, sub, loc)
         elif key in ("max_num_seqs", "context_length", "max_body_bytes"):
             changes[key] = _integer(raw, sub, loc, low=1)
-        elif key in ("max_waiting", "port"):
+        elif key in ("max_waiting", "port", "retrieved_tokens"):
             changes[key] = _integer(raw, sub, loc, low=0)
         elif key == "latency_scale":
             changes[key] = _number(raw, sub, loc, low=0.0)

@@ -7,6 +7,7 @@ limit over shorter periods) and refills continuously.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -58,6 +59,9 @@ class Decision:
     limit: int = 0
     used: int = 0
     requested: int = 0
+    # (kind, limit per minute, remaining, seconds until full) of each bucket: the numbers
+    # behind `headers`, for APIs that name or format them differently (Anthropic, Azure)
+    buckets: tuple[tuple[str, int, int, float], ...] = ()
 
 
 _UNLIMITED = Decision(True, {})
@@ -92,6 +96,7 @@ class RateLimiter:
         if lim.rpm is None and lim.tpm is None:
             return _UNLIMITED
         headers: dict[str, str] = {}
+        buckets: list[tuple[str, int, int, float]] = []
         req = tok = None
         if lim.rpm is not None:
             req = self._bucket(self._req, key, lim.rpm, now)
@@ -123,12 +128,14 @@ class RateLimiter:
                 req.level -= 1.0
             if tok is not None:
                 tok.level -= tokens
-        if req is not None:
-            headers["x-ratelimit-limit-requests"] = str(lim.rpm)
-            headers["x-ratelimit-remaining-requests"] = str(max(0, int(req.level)))
-            headers["x-ratelimit-reset-requests"] = go_duration(req.reset_s())
-        if tok is not None:
-            headers["x-ratelimit-limit-tokens"] = str(lim.tpm)
-            headers["x-ratelimit-remaining-tokens"] = str(max(0, int(tok.level)))
-            headers["x-ratelimit-reset-tokens"] = go_duration(tok.reset_s())
-        return refusal or Decision(True, headers)
+        for kind, bucket, rate in (("requests", req, lim.rpm), ("tokens", tok, lim.tpm)):
+            if bucket is None or rate is None:
+                continue
+            remaining, reset = max(0, int(bucket.level)), bucket.reset_s()
+            buckets.append((kind, rate, remaining, reset))
+            headers[f"x-ratelimit-limit-{kind}"] = str(rate)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(remaining)
+            headers[f"x-ratelimit-reset-{kind}"] = go_duration(reset)
+        if refusal is not None:
+            return dataclasses.replace(refusal, buckets=tuple(buckets))
+        return Decision(True, headers, buckets=tuple(buckets))

@@ -8,13 +8,20 @@ listener serving `/v1/*`, `/metrics` and `/health`, so that taking a region down
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from loadkit.serving.aio import listen
 from mocks import metrics
 from mocks.admin import AdminApi
+from mocks.anthropic_api import AnthropicApi
+from mocks.azure_api import AzureApi
+from mocks.common import RegionLookup, api_errors, stamp_headers
 from mocks.conn import GuardedRunner
-from mocks.openai_api import ApiError, OpenAIApi, openai_errors, stamp_headers
+from mocks.copilot_api import CopilotApi
+from mocks.errors import ApiError
+from mocks.openai_api import OpenAIApi
 from mocks.profile import MockConfig
 from mocks.region import Region
 
@@ -24,7 +31,7 @@ SHUTDOWN_TIMEOUT_S = 2.0
 def _app() -> web.Application:
     # auto_decompress off: mocks.body decodes Content-Encoding itself, bounded by the limit
     app = web.Application(
-        middlewares=[openai_errors],
+        middlewares=[api_errors],
         handler_args={"max_field_size": 65536, "auto_decompress": False},
     )
     app.on_response_prepare.append(stamp_headers)
@@ -95,9 +102,21 @@ class MockServer:
             keepalive_timeout=t.idle_s,
         )
 
+    def _apis(self, lookup: RegionLookup) -> list[Any]:
+        """Every API's routes, each finding its region with `lookup`."""
+        body_s = self.timeouts.body_s
+        anthropic = AnthropicApi(lookup, body_s)
+        return [
+            OpenAIApi(lookup, body_s, anthropic_models=anthropic.models),
+            anthropic,
+            AzureApi(lookup, body_s),
+            CopilotApi(lookup, body_s),
+        ]
+
     def _region_app(self, region: Region) -> web.Application:
         app = _app()
-        OpenAIApi(lambda request: region, self.timeouts.body_s).add_routes(app)
+        for api in self._apis(lambda request: region):
+            api.add_routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics_handler([region]))
         return app
@@ -106,12 +125,14 @@ class MockServer:
         for region in self.regions.values():
             region.engine.start()
         app = _app()
-        api = OpenAIApi(self._front_region, self.timeouts.body_s)
-        api.add_routes(app)
+        apis = self._apis(self._front_region)
+        for api in apis:
+            api.add_routes(app)
         AdminApi(self).add_routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics_handler(list(self.regions.values())))
-        api.add_routes(app, prefix="/{region}")
+        for api in apis:
+            api.add_routes(app, prefix="/{region}")
         self._runner, bound = await self._listen(app, port)
         self.url = _url(self.host, bound)
         for region in self.regions.values():
@@ -123,16 +144,20 @@ class MockServer:
         region.url = _url(self.host, region.port)
 
     async def set_down(self, name: str, mode: str | bool) -> None:
-        """`refuse`: close the region's listener; `503`: answer 503; False: back up."""
+        """`refuse`: close the region's listener; `503`: answer 503; `overloaded`: answer
+        each API's overload error and end running streams with it; False: back up."""
         region = self.regions[name]
         if mode == region.down:
             return
         if mode:
             region.down = mode
-            region.engine.abort_all()
+            # overloaded: the handlers end their requests in their API's words; else cut
+            region.engine.abort_all(cut=mode != "overloaded")
             if mode == "refuse" and region.runner is not None:
                 runner, region.runner = region.runner, None
                 await runner.cleanup()
+            elif mode != "refuse" and region.runner is None:
+                await self._open_region(region)
         else:
             if region.runner is None:
                 await self._open_region(region)
