@@ -170,6 +170,10 @@ class _Ctx:
         self.records: list[RequestRecord] = []
         self.admitted = 0
         self.max_requests = max_requests
+        # what RunContext.with_routes fills: the target's API for every region, no keys
+        self.routes = {n: scenario.route_endpoint(n, u) for n, u in self.endpoints.items()}
+        self.keys: dict[str, str | None] = {}
+        self.endpoint_headers: dict[str, dict[str, str]] = {}
 
     def record(self, rec: RequestRecord) -> None:
         self.records.append(rec)
@@ -178,7 +182,7 @@ class _Ctx:
         self.admitted += 1
         return self.admitted <= self.max_requests
 
-    def price_for(self, region: str) -> Any:
+    def price_for(self, region: str, model: str = "") -> Any:
         pricing = self.scenario.pricing
         return None if pricing is None else pricing.price_for(region)
 

@@ -118,7 +118,8 @@ def measure(
             return points, f"{safe_url(answer.url)} answered {answer.message}"
         usage = answer.frame.usage
         if usage is None or usage.prompt <= 0:
-            return points, f"{safe_url(answer.url)} reports no prompt token count (usage)"
+            field = "usage.prompt_tokens" if ep.api in ("openai", "azure") else "prompt usage"
+            return points, f"{safe_url(answer.url)} reports no {field}"
         points.append((units, usage.prompt))
     return points, None
 
