@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from loadkit.analysis.models import mismatch_lines, model_mismatches
+from loadkit.analysis.providers import by_provider, provider_lines
 from loadkit.analysis.requests import logical
 from loadkit.analysis.served import served
 
@@ -126,6 +127,7 @@ def summarize(
     out["reconnects"] = int(np.asarray(cols["reconnects"], dtype=np.int64).sum())
     out["tokens_estimated_ok_share"] = round(float(est[ok].mean()), 4) if ok.any() else 0.0
     out.update(served(cols))
+    out["providers"] = by_provider(cols)
     mismatch = model_mismatches(cols)
     if mismatch:
         out["model_mismatch"] = mismatch
@@ -252,6 +254,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
             f"{summary['reconnects']:,} stale pooled connections replaced before their requests"
             " were answered (not counted as attempts)"
         )
+    lines += provider_lines(summary.get("providers") or [])
     lines += mismatch_lines(summary.get("model_mismatch") or [])
     slo = summary.get("slo")
     if slo:

@@ -9,6 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from loadkit.analysis.providers import worth_showing
 from loadkit.analysis.verdict import headline
 from loadkit.report import style as S
 from loadkit.report.sizes import sizes_html
@@ -116,6 +117,8 @@ def render(
             parts.append(_error_table(doc["errors"]))
         if png.stem == "cost":
             parts.append(_cost_table(doc["cost"]))
+            if worth_showing(doc.get("providers") or []):
+                parts.append(_provider_table(doc["providers"]))
         if png.stem in ("by_region", "by_workload"):
             by = png.stem.split("_", 1)[1]
             parts.append(_breakdown_table(doc["breakdown"][by], by, doc))
@@ -252,6 +255,37 @@ def _error_table(errors: Sequence[Mapping[str, Any]]) -> str:
     head += ["status", "attempts", "of failed", "seen"]
     n = len(head)
     return "<h3>Top error messages</h3>" + _table(head, rows, {n - 3, n - 2})
+
+
+def _provider_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Traffic and cost per provider API and endpoint (attempts: a failed-over request
+    counts at every provider it reached)."""
+    body = [
+        (
+            _e(r["api"]),
+            _e(r["endpoint"]),
+            f"{r['attempts']:,}",
+            f"{r['ok']:,}",
+            _e(", ".join(f"{k} {v}" for k, v in sorted(r["failed"].items())) or "none"),
+            _e(S.fmt_usd(r["cost_usd"])),
+            _e(S.fmt_usd(r["cost_usd_per_ok"])),
+            f"{r['cached_tokens']:,} / {r['cache_write_tokens']:,}",
+            "-" if r["ttft_p95_ms"] is None else f"{r['ttft_p95_ms']:.0f}",
+        )
+        for r in rows
+    ]
+    headers = [
+        "api",
+        "endpoint",
+        "attempts",
+        "ok",
+        "failed",
+        "cost",
+        "per ok attempt",
+        "cache read / write tokens",
+        "p95 TTFT ms",
+    ]
+    return "<h3>Per provider</h3>" + _table(headers, body, {2, 3, 5, 6, 7, 8})
 
 
 def _cost_table(c: Mapping[str, Any]) -> str:

@@ -81,4 +81,5 @@ def plan_call(
         stream=stream,
         planned_prompt_tokens=planned_prompt_tokens,
         extra_body=extra,
+        shared_prefix=bool(system),  # every session's calls open with this system prefix
     )

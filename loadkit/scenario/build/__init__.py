@@ -78,7 +78,7 @@ def build_scenario(root: Value, source_path: Path | None) -> Scenario:
     faults = _faults(
         top.get("faults"),
         duration_s,
-        region_names,
+        (*region_names, *endpoints),  # a named endpoint has a listener of its own too
         [w.name for w in workloads],
         tuple(u.name for u in target.upstreams),
     )
