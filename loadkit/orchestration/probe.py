@@ -10,8 +10,20 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from loadkit.apis.base import Endpoint, Frame, MalformedFrame, PlannedCall
+from loadkit.apis.base import (
+    JSON,
+    SSE,
+    TEXT,
+    Decoder,
+    Endpoint,
+    Frame,
+    MalformedFrame,
+    PlannedCall,
+    framing_of,
+    shown,
+)
 from loadkit.apis.registry import SECRET_HEADERS, api_of, build_request
+from loadkit.apis.sse import SSEParser
 from loadkit.apis.urls import split_base
 
 BODY_MAX = 256 * 1024
@@ -26,13 +38,37 @@ class Answer:
     raw: bytes = b""
 
 
-def _open(req: urllib.request.Request, timeout_s: float) -> tuple[int, bytes]:
+def _open(req: urllib.request.Request, timeout_s: float) -> tuple[int, bytes, str]:
+    """(status, body, Content-Type)."""
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            return int(resp.status), resp.read(BODY_MAX)
+            return int(resp.status), resp.read(BODY_MAX), resp.headers.get("content-type", "")
     except urllib.error.HTTPError as exc:
         with exc:
-            return int(exc.code), exc.read(BODY_MAX)
+            return int(exc.code), exc.read(BODY_MAX), exc.headers.get("content-type", "")
+
+
+def _streamed(decoder: Decoder, framing: str, raw: bytes) -> Frame:
+    """A streamed answer read whole (a service that streams whatever it is asked): its
+    frames folded into one, text joined, the last usage and finish reason kept."""
+    if framing == SSE:
+        parser = SSEParser()
+        pieces = [*parser.feed_events(raw.rstrip(b"\n")), *parser.feed_events(b"")]
+    elif framing == TEXT:
+        pieces = [("", raw)]
+    else:
+        pieces = [("", line) for line in raw.split(b"\n") if line.strip()]
+    text, usage, finish, model = [], None, None, ""
+    for event, data in pieces:
+        f = decoder.frame(data, event)
+        if f.error is not None:
+            raise MalformedFrame(f"error event: {f.error}")
+        text.append(f.text if f.content else "")
+        usage = f.usage or usage
+        finish = f.finish or finish
+        model = model or f.model
+    joined = "".join(text)
+    return Frame(joined, bool(joined), finish or "", usage, model, end=True)
 
 
 def call(
@@ -50,13 +86,20 @@ def call(
     url = r.origin + r.uri
     hdrs = {**r.headers, "Accept": "application/json"}
     req = urllib.request.Request(url, data=r.body, method=r.method, headers=hdrs)
-    status, raw = _open(req, timeout_s)
+    status, raw, content_type = _open(req, timeout_s)
     if not 200 <= status < 300:
         return Answer(url, status, None, api.classify(status, raw, {}).message, raw)
+    framing = framing_of(content_type)
+    decoder = api.decoder(ep, planned)
     try:
-        frame = api.decoder(ep, planned).whole(json.loads(raw))
+        if framing not in api.framings:
+            raise MalformedFrame(f"{content_type or 'no Content-Type'}: {shown(raw)}")
+        if framing == JSON:
+            frame = decoder.whole(json.loads(raw))
+        else:
+            frame = _streamed(decoder, framing, raw)
     except (ValueError, MalformedFrame) as exc:
-        return Answer(url, status, None, f"an answer that is not the API's JSON ({exc})", raw)
+        return Answer(url, status, None, f"an answer this API does not give ({exc})", raw)
     return Answer(url, status, frame, "", raw)
 
 
@@ -76,7 +119,7 @@ def listed_models(
     for name, value in api.auth_headers(ep, key).items():
         if not (keyed and name.lower() in SECRET_HEADERS):
             hdrs.setdefault(name, value)
-    status, raw = _open(urllib.request.Request(url, headers=hdrs), timeout_s)
+    status, raw, _ = _open(urllib.request.Request(url, headers=hdrs), timeout_s)
     if status != 200:
         return url, status, None
     try:
