@@ -161,7 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     for name, summary, module, func in (
-        ("mock", "run the bundled OpenAI-compatible mock provider", "mocks", _cmd_mock),
+        (
+            "mock",
+            "run the bundled mock provider (OpenAI, Azure, Anthropic, copilot)",
+            "mocks",
+            _cmd_mock,
+        ),
         (
             "chaos",
             "run the LLM-aware fault-injection proxy in front of an upstream",
