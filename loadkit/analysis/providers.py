@@ -20,6 +20,11 @@ def _s(cols: Mapping[str, np.ndarray], name: str, n: int, default: str) -> np.nd
     return np.full(n, default, dtype=object) if v is None else np.asarray(v).astype(str)
 
 
+def _num(cols: Mapping[str, np.ndarray], name: str, n: int, default: float) -> np.ndarray:
+    v = cols.get(name)
+    return np.full(n, default) if v is None else np.asarray(v, dtype=np.float64)
+
+
 def by_provider(cols: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     """Rows per (api, endpoint), most attempts first."""
     outcome = np.asarray(cols["outcome"]).astype(str)
@@ -27,11 +32,10 @@ def by_provider(cols: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     api = _s(cols, "api", n, "openai")
     name = _s(cols, "endpoint_name", n, "")
     name = np.where(name == "", TARGET, name)
-    cost = np.asarray(cols["cost_usd"], dtype=np.float64)
-    ttft = np.asarray(cols["ttft_ms"], dtype=np.float64)
-    write = cols.get("cache_write_tokens")
-    write = np.zeros(n) if write is None else np.asarray(write, dtype=np.float64)
-    cached = np.asarray(cols["cached_tokens"], dtype=np.float64)
+    cost = _num(cols, "cost_usd", n, np.nan)
+    ttft = _num(cols, "ttft_ms", n, np.nan)
+    write = _num(cols, "cache_write_tokens", n, 0.0)
+    cached = _num(cols, "cached_tokens", n, 0.0)
     rows: list[dict[str, Any]] = []
     pairs = sorted({(a, e) for a, e in zip(api.tolist(), name.tolist(), strict=True)})
     for a, e in pairs:
