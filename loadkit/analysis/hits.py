@@ -57,15 +57,25 @@ def attribute(
     cols: Mapping[str, np.ndarray],
     hits: Sequence[FaultHit],
     fault_kinds: Mapping[str, str] | None = None,
+    journaled: bool = False,
 ) -> tuple[dict[str, np.ndarray], Attribution]:
     """New `fault` and `outcome` columns (the others shared) and what the join changed.
 
     `fault_kinds` (fault id -> kind, from the run's journal) also catches an answer whose
     tag came back (LiteLLM passes it on as `llm_provider-x-loadkit-fault`) but which a
-    gateway re-ended: `ok` with the tag of a truncating fault is `truncated`, join or not.
+    gateway re-ended: `ok` with the tag of a truncating fault is `truncated`.
+
+    The tag goes out with the answer's headers, before the fault acts; a mid-stream fault
+    journals its hit only when it acts (an answer shorter than `after_tokens` passes
+    whole). So where the run has a hit journal (`journaled`), the tag alone counts only
+    for faults whose hits came without the client's attempt key (a gateway that does not
+    forward it); a keyed hit decides for its own attempt.
     """
     out: dict[str, Any] = dict(cols)
     tagged_cut = _tagged_truncations(cols, fault_kinds or {})
+    if journaled:
+        unkeyed = sorted({h.fault_id for h in hits if not h.attempt})
+        tagged_cut &= np.isin(np.asarray(cols["fault"]).astype(str), unkeyed)
     keyed = [h for h in hits if h.attempt]
     if not keyed and not tagged_cut.any():
         return out, Attribution(len(hits), 0, 0, 0, 0)

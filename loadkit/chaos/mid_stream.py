@@ -31,6 +31,7 @@ class Stream:
     sink: RelaySink
     api: str = "openai"  # which API's content the frames carry (loadkit.apis)
     framing: str = "sse"  # sse | ndjson | text
+    hit: Callable[[], None] = lambda: None  # counts and journals the fault: when it acts
 
     def splitter(self) -> sse.FrameSplitter:
         return sse.splitter(self.framing)
@@ -47,10 +48,15 @@ BEHAVIOURS: dict[str, Behaviour] = {}
 
 
 def whole_stream(name: str) -> Callable[[Behaviour], Behaviour]:
-    """Register the decorated function as what kind `name` does to the whole stream."""
+    """Register the decorated function as what kind `name` does to the whole stream (it
+    acts on every stream it is given: the hit counts at once)."""
 
     def register(fn: Behaviour) -> Behaviour:
-        BEHAVIOURS[name] = fn
+        async def acting(s: Stream, spec: FaultSpec) -> None:
+            s.hit()
+            await fn(s, spec)
+
+        BEHAVIOURS[name] = acting
         return fn
 
     return register
@@ -85,6 +91,7 @@ async def _triggered(s: Stream, spec: FaultSpec, action: Action) -> None:
             )
             if trigger:
                 fired = True
+                s.hit()
                 if out:
                     await s.resp.write(b"".join(out))
                     out = []

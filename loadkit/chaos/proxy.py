@@ -542,8 +542,7 @@ class ChaosProxy:
         mid = spec is not None and spec.kind in MID_STREAM
         if mid and streamed and head.status == 200:
             assert spec is not None
-            hit(spec)
-            extra_headers[FAULT_HEADER] = spec.id
+            extra_headers[FAULT_HEADER] = spec.id  # the hit is journaled when it acts
         else:
             mid = False
         for k, v in extra_headers.items():
@@ -565,7 +564,9 @@ class ChaosProxy:
             if mid:
                 assert spec is not None
                 api = api_of_request(request.path, request.headers.get(API_HEADER))
-                stream = mid_stream.Stream(request, resp, sink, api, framing or SSE)
+                stream = mid_stream.Stream(
+                    request, resp, sink, api, framing or SSE, functools.partial(hit, spec)
+                )
                 await mid_stream.BEHAVIOURS[spec.kind](stream, spec)
             else:
                 await self._pass_through(request, resp, sink, raw=not old_client)

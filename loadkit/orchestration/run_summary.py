@@ -71,7 +71,8 @@ def finish(
     records = read_records(folder.requests_csv)
     fault_events = read_fault_events(folder.faults_csv)
     kinds = {e.fault_id: e.kind for e in fault_events if e.event == "start"}
-    cols, joined = attribute(records.columns, read_fault_hits(folder.fault_hits_csv), kinds)
+    hits_csv = folder.fault_hits_csv
+    cols, joined = attribute(records.columns, read_fault_hits(hits_csv), kinds, hits_csv.exists())
     summary = summarize(cols, slo=scenario.slo)
     started_event = next((e for e in events if e.get("event") == "started"), {})
     doc = {

@@ -162,7 +162,8 @@ def build_report(run_dir: str | Path, window_s: float | None = None) -> ReportRe
     if records.n == 0:
         notes.append("requests.csv holds no complete records: nothing to chart")
     kinds = {w.fault_id: w.kind for w in ff.facts.faults}
-    cols, joined = attribute(records.columns, read_hits(folder), kinds)
+    journaled = folder.fault_hits_csv.exists()
+    cols, joined = attribute(records.columns, read_hits(folder), kinds, journaled)
     a = analyse(cols, ff.facts)
     if joined.hits:
         a.extra["fault_hits"] = joined.to_json()

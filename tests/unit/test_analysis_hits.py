@@ -75,3 +75,23 @@ def test_the_report_counts_truncated_answers_as_failed(tmp_path: Path):
     assert s["fault_hits"]["truncated"] == 2
     assert s["requests_ok"] == 18 and s["verdict"]["overall"] == "no-go"
     assert any("re-ended" in n for n in result.notes)
+
+
+def test_a_tag_without_a_hit_is_not_a_cut_where_the_run_journals_hits():
+    """The tag leaves with the headers, before a mid-stream fault acts; an answer shorter
+    than `after_tokens` passes whole and journals no hit: it stays `ok`."""
+    rows = [
+        dict(request_id="short", fault="cut-10"),  # chosen, never acted: no hit
+        dict(request_id="long", fault="cut-10"),  # acted: its keyed hit
+        dict(request_id="gw", fault="cut-gw"),  # through a gateway that drops the key
+    ]
+    hits = [
+        _hit(attempt_key("long", 0), fault="cut-10", upstream=""),
+        _hit("", fault="cut-gw", upstream=""),
+    ]
+    kinds = {"cut-10": "cut", "cut-gw": "cut"}
+    cols, _ = attribute(columns(rows), hits, kinds, journaled=True)
+    assert cols["outcome"].tolist() == ["ok", "truncated", "truncated"]
+    # without a journal (a hand-driven proxy without --hits) the tag is all there is
+    cols, _ = attribute(columns(rows), [], kinds, journaled=False)
+    assert cols["outcome"].tolist() == ["truncated", "truncated", "truncated"]
