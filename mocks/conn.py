@@ -1,153 +1,23 @@
-"""Connection-level defences of the mock's listeners, below routing and middleware.
-
-aiohttp has no header-read timeout (a connection that trickles its headers one byte a second
-is kept for its whole keep-alive time, an hour by default) and answers requests it cannot
-parse (bad request line, header too long) in plain text from inside its protocol, where no
-middleware runs. `GuardedRunner` serves an app with a request handler that adds both:
-
-- a header timeout: from the connection's start, or from the first byte of a later
-  request on a kept-alive connection, until that request's headers are complete; past it
-  the client gets a 408 in OpenAI's shape and the connection is closed;
-- OpenAI-shaped errors for everything aiohttp's protocol answers itself.
-
-Idle kept-alive connections are closed by aiohttp's `keepalive_timeout` (passed through).
-"""
+"""The mock's connection-level defences: the shared guard (`loadkit.serving.guard`) with
+errors in OpenAI's shape (a 408 for headers that never finish, a 400 for a request aiohttp
+cannot parse)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 
-from mocks.errors import ApiError, error_body, error_response
-
-log = logging.getLogger("mocks")
+from loadkit.serving.guard import GuardedRunner as _Guarded
+from mocks.errors import ApiError, error_body
 
 
-def _parse_error_message(status: int, exc: BaseException | None, message: str | None) -> str:
-    """First line of aiohttp's reason, without the echo of the client's bytes it adds."""
-    text = getattr(exc, "message", None) or message or ""
-    first = str(text).strip().splitlines()[0].rstrip(":").strip() if text else ""
-    what = "could not be parsed as HTTP" if status < 500 else "failed"
-    return f"The request {what}: {first[:200]}." if first else f"The request {what}."
+def openai_shape(status: int, message: str, client_error: bool) -> dict[str, Any]:
+    etype = "invalid_request_error" if client_error else "server_error"
+    code = "timeout" if status == 408 else None
+    return error_body(ApiError(status, message, etype, code=code))
 
 
-def _raw_408() -> bytes:
-    """A whole 408 response, written straight to the transport (no request object exists)."""
-    exc = ApiError(408, "Timed out waiting for the request headers.", code="timeout", close=True)
-    body = json.dumps(error_body(exc)).encode()
-    head = (
-        "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-class _GuardedHandler(RequestHandler):
-    """aiohttp's request handler plus a header timeout and OpenAI-shaped protocol errors."""
-
-    def __init__(self, manager: web.Server, *, header_timeout_s: float, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
-        self._header_timeout_s = header_timeout_s
-        self._header_timer: asyncio.TimerHandle | None = None
-
-    def _between_requests(self) -> bool:
-        """No request is being handled and none is complete: its headers are still due.
-
-        The same test aiohttp's keep-alive timer uses: the handler loop waits for a message.
-        """
-        waiter = self._waiter
-        return waiter is not None and not waiter.done()
-
-    def _arm(self) -> None:
-        if self._header_timer is None and self._header_timeout_s > 0:
-            self._header_timer = self._loop.call_later(self._header_timeout_s, self._timed_out)
-
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _timed_out(self) -> None:
-        self._header_timer = None
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if not self._between_requests():
-            return  # the request's headers arrived after all; it is being handled
-        log.debug("header timeout: closing a connection")
-        transport.write(_raw_408())
-        self.force_close()  # closes after the 408 is flushed
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._arm()  # the first request's headers are due from the start
-
-    def data_received(self, data: bytes) -> None:
-        if data and self._between_requests():
-            self._arm()  # a new request starts on a kept-alive connection
-        super().data_received(data)
-        if self._header_timer is not None and (self._messages or not self._between_requests()):
-            self._disarm()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def handle_error(
-        self,
-        request: Any,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        """aiohttp's own error answers (bad request line, header too long...) as OpenAI's."""
-        if status >= 500:
-            self.log_exception("Error handling request", exc_info=exc)
-        else:
-            log.debug("unparseable request: %s", exc)
-        if request.writer.output_size > 0:  # as aiohttp: too late for another response
-            raise ConnectionError("response already sent, cannot send an error")
-        err = ApiError(
-            status,
-            _parse_error_message(status, exc, message),
-            "invalid_request_error" if status < 500 else "server_error",
-            close=True,
-        )
-        return error_response(err)
-
-
-class _GuardedServer(web.Server):
-    """Builds `_GuardedHandler`s instead of aiohttp's plain ones."""
-
-    def __init__(self, *args: Any, header_timeout_s: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._header_timeout_s = header_timeout_s
-
-    def __call__(self) -> RequestHandler:
-        return _GuardedHandler(
-            self, loop=self._loop, header_timeout_s=self._header_timeout_s, **self._kwargs
-        )
-
-
-class GuardedRunner(web.AppRunner):
-    """An AppRunner whose connections get the header timeout and OpenAI-shaped errors."""
-
+class GuardedRunner(_Guarded):
     def __init__(self, app: web.Application, *, header_timeout_s: float, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self._header_timeout_s = header_timeout_s
-
-    async def _make_server(self) -> web.Server:
-        plain = await super()._make_server()
-        return _GuardedServer(
-            plain.request_handler,
-            request_factory=plain.request_factory,
-            handler_cancellation=plain.handler_cancellation,
-            loop=asyncio.get_running_loop(),
-            header_timeout_s=self._header_timeout_s,
-            **plain._kwargs,  # the handler options aiohttp collected (app handler_args...)
-        )
+        super().__init__(app, header_timeout_s=header_timeout_s, shape=openai_shape, **kwargs)

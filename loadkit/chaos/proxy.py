@@ -65,6 +65,7 @@ from loadkit.chaos.kinds import MID_STREAM
 from loadkit.chaos.relay import RelaySink
 from loadkit.results.faults_schema import ATTEMPT_HEADER
 from loadkit.serving.aio import listen
+from loadkit.serving.guard import GuardedRunner
 
 HOP_BY_HOP = frozenset(
     {
@@ -86,6 +87,7 @@ SHUTDOWN_TIMEOUT_S = 1.0
 OUTAGE_SHUTDOWN_S = 0.1  # a region going down: its connections are reset, handlers cut short
 LOW_WATER = 256 << 10
 FAULT_HEADER = "x-loadkit-fault"
+HEADER_TIMEOUT_S = 10.0  # as the mock's: connection start -> request headers complete
 UPSTREAM_HEADER = "x-loadkit-upstream"
 ADMIN_REFUSED = (
     "the chaos proxy does not forward the upstream's /admin API; call the upstream directly"
@@ -164,6 +166,11 @@ def _uncancelled(fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]
         return await asyncio.shield(fn(*args, **kwargs))  # type: ignore[arg-type]
 
     return run
+
+
+def _error_shape(status: int, message: str, client_error: bool) -> dict[str, Any]:
+    etype = "invalid_request_error" if client_error else "proxy_error"
+    return {"error": {"message": message, "type": etype, "param": None, "code": None}}
 
 
 def _client_error(
@@ -283,8 +290,19 @@ class ChaosProxy:
         self, app: web.Application, port: int, shutdown_s: float = SHUTDOWN_TIMEOUT_S
     ) -> tuple[web.AppRunner, int]:
         # A client that leaves cancels its handler: a delayed request stops waiting, its
-        # upstream request is aborted (no hour-long latency fault held for nobody).
-        return await listen(app, self.host, port, shutdown_s, handler_cancellation=True)
+        # upstream request is aborted (no hour-long latency fault held for nobody). A client
+        # whose headers never finish (slowloris) gets a 408 after HEADER_TIMEOUT_S, one that
+        # does not speak HTTP/1.x (an HTTP/0.9 request line) a 400, both in OpenAI's shape.
+        return await listen(
+            app,
+            self.host,
+            port,
+            shutdown_s,
+            GuardedRunner,
+            header_timeout_s=HEADER_TIMEOUT_S,
+            shape=_error_shape,
+            handler_cancellation=True,
+        )
 
     async def _open_region(self, listener: RegionListener) -> None:
         app = self._app()
