@@ -60,8 +60,9 @@ class Deployment:
     """One upstream deployment of `model` behind the gateway."""
 
     id: str  # LiteLLM's model id: what `x-litellm-model-id` names
-    api_base: str  # the upstream's OpenAI base URL, ending in /v1
+    api_base: str  # the upstream's base URL (OpenAI's ending in /v1; Anthropic's without)
     model: str = "gpt-4o-mini"
+    provider: str = "openai"  # LiteLLM's provider prefix: openai | anthropic
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def config(deployments: Sequence[Deployment], router: Mapping[str, Any], key: st
             {
                 "model_name": d.model,
                 "litellm_params": {
-                    "model": f"openai/{d.model}",
+                    "model": f"{d.provider}/{d.model}",
                     "api_base": d.api_base,
                     "api_key": "sk-upstream",
                 },
