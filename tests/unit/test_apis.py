@@ -326,3 +326,38 @@ def test_cost_prices_cache_writes_apart() -> None:
     expected = (17 * 3.0 + 100 * 0.3 + 1_000 * 3.75 + 2 * 15.0) / 1e6
     assert usd == pytest.approx(expected, rel=1e-12)
     assert cost_usd(p, 1_117, 100, 2) == pytest.approx((1_017 * 3.0 + 30 + 30) / 1e6)
+
+
+def test_overloaded_is_retried_and_a_reason_to_fail_over() -> None:
+    from loadkit.scenario.model import Retries
+    from loadkit.traffic import resilience as r
+
+    policy = Retries()
+    assert r.is_retryable("overloaded", 529, {}, policy)
+    assert r.is_retryable("overloaded", 529, {"x-should-retry": "false"}, policy) is False
+    assert not r.is_retryable("content_filter", 400, {}, policy)
+    assert not r.is_retryable("empty", 200, {}, policy)
+    assert r.should_fail_over("overloaded", 529, retries_left=0, has_next=True)
+
+
+def test_embedding_calls_pay_the_embedding_models_price_not_the_chat_models() -> None:
+    from loadkit.cost import lookup_price
+    from loadkit.scenario.model import Pricing
+    from loadkit.traffic.context import RunContext
+
+    class _Sc:
+        endpoints: dict = {}  # noqa: RUF012
+        regions = ()
+        pricing = Pricing(model="gpt-4o", price=lookup_price("gpt-4o"), regional_uplift={"eu": 1.1})
+
+        def route_price(self, route: str) -> None:
+            return None
+
+    ctx = RunContext(scenario=_Sc(), endpoints={}, headers={}, run_id="r", seed=0, rtt_ms={})
+    emb = lookup_price("text-embedding-3-small")
+    assert emb is not None
+    assert ctx.price_for("us", "text-embedding-3-small") == emb
+    assert ctx.price_for("eu", "text-embedding-3-small").input_per_1m == pytest.approx(
+        emb.input_per_1m * 1.1
+    )
+    assert ctx.price_for("us", "gpt-4o") == lookup_price("gpt-4o")

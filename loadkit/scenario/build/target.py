@@ -15,6 +15,7 @@ from loadkit.scenario.model import DEFAULT_SERVED_BY_HEADERS, Target, Upstream
 from loadkit.scenario.source import Value
 
 KNOWN_MOCK_PROFILES = ("hosted-api", "vllm-h100")
+AZURE_RECORD_HEADERS = ("x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens")
 DEFAULT_MOCK_MODEL = "gpt-4o-mini"
 
 
@@ -37,10 +38,14 @@ def _target(field: Field | None, base_dir: Path = Path(".")) -> Target:
             *API_KEYS,
         )
     )
+    api = api_fields(m, field)
+    # Azure's rate-limit headers say how close a deployment runs to its quota: kept by
+    # default for an Azure target (x-ms-region is already a served_by header)
+    record_default = AZURE_RECORD_HEADERS if api["api"] == "azure" else ()
     extras: dict[str, Any] = {
         "served_by_headers": m.opt("served_by_headers", _header_names, DEFAULT_SERVED_BY_HEADERS),
-        "record_headers": m.opt("record_headers", _header_names, ()),
-        **api_fields(m, field),
+        "record_headers": m.opt("record_headers", _header_names, record_default),
+        **api,
     }
     tokenizer = m.opt("tokenizer", lambda f: _tokenizer(f, base_dir), None)
     mock, base_url = m.get("mock"), m.get("base_url")
