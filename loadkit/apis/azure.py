@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import quote
 
-from loadkit.apis.base import Classified, Decoder, Endpoint, PlannedCall, ProviderApi, model_for
-from loadkit.apis.openai import OpenAIDecoder, error_message, openai_body, status_outcome
+from loadkit.apis.base import Classified, Endpoint
+from loadkit.apis.openai import OpenAIApi, classified
 
 # The newest GA version of Azure OpenAI's data-plane inference API when this was written
 # (Azure OpenAI "API version lifecycle" page: 2024-10-21 is the latest GA release).
@@ -35,10 +35,12 @@ def _code(body: bytes) -> str:
     return str(code) if code else ""
 
 
-class AzureApi(ProviderApi):
+class AzureApi(OpenAIApi):
+    """OpenAI's body, stream and decoder (the deployment names the model; the body keeps
+    it, as `openai.AzureOpenAI` sends it), Azure's path, key header and content filter."""
+
     name: ClassVar[str] = "azure"
     title: ClassVar[str] = "Azure OpenAI (deployments, api-key, api-version)"
-    kinds = ("chat", "completions", "embeddings")
     key_header: ClassVar[str] = "api-key"
 
     def path(self, ep: Endpoint, kind: str) -> str:
@@ -49,19 +51,14 @@ class AzureApi(ProviderApi):
     def auth_headers(self, ep: Endpoint, key: str | None) -> dict[str, str]:
         return {"api-key": key} if key else {}
 
-    def body(self, ep: Endpoint, call: PlannedCall) -> dict[str, Any]:
-        # the deployment names the model; the body keeps it, as openai.AzureOpenAI sends it
-        return openai_body(call, model_for(ep, call))
-
-    def decoder(self, ep: Endpoint, call: PlannedCall) -> Decoder:
-        return OpenAIDecoder()
-
     def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> Classified:
-        msg = error_message(body)
-        text = f"HTTP {status}: {msg}" if msg else f"HTTP {status}"
+        verdict = classified(status, body)
         if status == 400 and _code(body) == CONTENT_FILTER:
-            return Classified(CONTENT_FILTER, text)
-        return Classified(status_outcome(status), text)
+            return Classified(CONTENT_FILTER, verdict.message)
+        return verdict
+
+    def models_path(self, ep: Endpoint) -> str | None:
+        return None  # a deployment has no model list of its own: the probe call checks it
 
 
 API = AzureApi()

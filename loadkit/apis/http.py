@@ -45,7 +45,7 @@ from loadkit.apis.base import (
     shown,
     split_system,
 )
-from loadkit.apis.openai import error_message, status_outcome
+from loadkit.apis.openai import classified
 
 PLACEHOLDERS = (
     "prompt",
@@ -219,9 +219,7 @@ class HttpApi(ProviderApi):
         return TemplateDecoder(self._t(ep))
 
     def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> Classified:
-        msg = error_message(body)
-        text = f"HTTP {status}: {msg}" if msg else f"HTTP {status}"
-        return Classified(status_outcome(status), text)
+        return classified(status, body)
 
 
 API = HttpApi()

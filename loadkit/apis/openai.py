@@ -253,6 +253,12 @@ def error_message(body: bytes) -> str:
     return str(msg)[:200] if msg else ""
 
 
+def classified(status: int, body: bytes) -> Classified:
+    """A non-2xx answer with an OpenAI-shaped error body (or none)."""
+    msg = error_message(body)
+    return Classified(status_outcome(status), f"HTTP {status}: {msg}" if msg else f"HTTP {status}")
+
+
 def status_outcome(status: int) -> str:
     """The outcome of a completed HTTP exchange by its status code."""
     if status == 429:
@@ -280,10 +286,7 @@ class OpenAIApi(ProviderApi):
         return OpenAIDecoder()
 
     def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> Classified:
-        msg = error_message(body)
-        return Classified(
-            status_outcome(status), f"HTTP {status}: {msg}" if msg else f"HTTP {status}"
-        )
+        return classified(status, body)
 
     def models_path(self, ep: Endpoint) -> str | None:
         return "/v1/models"

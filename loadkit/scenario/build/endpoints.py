@@ -15,11 +15,10 @@ from loadkit.apis.base import FRAMINGS, SSE, HttpTemplate
 from loadkit.apis.http import PLACEHOLDERS, path_problem, placeholders_in
 from loadkit.apis.registry import API_NAMES, DEFAULT_API
 from loadkit.cost import Price, lookup_price
-from loadkit.scenario.build.helpers import _env_name, _headers, _mapping_of, _url
+from loadkit.scenario.build.helpers import _env_name, _headers, _mapping_of, _plain, _url
 from loadkit.scenario.errors import ScenarioError
 from loadkit.scenario.fields import NAME_PATTERN, Field, Mapping, hint
 from loadkit.scenario.model import NamedEndpoint
-from loadkit.scenario.source import Value
 
 API_KEYS = ("api", "api_version", "deployment", "request", "response")
 
@@ -101,14 +100,6 @@ def _path(field: Field) -> str:
     if problem:
         field.fail(problem)
     return text
-
-
-def _plain(value: Value) -> Any:
-    if value.kind == "map":
-        return {k: _plain(v) for k, v in value.data.items()}
-    if value.kind == "seq":
-        return [_plain(v) for v in value.data]
-    return value.data
 
 
 def _endpoints(

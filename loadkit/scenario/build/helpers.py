@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from loadkit.errors import UserError
 from loadkit.scenario import units
 from loadkit.scenario.fields import Field, Mapping
+from loadkit.scenario.source import Value
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _URL = re.compile(r"https?://[^\s/?#]+[^\s]*")
@@ -88,3 +89,12 @@ def _headers(field: Field) -> dict[str, str]:
             value.fail("this looks like a literal API key; use ${ENV_VAR} instead")
         out[key] = text
     return out
+
+
+def _plain(value: Value) -> Any:
+    """A located YAML value as plain Python data."""
+    if value.kind == "map":
+        return {k: _plain(v) for k, v in value.data.items()}
+    if value.kind == "seq":
+        return [_plain(v) for v in value.data]
+    return value.data

@@ -8,11 +8,10 @@ from typing import Any
 
 from loadkit.errors import UserError
 from loadkit.scenario.build.endpoints import API_KEYS, api_fields
-from loadkit.scenario.build.helpers import _env_name, _headers, _mapping_of, _url
+from loadkit.scenario.build.helpers import _env_name, _headers, _mapping_of, _plain, _url
 from loadkit.scenario.errors import ScenarioError, format_error
 from loadkit.scenario.fields import NAME_PATTERN, Field, Mapping, hint
 from loadkit.scenario.model import DEFAULT_SERVED_BY_HEADERS, Target, Upstream
-from loadkit.scenario.source import Value
 
 KNOWN_MOCK_PROFILES = ("hosted-api", "vllm-h100")
 AZURE_RECORD_HEADERS = ("x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens")
@@ -224,14 +223,6 @@ def _profile_keys() -> tuple[str, ...]:
     except ImportError:  # pragma: no cover - the mock ships with loadkit
         return ()
     return tuple(k for k in PROFILE_KEYS if k != "name")
-
-
-def _plain(value: Value) -> Any:
-    if value.kind == "map":
-        return {k: _plain(v) for k, v in value.data.items()}
-    if value.kind == "seq":
-        return [_plain(v) for v in value.data]
-    return value.data
 
 
 def _endpoint_map(field: Field) -> dict[str, str]:
