@@ -5,7 +5,7 @@ Transport. Requests go through geventhttpclient's `HTTPClient`, the engine under
 itself is not used because it reports a streamed request when its headers arrive, and
 its `iter_lines`/`iter_content` wait for 1 KB of body (on a short stream, the whole
 body), and `readline()` defaults to the separator `\\r\\n`, which an SSE body never
-contains. Here every socket read of the body is handed on at once: `_body_lines` reads
+contains. Here every socket read of the body is handed on at once: `body_blocks` reads
 the socket, feeds geventhttpclient's parser and takes the complete lines from its body
 buffer, the way `readline(b"\\n")` does but once per read instead of once per line, and
 every event in a read gets the read's arrival time: on Linux the kernel's receive time of
@@ -39,7 +39,7 @@ import math
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +75,8 @@ from loadkit.traffic.attempt import (
     attempt_record,
     check_answer,
 )
-from loadkit.traffic.rxstamp import StampedSocket, stamped_tcp_socket
+from loadkit.traffic.bodyread import body_blocks
+from loadkit.traffic.rxstamp import stamped_tcp_socket
 from loadkit.traffic.served import ResponseHeaders, fault_tag
 from loadkit.traffic.stale import STALE_ERRORS, ReuseTracker
 
@@ -498,7 +499,7 @@ class LLMClient:
         pieces = a.pieces
         watch: _StallWatch | None = None
         try:
-            for now, block in _body_lines(resp):
+            for now, block in body_blocks(resp):
                 a.body_bytes += len(block) + 1
                 for data in parser.feed_lines(block):
                     text = plain_text(data)
@@ -538,7 +539,7 @@ class LLMClient:
         arrivals = a.arrivals
         watch: _StallWatch | None = None
         try:
-            for now, block in _body_lines(resp, whole_reads=framing == TEXT):
+            for now, block in body_blocks(resp, whole_reads=framing == TEXT):
                 a.body_bytes += len(block) + (framing != TEXT)
                 if framing == SSE:
                     frames = parser.feed_events(block)
@@ -626,52 +627,6 @@ class LLMClient:
         stats.fire_request(env, name, record.e2e_ms, a.body_bytes, error)
         stats.log_timing(env, stats.TTFT_TYPE, name, record.ttft_ms)
         stats.log_timing(env, stats.ITL_TYPE, name, record.itl_mean_ms)
-
-
-def _body_lines(resp: Any, whole_reads: bool = False) -> Iterator[tuple[float, bytes]]:
-    """(arrival time, complete lines) per socket read of a streamed body, then (t, b"").
-
-    With `whole_reads` every read's bytes come as they are (chunked text, where a line
-    is no unit of the answer).
-
-    The lines are joined by `\\n` without the last one's ending; the final empty block is
-    a blank line that delivers an event the body ended without one after. This drains
-    geventhttpclient's body buffer directly (`readline(b"\\n")` costs a call, a search, a
-    copy and a delete per line) with the same reads, feeds and end-of-body test as its
-    `readline`; a response without that buffer falls back to `readline`.
-    """
-    perf = time.perf_counter
-    buf = getattr(resp, "_body_buffer", None)
-    if not isinstance(buf, bytearray):
-        while line := resp.readline(b"\n"):
-            yield perf(), line.removesuffix(b"\n")
-        yield perf(), b""
-        return
-    sock = resp._sock
-    stamped = isinstance(sock, StampedSocket)
-    now = sock.arrived if stamped else perf()  # the read that brought the headers
-    while True:
-        end = len(buf) if whole_reads else buf.rfind(b"\n")
-        if end > 0 and whole_reads:
-            block = bytes(buf)
-            del buf[:]
-            yield now, block
-        elif end >= 0 and not whole_reads:
-            block = bytes(buf[:end])
-            del buf[: end + 1]
-            yield now, block
-        if resp.message_complete:
-            if buf:
-                yield now, bytes(buf)
-                del buf[:]
-            yield now, b""
-            return
-        sock = resp._sock
-        if sock is None:
-            raise HTTPConnectionClosed("connection closed.")
-        data = sock.recv(resp.block_size)
-        now = sock.arrived if stamped else perf()
-        resp.feed(data)
 
 
 def _describe(exc: BaseException) -> str:
