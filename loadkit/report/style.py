@@ -39,6 +39,7 @@ OUTCOME_COLORS: dict[str, str] = {
     "aborted": "#95A5A6",
     "truncated": "#A0522D",
     "stream_error": "#7B241C",
+    "not_sent": "#000000",
 }
 
 # p50 solid and light, p95 the headline, p99 dashed and dark.

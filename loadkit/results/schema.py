@@ -36,6 +36,9 @@ OUTCOMES: tuple[str, ...] = (
     "truncated",
     # an error event inside a 200 stream (a gateway's or provider's mid-stream error)
     "stream_error",
+    # an open-loop arrival that was due but never sent: the run ended while it waited for a
+    # free slot under `max_in_flight` (no `t_sent`; `loadkit.traffic.arrivals`)
+    "not_sent",
 )
 TOKENS_SOURCES: tuple[str, ...] = ("server", "estimated")
 
