@@ -133,7 +133,7 @@ def planned_histogram(t_s: np.ndarray, duration_s: float) -> tuple[float, list[i
     """(bin width s, planned arrivals per bin from 0): the offered curve analysis draws."""
     span = max(float(duration_s), float(t_s.max()) if t_s.size else 0.0, 1.0)
     width = max(1.0, math.ceil(span / _MAX_BINS))
-    n = int(math.ceil(span / width)) + 1
+    n = math.ceil(span / width) + 1
     k = np.minimum((np.asarray(t_s, dtype=np.float64) // width).astype(np.int64), n - 1)
     return width, np.bincount(k, minlength=n).astype(int).tolist()
 
@@ -161,7 +161,8 @@ def phases_of(scenario: Any, scale: float, t_s: np.ndarray) -> list[dict[str, An
     for name, a, b in spans:
         last = b == spans[-1][2]
         m = (t_s >= a) & ((t_s <= b) if last else (t_s < b))
-        out.append({"name": name, "t0_s": round(a, 3), "t1_s": round(b, 3), "planned": int(m.sum())})
+        planned = int(m.sum())
+        out.append({"name": name, "t0_s": round(a, 3), "t1_s": round(b, 3), "planned": planned})
     return out
 
 

@@ -35,6 +35,7 @@ from locust.runners import (
 )
 
 from loadkit.results.writer import RecordWriter
+from loadkit.traffic.arrivals import Tally
 from loadkit.traffic.budget import BudgetGuard, BudgetLimits
 from loadkit.traffic.config import (
     PARENT_PID_ENV,
@@ -47,7 +48,6 @@ from loadkit.traffic.config import (
     with_seed,
 )
 from loadkit.traffic.context import RunContext
-from loadkit.traffic.arrivals import Tally
 from loadkit.traffic.distributed import (
     ASSIGN,
     HELLO,
