@@ -70,7 +70,7 @@ def test_budget_reached_while_arrivals_wait_for_a_slot(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_cli("run", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    sched, rec = _accounted(out)
+    sched, _ = _accounted(out)
     assert sched["planned"] == 120
     # the later arrivals were not yet due: skipped for the budget, not failures
     ((reason, n),) = sched["skipped"].items()
@@ -108,7 +108,7 @@ def test_ctrl_c_while_arrivals_wait_for_a_slot(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, stdout + stderr
-    sched, rec = _accounted(out)
+    sched, _ = _accounted(out)
     assert sched["planned"] == 1200 and sched["stop_reason"] == "interrupted"
     assert sched["skipped"].get("interrupted", 0) > 1000, sched
     assert sched["not_sent"] > 0
