@@ -73,7 +73,10 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
     end = t_sent + np.nan_to_num(e2e, nan=0.0)
     if lr.n:
         t0 = float(np.nanmin(lr.start_ms))
-        t1 = float(np.nanmax(lr.end_ms))
+        # to the last answer, or the last arrival that was never sent (no answer to end at)
+        t1 = float(np.nanmax(np.fmax(lr.end_ms, lr.start_ms)))
+        if facts.schedule and facts.schedule.get("duration_s"):
+            t1 = max(t1, float(facts.schedule["duration_s"]) * 1000.0)
     else:
         t0 = t1 = 0.0
     # about 60 windows, fewer for a small run so a window holds ~10 requests (never < 10)
