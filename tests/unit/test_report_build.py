@@ -35,6 +35,7 @@ CHARTS = {
     "cost",
     "by_region",
     "by_workload",
+    "offered_served",
     "schedule_lag",
 }
 
