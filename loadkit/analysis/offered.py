@@ -13,8 +13,9 @@ The service kept up when every planned arrival that came due was sent and the sc
 lag's p95 is within the limit (`load.max_schedule_lag`, default `DEFAULT_MAX_LAG_S`): past
 it, the load generator held users back because the service was saturated, and what was
 measured is a smaller load than the one planned. Overall planned and sent rates divide by
-the schedule's length; the served rate by the seconds from the first send to the last
-answer (the service's own pace). Reads records and the schedule's JSON, nothing else.
+the schedule's length; the served rate is the pace answers came at (answers - 1 over the
+seconds from the first answer to the last), so neither the first answer's latency nor the
+drain after the schedule dilutes it. Reads records and the schedule's JSON, nothing else.
 """
 
 from __future__ import annotations
@@ -60,6 +61,15 @@ def _rate(n: float, span_s: float) -> float:
     return round(n / span_s, 3) if span_s > 0 else 0.0
 
 
+def _served_rate(end_ms: np.ndarray, span_s: float) -> float:
+    """Answers per second at the pace they came: (n - 1) over first to last answer (the
+    service's own rate, untouched by the first answer's latency or the drain's length)."""
+    end = np.sort(end_ms[np.isfinite(end_ms)])
+    if end.size >= 2 and end[-1] > end[0]:
+        return round((end.size - 1) / ((end[-1] - end[0]) / 1000.0), 3)
+    return _rate(int(end.size), span_s)
+
+
 def _lag(values: np.ndarray) -> dict[str, float | int | None]:
     v = values[np.isfinite(values)]
     if v.size == 0:
@@ -96,10 +106,7 @@ def offered(
     if not span_s and rows.size:
         span_s = float(np.nanmax(_f(cols, "t_intended")[rows])) / 1000.0
     n_sent, n_served, n_not = int(sent.sum()), int(served.sum()), int(not_sent.sum())
-    if served.any():
-        service_s = (float(np.nanmax(end[served])) - float(np.nanmin(t_sent[sent]))) / 1000.0
-    else:
-        service_s = span_s
+    served_per_s = _served_rate(end[served], span_s)
     lag = _lag(_f(cols, "sched_lag_ms")[rows][sent])
     phases = []
     for p in sched.get("phases") or []:
@@ -126,7 +133,7 @@ def offered(
         "schedule_s": round(span_s, 3),
         "planned_per_s": _rate(planned, span_s) if planned is not None else None,
         "sent_per_s": _rate(n_sent, span_s),
-        "served_per_s": _rate(n_served, service_s),
+        "served_per_s": served_per_s,
         "max_in_flight": sched.get("max_in_flight"),
         "processes": sched.get("processes"),
         "cap_full_s": sched.get("cap_full_s"),

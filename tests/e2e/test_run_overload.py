@@ -129,3 +129,23 @@ def test_two_processes_add_up_their_arrivals(tmp_path: Path) -> None:
     item = _item(out)
     assert item["status"] == "no-go" and "never sent" in item["reason"]
     assert "readiness: NO-GO: 20/s planned" in proc.stdout
+
+
+def test_capacity_stops_where_served_stops_following_offered(tmp_path: Path) -> None:
+    # No SLOs at all: the step the service cannot keep up with is the breach. The mock
+    # serves max_in_flight 4 / 1 s = 4 sessions/s; 2/s is kept up with, 8/s is not.
+    path = _scenario(tmp_path, 3, 4)
+    out = tmp_path / "cap"
+    proc = run_cli(
+        "capacity", str(path), "--out", str(out), "--levels", "2,8", "--step-duration", "3s"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((out / "capacity.json").read_text())
+    low, high = doc["steps"]
+    assert low["met_slo"] and low["offered"]["kept_up"] and low["offered"]["not_sent"] == 0
+    assert not high["met_slo"] and not high["offered"]["kept_up"]
+    assert high["breached"][0].startswith("did not keep up with the planned load (8/s planned")
+    assert high["offered"]["served_per_s"] < 0.75 * high["offered"]["planned_per_s"]
+    assert doc["capacity"] == 2
+    page = (out / "capacity.html").read_text()
+    assert "<th>offered/s</th>" in page and "<th>served/s</th>" in page
