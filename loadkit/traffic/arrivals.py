@@ -180,9 +180,14 @@ def write_schedule(
     t_s = np.asarray(plan.t_s, dtype=np.float64)
     width, hist = planned_histogram(t_s, duration_s)
     cap = getattr(scenario.load, "max_in_flight", None)
+    counts = tally.to_json()
+    # A worker knows it was stopped, not why: the master's reason names its skipped arrivals.
+    if "stopped" in counts["skipped"] and stop_reason not in ("", "completed"):
+        n = counts["skipped"].pop("stopped")
+        counts["skipped"][stop_reason] = counts["skipped"].get(stop_reason, 0) + n
     doc = {
         "planned": int(t_s.size),
-        **tally.to_json(),
+        **counts,
         "max_in_flight": cap,
         "processes": max(int(processes), 1),
         "stop_reason": stop_reason,
