@@ -142,6 +142,15 @@ def offered(
         "max_lag_ms": round(limit_s * 1000.0, 3),
         "phases": phases,
     }
+    if planned is not None and "fired" in sched:
+        # planned arrivals no scheduler had: a region no worker served, a worker lost
+        out["unrun"] = max(
+            int(planned)
+            - int(sched["fired"])
+            - int(sched.get("not_sent", 0))
+            - sum(int(v) for v in out["skipped"].values()),
+            0,
+        )
     out.update(_judge(out, limit_s))
     return out
 
@@ -202,6 +211,11 @@ def _evidence(o: Mapping[str, Any], limit_s: float) -> str:
     if skipped:
         why = ", ".join(f"{k}" for k in o["skipped"])
         counts += f", {skipped:,} not yet due when the run stopped ({why})"
+    if o.get("unrun"):
+        counts += (
+            f", {o['unrun']:,} run by no load generator (no worker served their region, or "
+            "a worker went missing)"
+        )
     return f"{counts}; {lag_s}"
 
 

@@ -141,3 +141,11 @@ def test_the_series_draw_planned_sent_and_served() -> None:
     assert planned.sum() * a.windows.width_s == pytest.approx(40.0)
     assert a.series["sent_arrivals_rps"].sum() * a.windows.width_s == pytest.approx(12.0)
     assert a.series["served_arrivals_rps"].sum() * a.windows.width_s == pytest.approx(12.0)
+
+
+def test_arrivals_no_load_generator_ran_are_said_not_hidden() -> None:
+    # e.g. a region no worker served: 20 of 40 planned arrivals were never scheduled
+    cols = columns([_sent(n) for n in range(20)])
+    o = offered(cols, logical(cols), _schedule(40, fired=20))
+    assert o["unrun"] == 20
+    assert "20 run by no load generator" in o["evidence"]
