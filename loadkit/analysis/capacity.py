@@ -39,6 +39,9 @@ class StepResult:
     e2e_p95_ms: float | None
     cost_per_ok_request: float | None
     summary: dict[str, Any] = field(repr=False, default_factory=dict)
+    # open loop: planned, sent and served arrivals/s, never sent, lag p95, kept_up, reason
+    # (`loadkit.analysis.offered`); None for closed-loop steps
+    offered: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +62,7 @@ class StepResult:
             "itl_p95_ms": self.itl_p95_ms,
             "e2e_p95_ms": self.e2e_p95_ms,
             "cost_usd_per_ok_request": self.cost_per_ok_request,
+            "offered": self.offered,
         }
 
 

@@ -1,7 +1,8 @@
 """Traffic and cost per provider API and per endpoint: where a mixed fleet's calls went.
 
 One row per (api, endpoint) the attempts spoke to; counts are attempts (one HTTP exchange
-each, `requests.csv` rows), since a failed-over request spans several providers. Cost is
+each, `requests.csv` rows), since a failed-over request spans several providers; an
+open-loop arrival that was never sent (`not_sent`) reached none and is in no row. Cost is
 each attempt's own, at its endpoint's price (cache reads and writes included).
 """
 
@@ -37,9 +38,10 @@ def by_provider(cols: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     write = _num(cols, "cache_write_tokens", n, 0.0)
     cached = _num(cols, "cached_tokens", n, 0.0)
     rows: list[dict[str, Any]] = []
-    pairs = sorted({(a, e) for a, e in zip(api.tolist(), name.tolist(), strict=True)})
+    sent = outcome != "not_sent"  # an open-loop arrival never sent reached no provider
+    pairs = sorted({(a, e) for a, e in zip(api[sent].tolist(), name[sent].tolist(), strict=True)})
     for a, e in pairs:
-        sel = (api == a) & (name == e)
+        sel = (api == a) & (name == e) & sent
         ok = sel & (outcome == "ok")
         failed = {
             str(k): int(v)

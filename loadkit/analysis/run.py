@@ -19,6 +19,7 @@ from loadkit.analysis.breakdown import breakdown
 from loadkit.analysis.costs import cost_breakdown, monthly_projection
 from loadkit.analysis.errors import top_errors
 from loadkit.analysis.faults import Attempts, FaultWindow, analyse_faults, injected_mask
+from loadkit.analysis.offered import offered, offered_series
 from loadkit.analysis.requests import Logical, logical
 from loadkit.analysis.slo import Limits, good_mask, goodput, limits_from
 from loadkit.analysis.summary import summarize
@@ -37,6 +38,8 @@ class RunFacts:
     budget_requests: int | None = None  # scenario budget.max_requests (per run)
     planned_cost_usd: float | None = None  # plan's estimate of this run's cost
     window_s: float | None = None  # chart window; chosen from the span when None
+    schedule: Mapping[str, Any] | None = None  # open loop: schedule.json (planned arrivals)
+    max_lag_s: float | None = None  # scenario load.max_schedule_lag (None: the default)
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,10 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
     end = t_sent + np.nan_to_num(e2e, nan=0.0)
     if lr.n:
         t0 = float(np.nanmin(lr.start_ms))
-        t1 = float(np.nanmax(lr.end_ms))
+        # to the last answer, or the last arrival that was never sent (no answer to end at)
+        t1 = float(np.nanmax(np.fmax(lr.end_ms, lr.start_ms)))
+        if facts.schedule and facts.schedule.get("duration_s"):
+            t1 = max(t1, float(facts.schedule["duration_s"]) * 1000.0)
     else:
         t0 = t1 = 0.0
     # about 60 windows, fewer for a small run so a window holds ~10 requests (never < 10)
@@ -135,6 +141,7 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
         )
         for j, p in enumerate((50, 95, 99)):
             s[f"lag_p{p}"] = table[:, j]
+        s.update(offered_series(win, cols, lr, facts.schedule))
 
     costs = cost_breakdown(cols, lr)
     run_end = float(np.nanmax(end)) if end.size else 0.0
@@ -168,6 +175,8 @@ def analyse(cols: Mapping[str, np.ndarray], facts: RunFacts | None = None) -> Ru
         "errors": top_errors(cols),
         "window_s": win.width_s,
     }
+    if open_loop:
+        extra["offered"] = offered(cols, lr, facts.schedule, facts.max_lag_s)
     proj = monthly_projection(
         costs["per_request_usd"],
         summary["requests_per_s"],

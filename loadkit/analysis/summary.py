@@ -213,9 +213,12 @@ def format_table(summary: Mapping[str, Any]) -> str:
             + f"{d.get('n', 0):>9}"
         )
     lines.append("")
+    never = int((summary.get("outcomes") or {}).get("not_sent", 0))
     lines.append(
         f"requests {summary['requests']} ({summary['requests_ok']} ok,"
-        f" {summary['attempts']} attempts)"
+        f" {summary['attempts']} attempts"
+        + (f", {never} never sent: the run ended while they waited for a slot" if never else "")
+        + ")"
         f" in {summary['duration_s']:.1f}s: {summary['requests_per_s']:.2f} req/s,"
         f" {summary['output_tokens_per_s']:.1f} output tokens/s"
     )

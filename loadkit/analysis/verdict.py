@@ -107,6 +107,20 @@ def _traffic_items(summary: Mapping[str, Any], lim: Limits) -> list[dict[str, st
     return [_item("traffic", "failed requests", GO if ok else NO_GO, ev, reason)]
 
 
+def _load_items(summary: Mapping[str, Any], extra: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Did the service keep up with the planned load? Judged whatever the SLOs say."""
+    check = "the service kept up with the planned load"
+    if not summary.get("open_loop"):
+        from loadkit.analysis.offered import not_applicable
+
+        return [_item("traffic", check, NOT_TESTED, not_applicable())]
+    o = extra.get("offered")
+    if not o:
+        return [_item("traffic", check, NOT_TESTED, "no open-loop arrivals were recorded")]
+    status = GO if o["kept_up"] else NO_GO
+    return [_item("traffic", check, status, o["evidence"], o["reason"])]
+
+
 def _resilience_items(extra: Mapping[str, Any], lim: Limits) -> list[dict[str, str]]:
     faults = extra.get("faults") or []
     if not faults:
@@ -263,7 +277,8 @@ def _region_items(extra: Mapping[str, Any], lim: Limits) -> list[dict[str, str]]
 
 def verdict(summary: Mapping[str, Any], extra: Mapping[str, Any], lim: Limits) -> dict[str, Any]:
     items = (
-        _traffic_items(summary, lim)
+        _load_items(summary, extra)
+        + _traffic_items(summary, lim)
         + _slo_items(summary)
         + _resilience_items(extra, lim)
         + _cost_items(extra, int(summary.get("requests") or 0), summary.get("model_mismatch"))

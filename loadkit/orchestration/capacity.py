@@ -164,9 +164,19 @@ def _yaml_str(text: str) -> str:
 
 
 def measure_step(
-    run_dir: Path, slo: Any, level: float, index: int, warmup_s: float, end_s: float
+    run_dir: Path,
+    slo: Any,
+    level: float,
+    index: int,
+    warmup_s: float,
+    end_s: float,
+    max_lag_s: float | None = None,
 ) -> StepResult:
-    """Judge a step's run folder on the records sent in [warmup_s, end_s)."""
+    """Judge a step's run folder on the records sent in [warmup_s, end_s).
+
+    An open-loop step the service did not keep up with (planned arrivals never sent, or
+    schedule lag p95 over `max_lag_s`) is a breach whatever the SLOs say: judged on the
+    whole step, since the arrivals left waiting are at its end."""
     from loadkit.analysis.requests import logical, started_between
     from loadkit.analysis.slo import goodput as goodput_of
     from loadkit.analysis.slo import limits_from
@@ -184,6 +194,9 @@ def measure_step(
     breached = list(slo_doc["breached"])
     if summary["requests"] == 0:
         breached.append("no requests completed in the steady part")
+    offered = step_offered(Path(run_dir), recs.columns, max_lag_s)
+    if offered is not None and not offered["kept_up"]:
+        breached.append(f"did not keep up with the planned load ({offered['reason']})")
     return StepResult(
         index=index,
         level=level,
@@ -203,7 +216,33 @@ def measure_step(
         e2e_p95_ms=(summary.get("e2e_ms") or {}).get("p95"),
         cost_per_ok_request=summary.get("cost_usd_per_ok_request"),
         summary=summary,
+        offered=offered,
     )
+
+
+def step_offered(run_dir: Path, cols: Any, max_lag_s: float | None) -> dict[str, Any] | None:
+    """An open-loop step's offered against served (None in closed loop)."""
+    import json
+
+    import numpy as np
+
+    from loadkit.analysis.offered import offered
+    from loadkit.analysis.requests import logical
+
+    if not np.isfinite(np.asarray(cols["t_intended"], dtype=np.float64)).any():
+        return None
+    try:
+        schedule = json.loads(RunFolder(run_dir).schedule_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        schedule = None
+    o = offered(cols, logical(cols), schedule, max_lag_s)
+    keys = ("planned", "sent", "not_sent", "served", "planned_per_s", "sent_per_s")
+    return {k: o[k] for k in keys} | {
+        "served_per_s": o["served_per_s"],
+        "sched_lag_p95_ms": o["sched_lag_ms"]["p95"],
+        "kept_up": o["kept_up"],
+        "reason": o["reason"],
+    }
 
 
 # -- the search -----------------------------------------------------------------------------
@@ -405,7 +444,10 @@ def _run_one(
         raise KeyboardInterrupt
     if not RunFolder(run_dir).requests_csv.exists():
         raise UserError(f"step {index}: the run wrote no records; see {out_dir / 'logs'}/{tag}.log")
-    res = measure_step(run_dir, scenario.slo, level, index, warmup, opts.step_duration_s)
+    max_lag = getattr(scenario.load, "max_schedule_lag_s", None)
+    res = measure_step(
+        run_dir, scenario.slo, level, index, warmup, opts.step_duration_s, max_lag_s=max_lag
+    )
     out.write("    " + format_step(res, kind) + "\n")
     out.flush()
     return res
@@ -422,8 +464,12 @@ def _slo_doc(slo: Any) -> dict[str, Any]:
 
 def format_step(s: StepResult, kind: str) -> str:
     verdict = "met every SLO" if s.ok else "BREACHED " + ", ".join(s.breached)
+    o = s.offered
+    offered = (
+        f"offered {o['planned_per_s'] or 0:.2f}/s, served {o['served_per_s']:.2f}/s, " if o else ""
+    )
     return (
-        f"{s.ok_requests_per_s:.2f} ok req/s, {s.output_tokens_per_s:.0f} tok/s, "
+        offered + f"{s.ok_requests_per_s:.2f} ok req/s, {s.output_tokens_per_s:.0f} tok/s, "
         f"p95 TTFT {_ms(s.ttft_p95_ms)}, p95 ITL {_ms(s.itl_p95_ms)}, "
         f"errors {100 * s.error_rate:.1f}%: {verdict}"
     )

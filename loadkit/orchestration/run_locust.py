@@ -100,7 +100,8 @@ class Progress:
             self.last = event
             line = (
                 f"{event['elapsed_s']:6.0f}s of {event['total_s']:.0f}s  "
-                f"users {event['users']:>4}  {event['rps']:7.1f} req/s  "
+                + _load_part(event)
+                + f"{event['rps']:7.1f} req/s  "
                 f"requests {event['requests']}  errors {event['errors']}"
             )
             if self.tty:
@@ -121,6 +122,16 @@ class Progress:
         if self.tty and self.last:
             self.out.write("\n")
             self.last = {}
+
+
+def _load_part(event: dict[str, Any]) -> str:
+    """Closed loop: users; open loop: arrivals planned and sent per second, in flight."""
+    if "planned_per_s" in event:
+        return (
+            f"planned {event['planned_per_s']:5.1f}/s  sent {event['sent_per_s']:5.1f}/s  "
+            f"in flight {event['in_flight']:>4}  "
+        )
+    return f"users {event.get('users', 0):>4}  "
 
 
 def _pump(proc: subprocess.Popen[str], log: IO[str], progress: Progress) -> None:

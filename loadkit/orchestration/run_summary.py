@@ -100,8 +100,14 @@ def finish(
 
         doc["chaos"] = drill_summary(cols, fault_events, scenario.slo.error_rate)
     doc.update(size_sections(folder, cols, scenario, out))
+    if summary.get("open_loop"):
+        doc["offered"] = offered_section(folder, cols, scenario)
     rf.write_json(folder.summary_json, doc)
     out.write("\n" + format_table(summary) + "\n")
+    if doc.get("offered"):
+        from loadkit.analysis.offered import offered_lines
+
+        out.write("".join(f"{line}\n" for line in offered_lines(doc["offered"])))
     out.write("".join(f"{line}\n" for line in served_lines(doc)))
     if joined.joined or joined.truncated:
         out.write(
@@ -182,6 +188,21 @@ def size_sections(
     if prefix is not None:
         doc["prefix_replay"] = prefix
     return doc
+
+
+def offered_section(
+    folder: rf.RunFolder, cols: Mapping[str, np.ndarray], scenario: Any
+) -> dict[str, Any]:
+    """Open loop: planned, sent and served arrivals (`loadkit.analysis.offered`)."""
+    from loadkit.analysis.offered import offered
+    from loadkit.analysis.requests import logical
+
+    try:
+        schedule = json.loads(folder.schedule_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        schedule = None
+    max_lag = getattr(scenario.load, "max_schedule_lag_s", None)
+    return offered(cols, logical(cols), schedule, max_lag)
 
 
 def prefix_replay(

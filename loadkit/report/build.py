@@ -137,6 +137,17 @@ def _chart_plan(a: RunAnalysis, slo: Any) -> list[tuple[str, str, str, Callable[
     if a.summary.get("open_loop"):
         plan.append(
             (
+                "offered_served",
+                "Offered against served",
+                "Open-loop arrivals per second by window: planned by the schedule "
+                "(schedule.json), sent (their first request left), served (answered ok, by "
+                "the time the answer ended). Arrivals the run ended before sending are "
+                "`not_sent` records.",
+                lambda: C.offered_served(a),
+            )
+        )
+        plan.append(
+            (
                 "schedule_lag",
                 "Schedule lag",
                 "How late open-loop requests left against their intended time. TTFT and E2E "

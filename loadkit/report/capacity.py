@@ -76,6 +76,8 @@ def knee_chart(r: CapacityResult) -> Any:
                     zorder=2,
                     label="goodput (met every per-request SLO)",
                 )
+            if i == 0:
+                _offered_lines(ax, steps, x)
             ax.scatter(x[ok], y[ok], color=style.GO_COLOR, s=42, zorder=3, label="met every SLO")
             ax.scatter(
                 x[~ok],
@@ -157,6 +159,21 @@ def knee_chart(r: CapacityResult) -> Any:
     return fig
 
 
+def _offered_lines(ax: Any, steps: Any, x: np.ndarray) -> None:
+    """Open-loop steps: arrivals planned and served per second against the load, so the
+    knee shows where served stops following offered."""
+    if not any(s.offered for s in steps):
+        return
+    for key, label, ls in (
+        ("planned_per_s", "offered (planned arrivals/s)", ":"),
+        ("served_per_s", "served (arrivals answered ok/s)", "-."),
+    ):
+        y = np.array(
+            [np.nan if not s.offered or s.offered[key] is None else s.offered[key] for s in steps]
+        )
+        ax.plot(x, y, ls, color="#1B2631", linewidth=1.4, zorder=2, label=label)
+
+
 def _subtitle(r: CapacityResult) -> str:
     cap = r.at_capacity()
     if r.capacity is None or cap is None:
@@ -231,6 +248,7 @@ def render_html(r: CapacityResult, chart: Path, out_dir: Path | None = None) -> 
         )
     data = base64.b64encode(chart.read_bytes()).decode("ascii")
     rows = []
+    open_loop = any(s.offered for s in r.steps)
     for s in r.steps:
         verdict = "met every SLO" if s.ok else "breached: " + ", ".join(s.breached)
         rows.append(
@@ -239,7 +257,8 @@ def render_html(r: CapacityResult, chart: Path, out_dir: Path | None = None) -> 
             f"<td>{style.fmt_ms(s.itl_p95_ms)}</td><td>{style.fmt_ms(s.e2e_p95_ms)}</td>"
             f"<td>{style.fmt_pct(s.error_rate, 2)}</td>"
             f"<td>{e(style.fmt_usd(s.cost_per_ok_request))}</td>"
-            f"<td class='{'ok' if s.ok else 'bad'}'>{e(verdict)}</td>"
+            + (_offered_cells(s.offered) if open_loop else "")
+            + f"<td class='{'ok' if s.ok else 'bad'}'>{e(verdict)}</td>"
             f"<td class='muted'>{_run_link(Path(s.run_dir), out_dir)}</td></tr>"
         )
     slo_bits = []
@@ -260,7 +279,13 @@ def render_html(r: CapacityResult, chart: Path, out_dir: Path | None = None) -> 
             f"<img alt='knee chart' src='data:image/png;base64,{data}'>",
             "<h2>Steps</h2><table><tr><th>load</th><th>requests</th><th>ok req/s</th>"
             "<th>output tok/s</th><th>p95 TTFT</th><th>p95 ITL</th><th>p95 E2E</th>"
-            "<th>errors</th><th>cost / ok request</th><th>SLO</th><th>run folder</th></tr>",
+            "<th>errors</th><th>cost / ok request</th>"
+            + (
+                "<th>offered/s</th><th>sent/s</th><th>served/s</th><th>never sent</th>"
+                if open_loop
+                else ""
+            )
+            + "<th>SLO</th><th>run folder</th></tr>",
             *rows,
             "</table>",
             f"<p class='muted'>Each step is a separate run; it is judged on the requests sent "
@@ -269,6 +294,17 @@ def render_html(r: CapacityResult, chart: Path, out_dir: Path | None = None) -> 
             f"two steps with loadkit compare.</p>",
             "</main></body></html>",
         ]
+    )
+
+
+def _offered_cells(o: dict[str, Any] | None) -> str:
+    """Offered against served for one open-loop step (arrivals per second)."""
+    if not o:
+        return "<td></td>" * 4
+    planned = "-" if o.get("planned_per_s") is None else f"{o['planned_per_s']:.2f}"
+    return (
+        f"<td>{planned}</td><td>{o['sent_per_s']:.2f}</td><td>{o['served_per_s']:.2f}</td>"
+        f"<td>{o['not_sent']:,}</td>"
     )
 
 

@@ -501,8 +501,37 @@ def schedule_lag(a: RunAnalysis) -> Any:
     S.title(
         ax,
         "Schedule lag (open loop)",
-        "how late requests left against their intended time; high lag means the load "
-        "generator, not the service, was the bottleneck",
+        "how late requests left against their intended time; lag that builds up means "
+        "arrivals waited for a free slot under max_in_flight: the service was saturated",
+    )
+    _xlabel(ax, a)
+    return fig
+
+
+def offered_served(a: RunAnalysis) -> Any:
+    """Planned, sent and served arrivals per second on one time axis (open loop)."""
+    fig, ax = S.figure("wide")
+    x = _x(a)
+    lines = (
+        ("planned_arrivals_rps", "planned", {"color": "#1B2631", "linestyle": "--"}),
+        ("sent_arrivals_rps", "sent", {"color": "#0072B2"}),
+        ("served_arrivals_rps", "served (answered ok)", {"color": S.OUTCOME_COLORS["ok"]}),
+    )
+    for key, label, style in lines:
+        if key in a.series:
+            ax.step(x, a.series[key], where="mid", label=label, linewidth=1.8, **style)
+    _faults(ax, a, label_them=False)
+    o = a.extra.get("offered") or {}
+    if o.get("not_sent"):
+        ax.plot([], [], " ", label=f"{o['not_sent']:,} arrivals never sent")
+    ax.set_ylabel("arrivals per s")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper right", ncols=2)
+    S.title(
+        ax,
+        "Offered against served (open loop)",
+        "arrivals the schedule planned, the ones sent, and the ones answered ok, per second; "
+        "served below planned means the service did not keep up",
     )
     _xlabel(ax, a)
     return fig

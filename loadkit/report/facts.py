@@ -147,5 +147,7 @@ def folder_facts(folder: RunFolder, window_s: float | None = None) -> FolderFact
         budget_requests=scenario.budget.max_requests if scenario is not None else None,
         planned_cost_usd=planned,
         window_s=window_s,
+        schedule=_json(folder.schedule_json) or None,
+        max_lag_s=getattr(scenario.load, "max_schedule_lag_s", None) if scenario else None,
     )
     return FolderFacts(facts, scenario, env, tuple(notes))

@@ -119,6 +119,8 @@ def render(
             parts.append(_cost_table(doc["cost"]))
             if worth_showing(doc.get("providers") or []):
                 parts.append(_provider_table(doc["providers"]))
+        if png.stem == "offered_served" and doc.get("offered"):
+            parts.append(_offered_table(doc["offered"]))
         if png.stem in ("by_region", "by_workload"):
             by = png.stem.split("_", 1)[1]
             parts.append(_breakdown_table(doc["breakdown"][by], by, doc))
@@ -286,6 +288,43 @@ def _provider_table(rows: Sequence[Mapping[str, Any]]) -> str:
         "p95 TTFT ms",
     ]
     return "<h3>Per provider</h3>" + _table(headers, body, {2, 3, 5, 6, 7, 8})
+
+
+def _offered_table(o: Mapping[str, Any]) -> str:
+    """Planned, sent and served arrivals per phase (or window), and the wait for slots."""
+    rows = [
+        (
+            _e(p["name"]),
+            f"{p['t0_s']:.0f}-{p['t1_s']:.0f} s",
+            f"{p['planned_per_s']:.2f}",
+            f"{p['sent_per_s']:.2f}",
+            f"{p['served_per_s']:.2f}",
+        )
+        for p in o.get("phases") or []
+    ]
+    planned = "-" if o.get("planned_per_s") is None else f"{o['planned_per_s']:.2f}"
+    rows.append(("whole run", "", planned, f"{o['sent_per_s']:.2f}", f"{o['served_per_s']:.2f}"))
+    lag = o.get("sched_lag_ms") or {}
+    cap = o.get("max_in_flight")
+    note = (
+        f"<p>{o['sent']:,} arrivals sent, {o['not_sent']:,} never sent"
+        + (f" of {o['planned']:,} planned" if o.get("planned") is not None else "")
+        + (
+            f"; max_in_flight {cap} was full for {o.get('cap_full_s') or 0:.1f} s while "
+            "arrivals were due"
+            if cap
+            else ""
+        )
+        + f"; schedule lag p50 {S.fmt_ms(lag.get('p50'))}, p95 {S.fmt_ms(lag.get('p95'))}, "
+        f"p99 {S.fmt_ms(lag.get('p99'))}, max {S.fmt_ms(lag.get('max'))} (limit "
+        f"{S.fmt_ms(o.get('max_lag_ms'))}).</p>"
+    )
+    skipped = o.get("skipped") or {}
+    if skipped:
+        why = ", ".join(f"{v:,} ({_e(k)})" for k, v in skipped.items())
+        note += f"<p>Not yet due when the run stopped, so not counted as failures: {why}.</p>"
+    head = ["span", "time", "planned/s", "sent/s", "served/s"]
+    return _table(head, rows, {2, 3, 4}) + note
 
 
 def _cost_table(c: Mapping[str, Any]) -> str:

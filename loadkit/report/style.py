@@ -42,6 +42,7 @@ OUTCOME_COLORS: dict[str, str] = {
     "empty": "#B7950B",
     "overloaded": "#922B21",
     "content_filter": "#1F618D",
+    "not_sent": "#000000",
 }
 
 # p50 solid and light, p95 the headline, p99 dashed and dark.

@@ -9,6 +9,7 @@
 <run>/locust.log          Locust's console output
 <run>/run-config.json     the settings `loadkit run` hands to Locust (no secrets)
 <run>/calibration.json    the prompt-size calibration (loadkit.orchestration.calibrate)
+<run>/schedule.json       open loop: the planned arrivals, sent, not sent, skipped
 <run>/faults.csv          a chaos drill's fault journal
 <run>/report.html         the report, with <run>/charts/*.png (loadkit.report)
 ```
@@ -66,6 +67,7 @@ class RunFolder:
     RUN_CONFIG: ClassVar[str] = "run-config.json"
     CALIBRATION_JSON: ClassVar[str] = "calibration.json"
     FAULTS_CSV: ClassVar[str] = "faults.csv"
+    SCHEDULE_JSON: ClassVar[str] = "schedule.json"
     FAULT_HITS_CSV: ClassVar[str] = "fault_hits.csv"
     MOCK_CONFIG: ClassVar[str] = "mock-config.yaml"
     LOCUST_PREFIX: ClassVar[str] = "locust"  # Locust's --csv prefix: locust_*.csv
@@ -111,6 +113,11 @@ class RunFolder:
     def calibration_json(self) -> Path:
         """The prompt-size calibration (`loadkit.orchestration.calibrate`)."""
         return self.path / self.CALIBRATION_JSON
+
+    @property
+    def schedule_json(self) -> Path:
+        """An open-loop run's planned arrivals and what became of them (`traffic.arrivals`)."""
+        return self.path / self.SCHEDULE_JSON
 
     @property
     def faults_csv(self) -> Path:

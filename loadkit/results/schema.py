@@ -42,6 +42,9 @@ OUTCOMES: tuple[str, ...] = (
     "overloaded",
     # the provider's content filter refused the prompt or stopped the answer (never retried)
     "content_filter",
+    # an open-loop arrival that was due but never sent: the run ended while it waited for a
+    # free slot under `max_in_flight` (no `t_sent`; `loadkit.traffic.arrivals`)
+    "not_sent",
 )
 TOKENS_SOURCES: tuple[str, ...] = ("server", "estimated")
 

@@ -157,12 +157,19 @@ class RatePhase:
     rate_end: float
 
 
+# Schedule lag p95 past which an open load was not kept up with (`load.max_schedule_lag`);
+# `loadkit.analysis.offered` judges it.
+DEFAULT_MAX_SCHEDULE_LAG_S = 1.0
+
+
 @dataclass(frozen=True)
 class OpenLoad:
     phases: tuple[RatePhase, ...]
     process: ArrivalProcess = "poisson"
     cv: float = 1.0  # coefficient of variation of inter-arrival times (gamma)
     max_in_flight: int = 1000
+    # schedule lag p95 past which the service did not keep up with the planned load
+    max_schedule_lag_s: float = DEFAULT_MAX_SCHEDULE_LAG_S
     daily: DailyCurveSpec | None = None
 
 
@@ -173,6 +180,7 @@ class TraceLoad:
     time_scale: float = 1.0  # 2.0 replays twice as fast
     rate_scale: float = 1.0  # 0.5 thins to half the requests, 2.0 doubles them
     window: tuple[float, float] | None = None  # seconds of the original trace
+    max_schedule_lag_s: float = DEFAULT_MAX_SCHEDULE_LAG_S  # as OpenLoad's
     daily: DailyCurveSpec | None = None  # always None: a trace carries its own timing
 
 

@@ -35,6 +35,7 @@ from locust.runners import (
 )
 
 from loadkit.results.writer import RecordWriter
+from loadkit.traffic.arrivals import Tally
 from loadkit.traffic.budget import BudgetGuard, BudgetLimits
 from loadkit.traffic.config import (
     PARENT_PID_ENV,
@@ -51,7 +52,6 @@ from loadkit.traffic.distributed import (
     HELLO,
     SWITCH_LEAD_S,
     WorkerBook,
-    select_arrivals,
     split_regions,
 )
 from loadkit.traffic.gctune import quiet_gc
@@ -137,6 +137,10 @@ class LoadkitApp:
         self._epoch = 0
         self._split_sent = False  # this test has a split: later ones start `lead` later
         self._driving = False
+        self.schedules: list[Any] = []  # this process's open-loop schedulers
+        self.tally = Tally()  # the fate of the planned arrivals (summed over workers)
+        self.worker_sent: dict[str, dict[str, int]] = {}  # master: workers' sent, in flight
+        self._last_sent = (0.0, 0)
 
     # -- Locust hooks ---------------------------------------------------------------------------
 
@@ -159,6 +163,7 @@ class LoadkitApp:
         if isinstance(runner, WorkerRunner):
             self.role = "worker"
             self.shipper = RecordShipper(runner.send_message, worker="?", on_record=self._count)
+            self.shipper.state = self._sent_state
             self.ctx.sink = self.shipper
             self.ctx.worker = f"w{max(int(runner.worker_index), 0)}"
             runner.register_message(ASSIGN, self._on_assign)
@@ -292,6 +297,7 @@ class LoadkitApp:
     def on_test_stop(self, environment: Any, **_: Any) -> None:
         if self.role == "worker":
             if self.shipper is not None:
+                self.shipper.final_extra = {"schedule": self.tally.to_json()} if self.open else {}
                 self.shipper.finish()
             return
         if self.receiver is not None:
@@ -381,6 +387,10 @@ class LoadkitApp:
         self.total_guard.add_cost(float(msg.data.get("cost", 0.0)))
         # The total across workers: a backstop when workers beyond --expect-workers share a slot.
         self.total_guard.requests += int(msg.data.get("requests", 0))
+        if "sent" in msg.data:
+            self.worker_sent[str(msg.data["worker"])] = msg.data["sent"]
+        if msg.data.get("schedule") is not None:
+            self.tally.add(msg.data["schedule"])
         if msg.data.get("exhausted"):
             self.exhausted_workers.add(str(msg.data["worker"]))
         if self.total_guard.exhausted:
@@ -421,56 +431,9 @@ class LoadkitApp:
         return OpenLoopDriver
 
     def run_driver(self, user: Any) -> None:
-        """This process's share of the schedule, re-cut whenever the master reassigns it."""
-        from loadkit.traffic.openloop import OpenLoopScheduler
-        from loadkit.traffic.opensessions import SessionRunner
+        from loadkit.traffic.opendriver import drive
 
-        if self._driving:  # one schedule per process, however many driver users it gets
-            return
-        self._driving = True
-        plan = self.timeline.plan
-        sessions = SessionRunner(plan, self.ctx)
-        done: list[Any] = []
-        try:
-            used = -1
-            while not self.ctx.stopping:
-                a = self._wait_assignment(used)
-                if a is None:
-                    break
-                used = a["epoch"]
-                serves = {r: (int(v[0]), int(v[1])) for r, v in a["serves"].items()}
-                times, idx = select_arrivals(
-                    plan.t_s, plan.region, plan.region_names, serves, float(a["from_s"])
-                )
-                sched = OpenLoopScheduler(
-                    times,
-                    sessions.run,
-                    run_t0=self.ctx.run_t0,
-                    max_in_flight=self.timeline.max_in_flight,
-                    indices=idx,
-                    admit=self.ctx.admit,
-                )
-                self.drivers.append(sched)
-                done.append(sched)
-                later = self._later_assignment(used)
-                if later is not None:  # reassigned before this schedule started
-                    sched.cut(float(later["from_s"]))
-                try:
-                    sched.run()
-                finally:
-                    self.drivers.remove(sched)
-                if not sched.handed_over and (  # schedule done, budget spent or stop asked
-                    self.ctx.stopping or self._later_assignment(used) is None
-                ):
-                    break
-            if self.ctx.guard.reason and self.role != "worker":
-                self.request_stop(self.ctx.guard.reason)
-            for sched in done:
-                sched.drain(self.cfg.drain_s)
-        finally:
-            for sched in done:
-                sched.drain(0)
-            self._driving = False
+        drive(self)
 
     def _wait_assignment(self, used: int) -> dict[str, Any] | None:
         """The newest assignment after epoch `used` (a worker waits for the master's)."""
@@ -634,6 +597,19 @@ class LoadkitApp:
         self._ended = True
         if self.writer is not None:
             self.writer.close()
+        if self.open:
+            from loadkit.traffic.arrivals import write_schedule
+
+            write_schedule(
+                self.cfg.folder.schedule_json,
+                self.timeline.plan,
+                self.scenario,
+                self.cfg.time_scale,
+                self.timeline.duration_s,
+                self.tally,
+                self.cfg.processes,
+                self.stop_reason or "completed",
+            )
         emit(
             "ended",
             reason=self.stop_reason or "completed",
@@ -655,15 +631,39 @@ class LoadkitApp:
             if not self.ctx.run_t0 or not self.cfg.progress:
                 continue
             stats = self.runner.stats.total
+            line: dict[str, Any] = {"users": self.runner.user_count}
+            if self.open:
+                line = self._open_progress()
             emit(
                 "progress",
                 elapsed_s=round(self.elapsed_s(), 1),
                 total_s=total,
-                users=self.runner.user_count,
                 rps=round(stats.current_rps, 2),
                 requests=self.rows,
                 errors=self.errors,
+                **line,
             )
+
+    def _sent_state(self) -> dict[str, Any]:
+        from loadkit.traffic.opendriver import sent_state
+
+        return {"sent": sent_state(self.schedules)} if self.open else {}
+
+    def _open_progress(self) -> dict[str, Any]:
+        """Open loop: planned and sent arrivals per second over the last second, in flight."""
+        from loadkit.traffic.opendriver import planned_in, sent_state
+
+        now = self.elapsed_s()
+        states = [sent_state(self.schedules), *self.worker_sent.values()]
+        sent = sum(s["sent"] for s in states)
+        t_prev, sent_prev = self._last_sent
+        self._last_sent = (now, sent)
+        dt = max(now - t_prev, 1e-3)
+        return {
+            "planned_per_s": round(planned_in(self.timeline.plan.t_s, now - dt, now) / dt, 2),
+            "sent_per_s": round((sent - sent_prev) / dt, 2),
+            "in_flight": sum(s["in_flight"] for s in states),
+        }
 
 
 def _worker_t0(opts: Any) -> float:

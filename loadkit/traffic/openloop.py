@@ -8,6 +8,11 @@ the service does delays the next arrival; only the cap `max_in_flight` can: when
 requests are outstanding the next one waits for a free slot, and its wait shows as schedule
 lag (`t_sent - t_intended`) and in the latency measured from the intended time.
 
+Every planned arrival is accounted for (`unsent`): an arrival that was due before the
+schedule stopped and never got a slot is a user the service could not take (a `not_sent`
+record, `loadkit.traffic.arrivals`); one not yet due when a stop came (budget, Ctrl-C) was
+skipped for that reason. `cap_full_s` is how long arrivals waited for a free slot.
+
 With several processes, process `i` of `n` fires arrivals `i, i+n, i+2n, ...` of the one
 schedule, so the union is exactly the planned arrival process.
 """
@@ -33,6 +38,7 @@ class SchedulerStats:
     refused: int  # not sent: budget reached or stop requested
     max_in_flight_seen: int
     waited_for_slot: int  # arrivals that found `max_in_flight` requests outstanding
+    cap_full_s: float = 0.0  # time an arrival that was due waited for a free slot
 
 
 def partition(arrivals_s: np.ndarray, index: int, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +95,10 @@ class OpenLoopScheduler:
         self.refused = 0
         self.waited_for_slot = 0
         self.max_seen = 0
+        self.cap_full_s = 0.0
+        self.next = 0  # the position of the next arrival not yet fired (nor handed over)
+        self.stopped_at_s: float | None = None  # run clock when the schedule was stopped
+        self.refused_at: int | None = None  # the position the budget guard refused
 
     @property
     def in_flight(self) -> int:
@@ -96,7 +106,24 @@ class OpenLoopScheduler:
 
     def stop(self) -> None:
         """No new arrivals after this; in-flight requests carry on (see `drain`)."""
+        if not self._stopping:
+            self.stopped_at_s = self._clock() - self._t0
         self._stopping = True
+
+    def unsent(self) -> tuple[list[tuple[int, float]], int]:
+        """Arrivals never fired: (global index, intended s) of those due before the stop (they
+        waited for a slot), and how many were not yet due (or refused by the budget guard)."""
+        end = self.arrivals_s.size - self.handed_over
+        rest = range(self.next, end)
+        if not rest:
+            return [], 0
+        at = self.stopped_at_s if self.stopped_at_s is not None else self._clock() - self._t0
+        due = [
+            (int(self.indices[n]), float(self.arrivals_s[n]))
+            for n in rest
+            if self.arrivals_s[n] < at and n != self.refused_at
+        ]
+        return due, len(rest) - len(due)
 
     def cut(self, t_s: float) -> None:
         """No arrivals intended at or after `t_s`: a new assignment hands them to others."""
@@ -109,6 +136,7 @@ class OpenLoopScheduler:
         arrivals = self.arrivals_s.tolist()
         indices = self.indices.tolist()
         for n, (t_s, gi) in enumerate(zip(arrivals, indices, strict=True)):
+            self.next = n
             if self._stopping:
                 self.refused += len(arrivals) - n
                 break
@@ -127,15 +155,31 @@ class OpenLoopScheduler:
                 self.handed_over += len(arrivals) - n
                 break
             if self._admit is not None and not self._admit():
+                self.stopped_at_s = clock() - t0
+                self.refused_at = n
                 self._stopping = True
                 self.refused += len(arrivals) - n
                 break
             if self._cap and len(self._group) >= self._cap:
                 self.waited_for_slot += 1
-            self._group.spawn(self._fire, gi, t_s)  # blocks while the pool is full
+                if not self._wait_for_slot():
+                    self.refused += len(arrivals) - n
+                    break
+            self._group.spawn(self._fire, gi, t_s)
             self.fired += 1
+            self.next = n + 1
             self.max_seen = max(self.max_seen, len(self._group))
         return self.stats()
+
+    def _wait_for_slot(self) -> bool:
+        """Wait while the cap is full; False when the schedule was stopped meanwhile."""
+        start = self._clock()
+        try:
+            while not self._stopping and len(self._group) >= (self._cap or 0):
+                self._group.wait_available(timeout=0.05)
+        finally:
+            self.cap_full_s += self._clock() - start
+        return not self._stopping
 
     def drain(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for in-flight requests, then kill the rest; returns killed."""
@@ -152,4 +196,5 @@ class OpenLoopScheduler:
             refused=self.refused,
             max_in_flight_seen=self.max_seen,
             waited_for_slot=self.waited_for_slot,
+            cap_full_s=self.cap_full_s,
         )

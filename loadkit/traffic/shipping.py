@@ -49,6 +49,8 @@ class RecordShipper:
         self._first_at: float | None = None
         self._greenlet: Any = None
         self.shipped = 0
+        self.state: Callable[[], dict[str, Any]] | None = None  # added to every batch
+        self.final_extra: dict[str, Any] = {}  # added to the last batch (the arrivals' tally)
 
     def __call__(self, record: RequestRecord) -> None:
         if self._on_record is not None:
@@ -59,7 +61,7 @@ class RecordShipper:
             self._cost += cost
         if record.outcome != "ok":
             self._errors += 1
-        if record.attempt == 0:
+        if record.attempt == 0 and record.outcome != "not_sent":
             self._requests += 1
         if self._first_at is None:
             self._first_at = time.perf_counter()
@@ -100,8 +102,11 @@ class RecordShipper:
         if self.exhausted:
             payload["exhausted"] = True
             payload["reason"] = self.reason
+        if self.state is not None:
+            payload.update(self.state())
         if final:
             payload["final"] = True
+            payload.update(self.final_extra)
         self._send(MESSAGE, payload)
         self.shipped += len(lines)
 

@@ -104,3 +104,40 @@ def test_budget_shares_add_up() -> None:
     assert g.try_start()
     g.add_cost(0.02)
     assert g.exhausted and not g.try_start() and "cost budget" in g.reason
+
+
+def _capped(arrivals, service_s: float, cap: int, admit=None):
+    t0 = time.perf_counter()
+
+    def fire(i: int, t_intended: float) -> None:
+        gevent.sleep(service_s)
+
+    sched = OpenLoopScheduler(np.asarray(arrivals), fire, run_t0=t0, max_in_flight=cap, admit=admit)
+    return sched, gevent.spawn(sched.run)
+
+
+def test_stop_while_waiting_for_a_slot_splits_due_from_not_yet_due() -> None:
+    # 2 slots, answers take 1 s, arrivals every 10 ms: after 0.2 s ~18 arrivals are due and
+    # wait behind the cap; the ones planned after the stop were not yet due.
+    sched, g = _capped(np.arange(100) * 0.01, 1.0, 2)
+    gevent.sleep(0.2)
+    sched.stop()
+    stats = g.get(timeout=5)  # the wait for a slot ends at the stop, not at a free slot
+    due, later = sched.unsent()
+    assert stats.fired == 2 and sched.next == 2
+    assert [i for i, _ in due] == list(range(2, 2 + len(due)))
+    assert 15 <= len(due) <= 19, len(due)  # due at 0.02-0.19 s (a little slack for the clock)
+    assert all(t < sched.stopped_at_s for _, t in due)
+    assert len(due) + later + stats.fired == 100
+    assert 0.1 < stats.cap_full_s < 0.5  # waited for a slot from 0.02 s to the stop
+    sched.drain(0)
+
+
+def test_budget_refusal_is_skipped_not_unsent() -> None:
+    # No cap: the refused arrival itself was due, but the budget, not the service, stopped it.
+    guard = BudgetGuard(BudgetLimits(max_requests=3))
+    sched, g = _capped(np.arange(10) * 0.01, 0.0, 0, admit=guard.try_start)
+    stats = g.get(timeout=5)
+    due, later = sched.unsent()
+    assert stats.fired == 3 and due == [] and later == 7
+    sched.drain(1)

@@ -35,6 +35,7 @@ CHARTS = {
     "cost",
     "by_region",
     "by_workload",
+    "offered_served",
     "schedule_lag",
 }
 
@@ -79,8 +80,11 @@ def test_verdict_has_evidence_per_area(built):
     _, result = built
     v = result.summary["verdict"]
     areas = {i["area"] for i in v["items"]}
-    assert areas == {"SLO", "resilience", "cost", "customer impact"}
+    assert areas == {"traffic", "SLO", "resilience", "cost", "customer impact"}
     assert all(i["evidence"] for i in v["items"])
+    # open loop without a schedule.json: judged from the records, the planned count unknown
+    load = next(i for i in v["items"] if i["check"] == "the service kept up with the planned load")
+    assert "the planned count is not in this run folder" in load["evidence"]
     regions = [i["check"] for i in v["items"] if i["area"] == "customer impact"]
     assert regions == ["region eu", "region na"]
     assert v["overall"] == ("no-go" if v["failing"] else "go")

@@ -1,6 +1,6 @@
 """The client's fast path reads streams exactly as the general one does (no network).
 
-`DeltaMatcher` skips JSON for plain content deltas and `_body_lines` drains the response
+`DeltaMatcher` skips JSON for plain content deltas and `body_blocks` drains the response
 buffer per socket read; both may only save work: every chunk, split and line ending must
 give the same events, texts, finish, usage and errors as `json.loads` and a line-by-line
 parser.
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from loadkit.apis.base import MalformedFrame as MalformedChunk
 from loadkit.apis.openai import DeltaMatcher, interpret_chunk
 from loadkit.apis.sse import SSEParser
-from loadkit.traffic.client import _body_lines
+from loadkit.traffic.bodyread import body_blocks
 
 COMPACT = (",", ":")
 MOCK_CHUNK = (
@@ -188,7 +188,7 @@ def _events_line_by_line(body: bytes) -> list[str]:
 def _events_by_reads(pieces: list[bytes]) -> list[str]:
     resp = HTTPSocketResponse(_Sock(pieces), method="POST")
     p = SSEParser()
-    return [e.decode() for _, block in _body_lines(resp) for e in p.feed_lines(block)]
+    return [e.decode() for _, block in body_blocks(resp) for e in p.feed_lines(block)]
 
 
 def test_every_split_of_the_body_gives_the_same_events_as_line_by_line() -> None:
@@ -216,6 +216,6 @@ class _LinesOnly:
 def test_a_response_without_the_body_buffer_falls_back_to_readline() -> None:
     p = SSEParser()
     events = [
-        e.decode() for _, block in _body_lines(_LinesOnly(STREAM)) for e in p.feed_lines(block)
+        e.decode() for _, block in body_blocks(_LinesOnly(STREAM)) for e in p.feed_lines(block)
     ]
     assert events == _events_line_by_line(STREAM)

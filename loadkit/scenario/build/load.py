@@ -9,6 +9,7 @@ from loadkit.scenario import units
 from loadkit.scenario.build.helpers import _read_trace
 from loadkit.scenario.fields import Field, Mapping
 from loadkit.scenario.model import (
+    DEFAULT_MAX_SCHEDULE_LAG_S,
     ClosedLoad,
     DailyCurveSpec,
     Load,
@@ -40,7 +41,8 @@ def _load(field: Field, base_dir: Path) -> tuple[Load, float | None]:
         return load, sum(p.duration_s for p in phases)
     if kind == "open":
         m = field.mapping(
-            ("type", "phases", "process", "cv", "max_in_flight", "daily"), required=("phases",)
+            ("type", "phases", "process", "cv", "max_in_flight", "max_schedule_lag", "daily"),
+            required=("phases",),
         )
         phases_o = _rate_phases(m.req("phases"))
         process = m.opt("process", lambda f: f.choice(("poisson", "constant", "gamma")), "poisson")
@@ -55,11 +57,21 @@ def _load(field: Field, base_dir: Path) -> tuple[Load, float | None]:
             process=process,  # type: ignore[arg-type]
             cv=default_cv,
             max_in_flight=m.opt("max_in_flight", lambda f: f.integer(low=1, high=1_000_000), 1000),
+            max_schedule_lag_s=m.opt("max_schedule_lag", _max_lag, DEFAULT_MAX_SCHEDULE_LAG_S),
             daily=m.opt("daily", _daily, None),
         )
         return load, sum(p.duration_s for p in phases_o)
     m = field.mapping(
-        ("type", "format", "path", "time_scale", "rate_scale", "window", "daily"),
+        (
+            "type",
+            "format",
+            "path",
+            "time_scale",
+            "rate_scale",
+            "window",
+            "max_schedule_lag",
+            "daily",
+        ),
         required=("format", "path"),
     )
     if "daily" in m:
@@ -87,8 +99,14 @@ def _load(field: Field, base_dir: Path) -> tuple[Load, float | None]:
         time_scale=time_scale,
         rate_scale=rate_scale,
         window=window,
+        max_schedule_lag_s=m.opt("max_schedule_lag", _max_lag, DEFAULT_MAX_SCHEDULE_LAG_S),
     )
     return load, float(max(math.ceil(span / time_scale), 1))
+
+
+def _max_lag(field: Field) -> float:
+    """The schedule lag p95 past which the service did not keep up (> 0, at most an hour)."""
+    return field.duration(positive=True, max_s=3600.0)
 
 
 def _positive_rate(field: Field) -> float:
