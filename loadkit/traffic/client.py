@@ -438,11 +438,11 @@ class LLMClient:
                 return
             if framing == JSON or call.kind == "embeddings":
                 if call.stream and call.kind != "embeddings":
+                    who = f"endpoint {ep.name}" if ep.name else "the target"
                     self._warn_once(
-                        ep.name,
-                        f"{ep.name} ignored `stream: true` and answered "
-                        "whole JSON: recorded as whole answers (TTFT = time to "
-                        "the whole body)",
+                        who,
+                        f"{who} ({req.origin}) ignored `stream: true` and answered whole "
+                        "JSON: recorded as whole answers (TTFT = time to the whole body)",
                     )
                 self._read_whole(call, resp, a, decoder, ep.api)
             elif framing == SSE and ep.api in FAST_SSE:
@@ -471,7 +471,7 @@ class LLMClient:
             self._warned.add(key)
             log.warning(message)
 
-    def _take(self, fr: Frame, now: float, a: Attempt) -> bool:
+    def _take(self, fr: Frame, a: Attempt) -> bool:
         """Apply one decoded frame; False when it ends the attempt as a failure."""
         if fr.error is not None:
             # an error event inside a 200 answer: its own outcome, its message kept
@@ -509,7 +509,7 @@ class LLMClient:
                         except MalformedFrame as exc:
                             a.outcome, a.error = "malformed", str(exc)
                             return
-                        if not self._take(fr, now, a):
+                        if not self._take(fr, a):
                             return
                         text = fr.text.encode() if fr.content else b""
                     if text:
@@ -557,7 +557,7 @@ class LLMClient:
                     except MalformedFrame as exc:
                         a.outcome, a.error = "malformed", str(exc)
                         return
-                    if not self._take(fr, now, a):
+                    if not self._take(fr, a):
                         return
                     if fr.content:
                         if not arrivals:
@@ -590,7 +590,7 @@ class LLMClient:
         except MalformedFrame as exc:
             a.outcome, a.error = "malformed", str(exc)
             return
-        if not self._take(fr, a.t_end, a):
+        if not self._take(fr, a):
             return
         a.finished = True
         if call.kind == "embeddings":
