@@ -17,14 +17,9 @@ import pytest
 
 from loadkit.results.faults_schema import fault_windows, read_fault_events
 from loadkit.results.reader import read_records
+from tests.e2e.conftest import DRILL_CLIENT as CLIENT
+from tests.e2e.conftest import Run
 from tests.run_helpers import loadkit_cmd, run_cli, scenario, summary
-
-REGIONS = [{"name": "na", "share": "50%"}, {"name": "eu", "share": "50%"}]
-CLIENT = {
-    "timeouts": {"connect": "2s", "first_token": "5s", "between_tokens": "5s", "total": "20s"},
-    "retries": {"max": 0},
-    "failover": ["eu", "na"],
-}
 
 
 def _proxy_gone(run_dir: Path) -> bool:
@@ -39,34 +34,9 @@ def _proxy_gone(run_dir: Path) -> bool:
         return True
 
 
-def test_a_compressed_drill_lines_up_with_its_journal(tmp_path: Path) -> None:
-    path = scenario(
-        tmp_path,
-        "drill",
-        regions=REGIONS,
-        client=CLIENT,
-        load={"type": "open", "process": "constant", "phases": [{"rate": "20/s", "for": "90s"}]},
-        faults=[
-            {
-                "id": "na-down",
-                "at": "20s",
-                "for": "30s",
-                "kind": "region_outage",
-                "where": {"region": "na"},
-            },
-            {
-                "id": "storm",
-                "at": "50s",
-                "for": "20s",
-                "kind": "http_error",
-                "status": 503,
-                "rate": "50%",
-            },
-        ],
-    )
-    out = tmp_path / "run"
-    res = run_cli("run", str(path), "--duration", "9s", "--out", str(out), timeout=150)
-    assert res.returncode == 0, res.stdout + res.stderr
+def test_a_compressed_drill_lines_up_with_its_journal(drill_run: Run) -> None:
+    """The drill of tests/e2e/conftest.py (test_report_e2e.py reads its report)."""
+    out = drill_run.out
     events = read_fault_events(out / "faults.csv")
     assert [(e.event, e.fault_id) for e in events] == [
         ("start", "na-down"),
