@@ -24,6 +24,53 @@ FAST_MOCK = {"latency_scale": 0.05, "jitter": {"sigma": 0.0, "step_sigma": 0.0, 
 
 StartMock = Callable[..., ServerProcess]
 
+# Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject's addopts) tests run in two worker
+# processes. These modules stay together in one worker, one test after another:
+# - "timing": they measure time (schedule lag, TTFT, pacing, stop and flush times, a
+#   benchmark's run): two of them side by side on a 2-core machine would measure each other;
+#   the modules that read the session's shared quickstart and drill runs
+#   (tests/e2e/conftest.py) are here too, so those runs happen once, in one worker;
+# - "llama" / "litellm": the modules that start a real llama-server or LiteLLM proxy (a
+#   session fixture, so one server in one worker instead of one per worker).
+XDIST_GROUPS: dict[str, tuple[str, ...]] = {
+    "timing": (
+        "unit/test_openloop.py",
+        "unit/test_results_io.py",
+        "integration/test_bench_smoke.py",
+        "integration/test_mock_api.py",
+        "integration/test_mock_engine.py",
+        "integration/test_results_sigkill.py",
+        "integration/test_traffic_client.py",
+        "integration/test_traffic_rxstamp.py",
+        "e2e/test_capacity_mock.py",
+        "e2e/test_chaos_run.py",
+        "e2e/test_distributed_run.py",
+        "e2e/test_report_e2e.py",
+        "e2e/test_run_bench_smoke.py",
+        "e2e/test_run_openloop.py",
+        "e2e/test_run_quickstart.py",
+        "e2e/test_run_signals.py",
+        "e2e/test_scenario_hostile.py",
+    ),
+    "llama": (
+        "integration/test_calibrate.py",
+        "integration/test_real_llama_server.py",
+        "integration/test_real_request_fields.py",
+        "integration/test_trace_prefix_replay.py",
+    ),
+    "litellm": ("integration/test_litellm_gateway.py", "e2e/test_gateway_drill.py"),
+}
+_GROUP_OF = {path: group for group, paths in XDIST_GROUPS.items() for path in paths}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        rel = item.path.relative_to(Path(__file__).parent).as_posix()
+        group = _GROUP_OF.get(rel)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 # CI is reproducible: hypothesis draws the same examples on every run there (`.ci/run` sets
 # CI=true), so a red build is the code's, not the draw's; a developer's run keeps exploring.
 # Examples that once failed are pinned with @example beside their property.
