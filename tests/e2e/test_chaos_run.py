@@ -161,6 +161,7 @@ def test_the_shipped_outage_drill_compressed(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     w = {fid: (s, e) for fid, _, s, e in fault_windows(read_fault_events(out / "faults.csv"))}
     # 40 min into 30 s: x 1/80. na-outage 10m+12m -> 7.5..16.5 s; storm 22m+6m -> 16.5..21 s
+    # (15 s left too few closed-loop requests after slow-recovery's end to judge recovery)
     assert abs(w["na-outage"][0] - 7500) < 300 and abs(w["na-outage"][1] - 16500) < 300
     assert abs(w["storm-429"][0] - 16500) < 300 and abs(w["storm-429"][1] - 21000) < 300
     r = read_records(out / "requests.csv")
@@ -193,8 +194,8 @@ def test_a_drill_reaches_a_target_given_in_any_base_url_form(
         "v1drill",
         target={"base_url": mock.url + suffix, "model": "gpt-4o-mini"},
         client={**CLIENT, "failover": []},
-        load={"type": "open", "process": "constant", "phases": [{"rate": "20/s", "for": "4s"}]},
-        faults=[{"id": "e", "at": "1s", "for": "1s", "kind": "http_error", "status": 500}],
+        load={"type": "open", "process": "constant", "phases": [{"rate": "20/s", "for": "2s"}]},
+        faults=[{"id": "e", "at": "0.5s", "for": "0.5s", "kind": "http_error", "status": 500}],
     )
     out = tmp_path / "run"
     proc = run_cli("run", str(path), "--out", str(out), timeout=120)
@@ -204,5 +205,5 @@ def test_a_drill_reaches_a_target_given_in_any_base_url_form(
     fault = rec["fault"].astype(str)
     assert not (status == 404).any()
     outside = fault == ""
-    assert outside.sum() >= 40 and (rec["outcome"][outside] == "ok").all()
+    assert outside.sum() >= 20 and (rec["outcome"][outside] == "ok").all()
     assert (status[~outside] == 500).all() and (~outside).sum() > 0
