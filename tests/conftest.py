@@ -24,8 +24,8 @@ FAST_MOCK = {"latency_scale": 0.05, "jitter": {"sigma": 0.0, "step_sigma": 0.0, 
 
 StartMock = Callable[..., ServerProcess]
 
-# Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject's addopts) tests run in two worker
-# processes. These modules stay together in one worker, one test after another:
+# Under pytest-xdist (`-n 2`, pyproject's addopts) tests run in two worker processes, a
+# module at a time. These modules stay together in one worker, one test after another:
 # - "timing": they measure time (schedule lag, TTFT, pacing, stop and flush times, a
 #   benchmark's run): two of them side by side on a 2-core machine would measure each other;
 #   the modules that read the session's shared quickstart and drill runs
@@ -63,12 +63,20 @@ XDIST_GROUPS: dict[str, tuple[str, ...]] = {
 _GROUP_OF = {path: group for group, paths in XDIST_GROUPS.items() for path in paths}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        rel = item.path.relative_to(Path(__file__).parent).as_posix()
-        group = _GROUP_OF.get(rel)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scheduler, a work unit per group above (the rest: one per module).
+
+    Its own `--dist loadgroup` cannot do it on pytest 9.2: it renames the test ids to
+    `...@group`, which pytest 9.2 no longer lets a plugin change.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return _GROUP_OF.get(path.removeprefix("tests/"), path)
+
+    return GroupScheduling(config, log)
 
 
 # CI is reproducible: hypothesis draws the same examples on every run there (`.ci/run` sets
