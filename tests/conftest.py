@@ -44,7 +44,6 @@ XDIST_GROUPS: dict[str, tuple[str, ...]] = {
         "integration/test_traffic_rxstamp.py",
         "e2e/test_capacity_mock.py",
         "e2e/test_chaos_run.py",
-        "e2e/test_distributed_run.py",
         "e2e/test_report_e2e.py",
         "e2e/test_run_bench_smoke.py",
         "e2e/test_run_openloop.py",
