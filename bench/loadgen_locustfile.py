@@ -139,8 +139,9 @@ else:
             def timed(call: Any, t_intended_ms: float | None = None) -> Any:
                 res = execute(call, t_intended_ms)
                 rec = res.record
-                STATE["requests"] += 1
-                STATE["events"] += rec.completion_tokens
+                if rec.outcome == "ok":  # as the ceiling counts: answered requests only
+                    STATE["requests"] += 1
+                    STATE["events"] += rec.completion_tokens
                 truth = res.headers[-1].get("x-mock-ttft-ms") if res.headers else None
                 if truth is not None and not math.isnan(rec.ttft_ms):
                     STATE["ttft_err"].append(rec.ttft_ms - float(truth))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import settings
 
 from loadkit.serving.launch import ServerProcess, start_server
 from tests.real_target import llama_server  # noqa: F401  (the real-target fixture)
@@ -21,6 +23,67 @@ from tests.real_target import llama_server  # noqa: F401  (the real-target fixtu
 FAST_MOCK = {"latency_scale": 0.05, "jitter": {"sigma": 0.0, "step_sigma": 0.0, "tail_prob": 0.0}}
 
 StartMock = Callable[..., ServerProcess]
+
+# Under pytest-xdist (`-n 2`, pyproject's addopts) tests run in two worker processes, a
+# module at a time. These modules stay together in one worker, one test after another:
+# - "timing": they measure time (schedule lag, TTFT, pacing, stop and flush times, a
+#   benchmark's run): two of them side by side on a 2-core machine would measure each other;
+#   the modules that read the session's shared quickstart and drill runs
+#   (tests/e2e/conftest.py) are here too, so those runs happen once, in one worker;
+# - "llama" / "litellm": the modules that start a real llama-server or LiteLLM proxy (a
+#   session fixture, so one server in one worker instead of one per worker).
+XDIST_GROUPS: dict[str, tuple[str, ...]] = {
+    "timing": (
+        "unit/test_openloop.py",
+        "unit/test_results_io.py",
+        "integration/test_bench_smoke.py",
+        "integration/test_mock_api.py",
+        "integration/test_mock_engine.py",
+        "integration/test_results_sigkill.py",
+        "integration/test_traffic_client.py",
+        "integration/test_traffic_rxstamp.py",
+        "e2e/test_capacity_mock.py",
+        "e2e/test_chaos_run.py",
+        "e2e/test_report_e2e.py",
+        "e2e/test_run_bench_smoke.py",
+        "e2e/test_run_openloop.py",
+        "e2e/test_run_quickstart.py",
+        "e2e/test_run_signals.py",
+        "e2e/test_scenario_hostile.py",
+    ),
+    "llama": (
+        "integration/test_calibrate.py",
+        "integration/test_real_llama_server.py",
+        "integration/test_real_request_fields.py",
+        "integration/test_trace_prefix_replay.py",
+    ),
+    "litellm": ("integration/test_litellm_gateway.py", "e2e/test_gateway_drill.py"),
+}
+_GROUP_OF = {path: group for group, paths in XDIST_GROUPS.items() for path in paths}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scheduler, a work unit per group above (the rest: one per module).
+
+    Its own `--dist loadgroup` cannot do it on pytest 9.2: it renames the test ids to
+    `...@group`, which pytest 9.2 no longer lets a plugin change.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return _GROUP_OF.get(path.removeprefix("tests/"), path)
+
+    return GroupScheduling(config, log)
+
+
+# CI is reproducible: hypothesis draws the same examples on every run there (`.ci/run` sets
+# CI=true), so a red build is the code's, not the draw's; a developer's run keeps exploring.
+# Examples that once failed are pinned with @example beside their property.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def _start(

@@ -33,6 +33,7 @@ import numpy as np
 
 from loadkit.apis.base import Endpoint, PlannedCall
 from loadkit.apis.registry import api_of
+from loadkit.apis.urls import api_url
 from loadkit.results.run_folder import RunFolder, safe_url
 from loadkit.workload.sizing import Sizing
 
@@ -42,6 +43,11 @@ FILE_NAME = RunFolder.CALIBRATION_JSON
 _STREAM = 0xCA1  # rng_for(seed, _STREAM): calibration text never repeats a run's prompts
 _BODY_MAX = 1 << 20
 _PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+# Below this many target tokens per synthesised token the count does not grow with the
+# prompt: a service (a gateway, a copilot) that reports a constant. A real tokenizer counts
+# 0.7-1.3 per unit; the sign of a float slope near 0 is the platform's last bit, not the
+# service's.
+MIN_SCALE = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,12 @@ def fit(points: Sequence[tuple[float, float]]) -> Fit:
     # A text's token count varies with its words, more for a longer text (variance about
     # proportional to its length): weighted least squares, so small prompts pin the overhead.
     a, b = np.polyfit(x, y, 1, w=1.0 / np.sqrt(np.maximum(x, 1.0)))
-    if not (np.isfinite(a) and a > 0):
-        raise ValueError(f"the service's prompt tokens do not grow with the prompt (slope {a:g})")
+    if not (np.isfinite(a) and a >= MIN_SCALE):
+        slope = f"{round(a, 3) + 0.0:.3f}" if np.isfinite(a) else f"{a}"
+        raise ValueError(
+            f"prompt tokens do not grow with the prompt ({slope} per synthesised token, "
+            f"need >= {MIN_SCALE})"
+        )
     resid = np.abs(y - (a * x + b))
     return Fit(
         scale=float(a),
@@ -158,7 +168,12 @@ def calibrate(
             ep, headers, scenario.target.model, kind, scenario.seed, timeout_s, key
         )
         if why is None:
-            f = fit(points)
+            try:
+                f = fit(points)
+            except ValueError as exc:
+                path = api.path(ep, kind).split("?", 1)[0]
+                notes.append(f"{safe_url(api_url(ep.base_url, path))}: {exc}")
+                continue
             fits[kind] = {
                 "scale": round(f.scale, 5),
                 "overhead_tokens": round(f.overhead, 2) + 0.0,  # never -0.0
@@ -169,13 +184,17 @@ def calibrate(
             notes.append(why)
     source = "server"
     if not fits and kinds and scenario.target.tokenizer:
-        f = fit(count_locally(scenario.target.tokenizer, scenario.seed))
-        fits["tokenizer"] = {
-            "scale": round(f.scale, 5),
-            "overhead_tokens": 0.0,  # a template's tokens are the service's, not the file's
-            "points": [list(p) for p in f.points],
-        }
-        source = "tokenizer"
+        try:
+            f = fit(count_locally(scenario.target.tokenizer, scenario.seed))
+        except ValueError as exc:
+            notes.append(f"tokenizer {scenario.target.tokenizer}: {exc}")
+        else:
+            fits["tokenizer"] = {
+                "scale": round(f.scale, 5),
+                "overhead_tokens": 0.0,  # a template's tokens are the service's, not the file's
+                "points": [list(p) for p in f.points],
+            }
+            source = "tokenizer"
     if fits:
         first = next(iter(fits.values()))
         sizing = Sizing(first["scale"], first["overhead_tokens"], source)

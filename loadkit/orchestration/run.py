@@ -43,7 +43,7 @@ from loadkit.errors import UserError
 from loadkit.orchestration.calibrate import calibrate_run
 from loadkit.orchestration.run_locust import locust_command, run_locust
 from loadkit.orchestration.run_options import RunOptions
-from loadkit.orchestration.run_summary import RunResult, finish
+from loadkit.orchestration.run_summary import DISK_FULL, RunResult, finish, no_space
 from loadkit.results import run_folder as rf
 from loadkit.traffic.config import (
     LOCUSTFILE,
@@ -238,6 +238,7 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
         raise UserError(str(exc)) from None
     target = scenario.target
     secrets = secret_values(target, scenario.endpoints)
+    endpoints: dict[str, str] = {}  # the mock's, once started
     if target.kind == "http":
         endpoints = scenario_endpoints(scenario, None)
         remote = sorted({u for u in endpoints.values() if not is_loopback(u)})
@@ -248,8 +249,32 @@ def run_scenario(opts: RunOptions, out: IO[str] | None = None) -> RunResult:
     folder_path = opts.out or rf.default_run_dir(opts.results_root, scenario.name)
     folder = rf.prepare(folder_path)
     started = rf.utc_now_iso()
-    if scenario.source_path is not None:
-        rf.write_scenario_copy(folder, Path(scenario.source_path), secrets)
+    try:
+        if scenario.source_path is not None:
+            rf.write_scenario_copy(folder, Path(scenario.source_path), secrets)
+        return _run_in(
+            folder, scenario, opts, out, scale, run_id, salt, started, secrets, endpoints
+        )
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise no_space(folder, exc) from None
+
+
+def _run_in(
+    folder: rf.RunFolder,
+    scenario: Any,
+    opts: RunOptions,
+    out: IO[str],
+    scale: float,
+    run_id: str,
+    salt: str,
+    started: str,
+    secrets: list[str],
+    endpoints: dict[str, str],
+) -> RunResult:
+    """The run inside its folder: servers, the start-up check, calibration, Locust, the end."""
+    target = scenario.target
     with contextlib.ExitStack() as stack:
         if target.kind == "mock":
             served = stack.enter_context(mock_endpoints(scenario, folder))

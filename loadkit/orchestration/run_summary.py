@@ -9,6 +9,8 @@ report.html, and returns the exit code (1 on an SLO breach with `--fail-on-slo`)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +36,76 @@ class RunResult:
     summary: dict[str, Any] | None  # summary.json's content; None if nothing was recorded
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class NoSpace(UserError):
+    """A full disk: one line, exit 1 (the run's records are whole; the user frees space)."""
+
+    exit_code = 1
+
+
+def csv_rows(path: Path) -> int:
+    """Rows of a requests.csv (lines after the header); 0 if there is none."""
+    n = 0
+    with contextlib.suppress(OSError), path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            n += block.count(b"\n")
+    return max(n - 1, 0)
+
+
+def no_space(folder: rf.RunFolder, exc: OSError, ended: Mapping[str, Any] | None = None) -> NoSpace:
+    """What could not be written, what the records hold, and how to finish once there is room."""
+    what = exc.filename or "a file in the run folder"
+    rows = csv_rows(folder.requests_csv)
+    lost = int((ended or {}).get("rows_lost") or 0)
+    held = (
+        f"{folder.requests_csv} holds the run's first {rows} rows ({lost} later ones were lost)"
+        if lost
+        else f"{folder.requests_csv} is complete ({rows} rows)"
+    )
+    return NoSpace(
+        f"no space left on device: could not write {what}; {held}; run "
+        f"`loadkit report {folder.path}` once there is space"
+    )
+
+
 def finish(
+    folder: rf.RunFolder,
+    scenario: Any,
+    opts: RunOptions,
+    locust_rc: int,
+    interrupted: bool,
+    events: list[dict[str, Any]],
+    started: str,
+    wall_s: float,
+    out: IO[str],
+    run_id: str = "",
+    abort_reason: str | None = None,
+    prompt_salt: str = "",
+) -> RunResult:
+    ended = next((e for e in reversed(events) if e.get("event") == "ended"), {})
+    try:
+        result = _finish(
+            folder, scenario, opts, locust_rc, interrupted, events, started, wall_s, out,
+            run_id, abort_reason, prompt_salt,
+        )  # fmt: skip
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise no_space(folder, exc, ended) from None
+    if ended.get("write_error"):  # the disk filled mid-run: the records stop early
+        out.write(
+            f"error: could not write every record ({ended['write_error']}): "
+            f"{folder.requests_csv} holds the run's first {ended.get('rows', 0)} rows, "
+            f"{ended.get('rows_lost', 0)} later ones were lost; summary and report cover "
+            "those rows\n"
+        )
+        return dataclasses.replace(result, exit_code=max(result.exit_code, 1))
+    return result
+
+
+def _finish(
     folder: rf.RunFolder,
     scenario: Any,
     opts: RunOptions,
@@ -84,6 +155,12 @@ def finish(
         "locust_exit_code": locust_rc,
         "elapsed_s": round(elapsed_s, 3),
         "records_truncated": bool(records.truncated),
+        # the disk filled mid-run: records after the first `attempts` could not be written
+        **(
+            {"records_lost": ended.get("rows_lost", 0), "records_error": ended["write_error"]}
+            if ended.get("write_error")
+            else {}
+        ),
         "t0_epoch": started_event.get("t0_epoch"),
         "seed": scenario.seed,
         "prompt_cache": scenario.prompt_cache,
@@ -149,6 +226,12 @@ def _write_report(folder: rf.RunFolder, out: IO[str]) -> None:
         result = build_report(folder.path)
     except UserError as exc:
         out.write(f"report: not written ({exc})\n")
+        return
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise  # the run's end says it, in one line
+        traceback.print_exc()
+        out.write(f"report: failed; retry with: loadkit report {folder.path}\n")
         return
     except Exception:  # a bug in the report: show it, keep the run's own result
         traceback.print_exc()

@@ -5,7 +5,7 @@ give every field's span, each column is gathered into a fixed-width bytes array 
 converted in one vectorised call (`astype`), and text columns become object arrays that
 share one `str` per distinct value (a million rows of `region` hold a handful of strings,
 not a million). Lines holding a quote (an error text with a comma) go through the csv
-module. A chunk the fast path cannot take (a bad line, a stray carriage return) goes
+module. A chunk the fast path cannot take (a bad line, a stray carriage return, a NUL) goes
 through numpy's C text reader, which also names the bad line, file:line:column.
 A last line without its newline is what a killed writer can leave behind: it is
 dropped and reported in `Records.truncated` rather than failing the whole run. Anything
@@ -141,7 +141,8 @@ def _fast_chunk(piece: bytes, names: tuple[str, ...]) -> dict[str, np.ndarray] |
     ncol = len(names)
     buf = np.frombuffer(piece, dtype=np.uint8)
     nl = np.flatnonzero(buf == _NL)
-    if nl.size == 0 or nl[-1] != buf.size - 1 or (buf == _CR).any():
+    # a NUL byte would be lost: numpy's fixed-width bytes drop trailing NULs
+    if nl.size == 0 or nl[-1] != buf.size - 1 or (buf == _CR).any() or (buf == 0).any():
         return None
     line_start = np.empty(nl.size, dtype=np.int64)
     line_start[0] = 0
@@ -160,8 +161,6 @@ def _fast_chunk(piece: bytes, names: tuple[str, ...]) -> dict[str, np.ndarray] |
         quoted[np.searchsorted(nl, quote_pos)] = True
         comma = comma[~quoted[np.searchsorted(nl, comma)]]
     plain = np.flatnonzero(~quoted)
-    if plain.size == 0:  # every row quoted: the careful path reads them all
-        return None
     if comma.size != plain.size * (ncol - 1):
         return None
     grid = comma.reshape(plain.size, ncol - 1)
@@ -176,7 +175,10 @@ def _fast_chunk(piece: bytes, names: tuple[str, ...]) -> dict[str, np.ndarray] |
     starts[:, 0] = line_start[plain]
     starts[:, 1:] = ends[:, :-1] + 1
     lengths = ends - starts
-    padded = np.concatenate([buf, np.zeros(int(lengths.max()) + 4, dtype=np.uint8)])
+    # every line may hold a quoted field (a service that rejects every request with a message
+    # holding a comma): then no line is plain and the spans are empty
+    widest = int(lengths.max()) if lengths.size else 0
+    padded = np.concatenate([buf, np.zeros(widest + 4, dtype=np.uint8)])
     rows: list[list[str]] = []
     if quote_pos.size:
         for i in np.flatnonzero(quoted).tolist():
@@ -297,7 +299,7 @@ def read_records(path: str | os.PathLike[str]) -> Records:
         line += piece.count(b"\n")
         pos = end
     if not chunks:
-        return _empty(p, truncated=bool(tail), notes=notes)
+        return _empty(p, truncated=bool(tail), notes=notes, names=names)
     columns = {}
     for name in names:
         parts = [c[name] for c in chunks]
@@ -347,9 +349,9 @@ def add_defaults(columns: dict[str, np.ndarray], n: int) -> None:
             columns[name] = np.full(n, value, dtype=object)
 
 
-def _empty(p: Path, truncated: bool, notes: list[str]) -> Records:
+def _empty(p: Path, truncated: bool, notes: list[str], names: tuple[str, ...] = ()) -> Records:
     columns: dict[str, np.ndarray] = {}
-    for name in COLUMNS:
+    for name in (*COLUMNS, *(c for c in names if c not in COLUMNS)):
         if name in FLOAT_COLUMNS:
             columns[name] = np.zeros(0, dtype=np.float64)
         elif name in INT_COLUMNS:

@@ -242,8 +242,13 @@ def environment_info(seed: int, run_id: str, extra: Mapping[str, Any]) -> dict[s
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:  # a full disk: leave no empty .tmp behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _json_default(obj: Any) -> Any:

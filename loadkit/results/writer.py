@@ -5,10 +5,16 @@ batch of whole lines: a process killed at any moment leaves a file that ends on 
 boundary (what was not yet written is lost, never half a row). A batch is written at the
 latest one second after its first row arrived, by a daemon timer (a greenlet when gevent
 has patched threading, as under Locust), and on `flush()`/`close()`.
+
+A write that fails (a full disk: ENOSPC) never raises into the run: the file is cut back to
+its last whole line, the writer stops writing (so the file stays a complete record of the
+run's first `rows_written` attempts, never one with a gap) and counts the rows it could not
+write (`rows_lost`); `error` says why. The run's end reports it (`status()`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -38,7 +44,10 @@ class RecordWriter:
         self._interval = flush_interval_s
         self._closed = False
         self.rows_written = 0
-        if os.fstat(self._fd).st_size == 0:
+        self.rows_lost = 0
+        self.error: str | None = None  # why rows could not be written (e.g. a full disk)
+        self._size = os.fstat(self._fd).st_size  # bytes of whole lines in the file
+        if self._size == 0:
             self._write_all(header_line(record_headers).encode())
         self._wake = threading.Event()
         self._timer = threading.Thread(target=self._run_timer, name="record-writer", daemon=True)
@@ -67,8 +76,28 @@ class RecordWriter:
             if not self._pending:
                 return
             batch, self._pending = self._pending, []
-            self._write_all("".join(batch).encode())
+            if self.error is not None:
+                self.rows_lost += len(batch)
+                return
+            try:
+                self._write_all("".join(batch).encode())
+            except OSError as exc:
+                self._failed(exc)
+                self.rows_lost += len(batch)
+                return
             self.rows_written += len(batch)
+
+    def status(self) -> dict[str, object]:
+        """Rows written, and rows lost with the reason when a write failed."""
+        if self.error is None:
+            return {"rows": self.rows_written}
+        return {"rows": self.rows_written, "rows_lost": self.rows_lost, "write_error": self.error}
+
+    def _failed(self, exc: OSError) -> None:
+        """Cut a half-written batch back to the last whole line; write nothing more."""
+        self.error = f"{self.path}: {exc.strerror or exc}"
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._size)
 
     def close(self) -> None:
         if self._closed:
@@ -83,6 +112,7 @@ class RecordWriter:
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
+        self._size += len(data)
 
     def _run_timer(self) -> None:
         while not self._closed:

@@ -615,7 +615,7 @@ class LoadkitApp:
             reason=self.stop_reason or "completed",
             elapsed_s=round(self.elapsed_s(), 3),
             run_id=self.cfg.run_id,
-            rows=self.writer.rows_written if self.writer is not None else 0,
+            **(self.writer.status() if self.writer is not None else {"rows": 0}),
             duplicates=self.receiver.duplicates if self.receiver is not None else 0,
             workers=self.book.summary() if self.role == "master" else None,
         )

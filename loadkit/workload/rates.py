@@ -107,7 +107,12 @@ class RateCurve:
             raise ValueError("cumulative: t must be >= 0")
         k = self._segment(ta)
         x = ta - self._t[k]
-        out = self._cum[k] + self._r[k] * x + 0.5 * self._s[k] * x * x
+        r, s = self._r[k], self._s[k]
+        # a zero rate or slope adds nothing, also at t = inf (where 0 * inf would be NaN)
+        with np.errstate(invalid="ignore"):
+            out = (
+                self._cum[k] + np.where(r > 0, r * x, 0.0) + np.where(s != 0, 0.5 * s * x * x, 0.0)
+            )
         return float(out) if np.ndim(t) == 0 else out
 
     def expected_count(self, t_end_s: float) -> float:
@@ -120,12 +125,20 @@ class RateCurve:
         # Segment k holds cum[k] < u <= cum[k+1]; zero-rate segments are skipped by 'left'.
         k = np.clip(np.searchsorted(cum, u, side="left") - 1, 0, cum.size - 1)
         # k == last knot only when u is beyond cum[-1]: the last rate holds there (slope 0).
-        d = u - cum[k]
+        d = np.maximum(u - cum[k], 0.0)
         r = self._r[k]
         s = self._s[k]
-        disc = np.maximum(r * r + 2.0 * s * d, 0.0)
-        denom = r + np.sqrt(disc)
+        # x solves r*x + s*x^2/2 = d: x = 2d / (r + sqrt(r^2 + 2sd)). The root is taken as
+        # m * sqrt((r/m)^2 +- (q/m)^2) with q = sqrt(2|s|) * sqrt(d) and m = max(r, q), so no
+        # term underflows to 0 for a tiny (even subnormal) u on a ramp up from rate 0, where
+        # r^2 + 2sd would round to 0 and x to inf.
+        q = np.sqrt(2.0 * np.abs(s)) * np.sqrt(d)
+        m = np.maximum(r, q)
         with np.errstate(divide="ignore", invalid="ignore"):
+            rr = np.where(m > 0, r / m, 0.0)
+            qq = np.where(m > 0, q / m, 0.0)
+            root = m * np.sqrt(np.maximum(rr * rr + np.sign(s) * qq * qq, 0.0))
+            denom = r + root
             x = np.where(d <= 0, 0.0, np.where(denom > 0, 2.0 * d / denom, np.inf))
         return self._t[k] + x
 

@@ -17,14 +17,9 @@ import pytest
 
 from loadkit.results.faults_schema import fault_windows, read_fault_events
 from loadkit.results.reader import read_records
+from tests.e2e.conftest import DRILL_CLIENT as CLIENT
+from tests.e2e.conftest import Run
 from tests.run_helpers import loadkit_cmd, run_cli, scenario, summary
-
-REGIONS = [{"name": "na", "share": "50%"}, {"name": "eu", "share": "50%"}]
-CLIENT = {
-    "timeouts": {"connect": "2s", "first_token": "5s", "between_tokens": "5s", "total": "20s"},
-    "retries": {"max": 0},
-    "failover": ["eu", "na"],
-}
 
 
 def _proxy_gone(run_dir: Path) -> bool:
@@ -39,34 +34,9 @@ def _proxy_gone(run_dir: Path) -> bool:
         return True
 
 
-def test_a_compressed_drill_lines_up_with_its_journal(tmp_path: Path) -> None:
-    path = scenario(
-        tmp_path,
-        "drill",
-        regions=REGIONS,
-        client=CLIENT,
-        load={"type": "open", "process": "constant", "phases": [{"rate": "20/s", "for": "90s"}]},
-        faults=[
-            {
-                "id": "na-down",
-                "at": "20s",
-                "for": "30s",
-                "kind": "region_outage",
-                "where": {"region": "na"},
-            },
-            {
-                "id": "storm",
-                "at": "50s",
-                "for": "20s",
-                "kind": "http_error",
-                "status": 503,
-                "rate": "50%",
-            },
-        ],
-    )
-    out = tmp_path / "run"
-    res = run_cli("run", str(path), "--duration", "9s", "--out", str(out), timeout=150)
-    assert res.returncode == 0, res.stdout + res.stderr
+def test_a_compressed_drill_lines_up_with_its_journal(drill_run: Run) -> None:
+    """The drill of tests/e2e/conftest.py (test_report_e2e.py reads its report)."""
+    out = drill_run.out
     events = read_fault_events(out / "faults.csv")
     assert [(e.event, e.fault_id) for e in events] == [
         ("start", "na-down"),
@@ -191,6 +161,7 @@ def test_the_shipped_outage_drill_compressed(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     w = {fid: (s, e) for fid, _, s, e in fault_windows(read_fault_events(out / "faults.csv"))}
     # 40 min into 30 s: x 1/80. na-outage 10m+12m -> 7.5..16.5 s; storm 22m+6m -> 16.5..21 s
+    # (15 s left too few closed-loop requests after slow-recovery's end to judge recovery)
     assert abs(w["na-outage"][0] - 7500) < 300 and abs(w["na-outage"][1] - 16500) < 300
     assert abs(w["storm-429"][0] - 16500) < 300 and abs(w["storm-429"][1] - 21000) < 300
     r = read_records(out / "requests.csv")
@@ -223,8 +194,8 @@ def test_a_drill_reaches_a_target_given_in_any_base_url_form(
         "v1drill",
         target={"base_url": mock.url + suffix, "model": "gpt-4o-mini"},
         client={**CLIENT, "failover": []},
-        load={"type": "open", "process": "constant", "phases": [{"rate": "20/s", "for": "4s"}]},
-        faults=[{"id": "e", "at": "1s", "for": "1s", "kind": "http_error", "status": 500}],
+        load={"type": "open", "process": "constant", "phases": [{"rate": "20/s", "for": "2s"}]},
+        faults=[{"id": "e", "at": "0.5s", "for": "0.5s", "kind": "http_error", "status": 500}],
     )
     out = tmp_path / "run"
     proc = run_cli("run", str(path), "--out", str(out), timeout=120)
@@ -234,5 +205,5 @@ def test_a_drill_reaches_a_target_given_in_any_base_url_form(
     fault = rec["fault"].astype(str)
     assert not (status == 404).any()
     outside = fault == ""
-    assert outside.sum() >= 40 and (rec["outcome"][outside] == "ok").all()
+    assert outside.sum() >= 20 and (rec["outcome"][outside] == "ok").all()
     assert (status[~outside] == 500).all() and (~outside).sum() > 0

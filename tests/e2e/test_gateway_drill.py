@@ -16,8 +16,8 @@ import pytest
 
 from loadkit.results.faults_schema import read_fault_events
 from loadkit.results.reader import read_records
+from tests.chaos_support import region_urls
 from tests.conftest import FAST_MOCK, StartMock
-from tests.integration.test_litellm_gateway import region_urls
 from tests.litellm_gateway import Deployment, litellm_gateway, missing_reason
 from tests.ports import free_port
 from tests.run_helpers import run_cli, scenario
@@ -40,7 +40,7 @@ def _gateway_target(gw_url: str, urls: dict[str, str], ports: dict[str, int]) ->
 
 def test_an_upstream_outage_behind_litellm(start_mock: StartMock, tmp_path: Path) -> None:
     mock = start_mock({**FAST_MOCK, "regions": {"us": {}, "eu": {}}})
-    urls = region_urls(mock.lines)
+    urls = region_urls(mock)
     ports = {"us": free_port(), "eu": free_port()}
     deployments = [Deployment(n, f"http://127.0.0.1:{ports[n]}/v1") for n in ("us", "eu")]
     router = {
@@ -133,7 +133,7 @@ def test_streams_cut_behind_litellm_are_truncated_not_ok(
     fault on an answer that looked whole makes it `truncated`. (LiteLLM does not forward
     the client's x-loadkit-attempt by default, so the hit journal cannot join here.)"""
     mock = start_mock({**FAST_MOCK, "regions": {"us": {}, "eu": {}}})
-    urls = region_urls(mock.lines)
+    urls = region_urls(mock)
     ports = {"us": free_port(), "eu": free_port()}
     deployments = [Deployment(n, f"http://127.0.0.1:{ports[n]}/v1") for n in ("us", "eu")]
     with litellm_gateway(tmp_path, deployments, {"routing_strategy": "simple-shuffle"}) as gw:

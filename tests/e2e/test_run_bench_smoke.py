@@ -1,4 +1,4 @@
-"""bench_loadgen runs end to end at a trivial size and writes its JSON (structure, not speed)."""
+"""The benchmarks run end to end at a trivial size and write their JSON (structure, not speed)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,21 @@ def test_bench_loadgen_smoke(tmp_path) -> None:
     assert data["ratio_events_per_cpu_s"] > 0
     assert set(data["pass"]) == {"ratio", "ttft_err", "concurrency"}
     assert "loadkit / ceiling" in proc.stdout
+
+
+def test_bench_openloop_smoke(tmp_path) -> None:
+    out = tmp_path / "openloop.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_openloop", "--rates", "50", "--seconds", "2",
+         "--rounds", "1", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    assert [r["mode"] for r in data["rounds"]] == ["floor", "loadkit"]
+    floor, loadkit = data["rounds"]
+    assert floor["n"] == 100 and loadkit["n"] == loadkit["expected"] == 100
+    assert loadkit["ok_share"] == 1
+    assert abs(data["by_rate"]["50"]["achieved_rate"] / 50 - 1) < 0.05
+    assert data["pass"] == {"lag_p99_at_200": None}  # no 200/s round: no verdict
+    assert "loadkit / floor" in proc.stdout

@@ -1,7 +1,14 @@
 """Open loop through `loadkit run`: real mock, real Locust, one process.
 
 At 100 requests/s the achieved rate is within 1% of the target and the schedule lag does
-not build up (p50 under 5 ms); latency is also reported from the intended time.
+not build up; latency is also reported from the intended time.
+
+The scheduler's precision is bench/bench_openloop.py's to measure, side by side with a bare
+gevent timer: its target is lag p99 under 10 ms at 200/s on a quiet 2-core machine (5.5 ms
+measured while this was written, on a machine busy with other suites). The bounds here are
+6x that target, loose enough for the 10-40 ms single spikes a shared VM gives, tight
+enough that a real regression fails: a lag that builds up (a schedule no longer kept) or a
+scheduler that waits for answers reaches hundreds of milliseconds within a second.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ def test_open_loop_100_per_second(tmp_path) -> None:
     # precision is the benchmark's to measure (bench/bench_loadgen.py, loop lag).
     p50, p95, p99 = np.percentile(lag, [50, 95, 99])
     assert p50 < 5.0 and p95 < 20.0 and p99 < 60.0, (p50, p95, p99)
+    # not building up: the last second's arrivals are as punctual as the run's
+    last = lag[rec["t_intended"] >= t_int[-1] - 1000.0]
+    assert last.size >= 90 and np.median(last) < 5.0, np.median(last)
     s = summary(out)
     assert s["open_loop"] and s["stop_reason"] == "completed"
     assert s["requests"] == len(rec)

@@ -1,8 +1,10 @@
 """The broken-scenario corpus: each file gives exactly one clear line and exit code 2.
 
-Every `tests/broken_scenarios/*.yaml` starts with `# expect: <fragment>`; `{file}` in the
-fragment stands for the case's own name. Files under `parts/` are parents used by the
-`extends` cases, not cases themselves. The real CLI runs in a subprocess, as a user runs it.
+Inputs that cannot be files here (devices, pipes, folders, files over 10 MB, a missing
+file) are in test_scenario_hostile.py. Every `tests/broken_scenarios/*.yaml` starts with
+`# expect: <fragment>`; `{file}` in the fragment stands for the case's own name. Files
+under `parts/` are parents used by the `extends` cases, not cases themselves. The real CLI
+runs in a subprocess, as a user runs it.
 """
 
 from __future__ import annotations
@@ -36,23 +38,6 @@ def test_broken_scenario_gives_one_clear_line(path: Path) -> None:
 def test_zero_byte_file(tmp_path: Path) -> None:
     (tmp_path / "zero.yaml").write_bytes(b"")
     _assert_one_line_error(_validate("zero.yaml", tmp_path), "zero.yaml:1: the file is empty")
-
-
-def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
-    line = "# " + "x" * 98 + "\n"
-    (tmp_path / "huge.yaml").write_text("name: huge\n" + line * 110_000)  # 11.1 MB
-    _assert_one_line_error(
-        _validate("huge.yaml", tmp_path), "huge.yaml:1: file is 11,110,011 bytes; a scenario"
-    )
-
-
-def test_missing_file(tmp_path: Path) -> None:
-    _assert_one_line_error(_validate("nope.yaml", tmp_path), "error: nope.yaml:1: file not found")
-
-
-def test_directory_instead_of_file(tmp_path: Path) -> None:
-    (tmp_path / "adir").mkdir()
-    _assert_one_line_error(_validate("adir", tmp_path), "adir:1: is a directory")
 
 
 def test_deep_nesting(tmp_path: Path) -> None:

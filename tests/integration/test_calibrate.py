@@ -8,6 +8,7 @@ when llama-server is not built.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,8 +42,12 @@ def test_fit_recovers_scale_and_template_overhead_from_usage_answers() -> None:
 def test_fit_needs_two_sizes_and_a_growing_count() -> None:
     with pytest.raises(ValueError, match="two sizes"):
         calibrate.fit([(64, 70), (64, 71)])
-    with pytest.raises(ValueError, match="do not grow"):
-        calibrate.fit([(64, 70), (256, 70)])
+    # A flat line's fitted slope is +-1e-17 depending on the platform's numpy: judged in
+    # tokens (under 0.05 per synthesised token is flat), never by its sign.
+    for flat in ([(64, 70), (256, 70)], [(8, 70), (1024, 71)], [(8, 71), (1024, 70)]):
+        with pytest.raises(ValueError, match="do not grow"):
+            calibrate.fit(flat)
+    assert calibrate.fit([(8, 20), (1024, 120)]).scale == pytest.approx(100 / 1016)
 
 
 def test_sizing_maps_target_tokens_to_synthesis_units() -> None:
@@ -82,6 +87,31 @@ def no_usage_server() -> Any:
     srv.server_close()
 
 
+class _ConstantUsage(_NoUsage):
+    """A gateway that reports the same prompt_tokens whatever the prompt's size."""
+
+    def do_POST(self) -> None:
+        n = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(n)
+        doc = {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 17}}
+        body = json.dumps(doc).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def constant_usage_server() -> Any:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _ConstantUsage)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv.shutdown()
+    srv.server_close()
+
+
 def _tokenizer_file() -> Path:
     p = _rt() / "models" / f"{MODEL_NAME}.tokenizer.json"
     if not p.is_file():
@@ -102,6 +132,22 @@ def test_a_service_without_usage_keeps_the_estimate_and_says_so(
     assert doc["sizing"] == Sizing().to_dict()
     assert "reports no usage.prompt_tokens" in doc["notes"][0]
     assert "4 characters per token (estimate)" in calibrate.describe(doc)
+
+
+def test_a_service_reporting_a_constant_keeps_the_estimate_with_one_warning_line(
+    tmp_path: Path, constant_usage_server: str
+) -> None:
+    """Calibration that cannot fit falls back to the estimate; it never crashes the run."""
+    sc = _http_scenario(tmp_path, constant_usage_server)
+    out = io.StringIO()
+    sizing = calibrate.calibrate_run(sc, {"a": constant_usage_server}, tmp_path, out)
+    assert sizing == Sizing().to_dict()
+    line = out.getvalue()
+    assert line.count("\n") == 1, line
+    assert "do not grow with the prompt (0.000 per synthesised token" in line
+    assert "4 characters per token (estimate)" in line
+    doc = json.loads((tmp_path / calibrate.FILE_NAME).read_text())
+    assert doc["fits"] == {}
 
 
 def test_a_local_tokenizer_file_calibrates_a_service_without_usage(

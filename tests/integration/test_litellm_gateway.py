@@ -13,22 +13,18 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.chaos_support import region_urls
 from tests.conftest import FAST_MOCK, StartMock
 from tests.litellm_gateway import Deployment, litellm_gateway, missing_reason
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=missing_reason() or "")
 
 
-def region_urls(lines: list[str]) -> dict[str, str]:
-    """`region NAME URL` lines a mock prints after its base URL."""
-    return {p[1]: p[2] for p in (ln.split() for ln in lines) if len(p) == 3 and p[0] == "region"}
-
-
 def test_litellm_spreads_over_both_regions_and_names_the_one_that_answered(
     start_mock: StartMock, tmp_path: Path
 ) -> None:
     mock = start_mock({**FAST_MOCK, "regions": {"us": {}, "eu": {}}})
-    urls = region_urls(mock.lines)
+    urls = region_urls(mock)
     deployments = [Deployment(name, urls[name] + "/v1") for name in ("us", "eu")]
     with litellm_gateway(tmp_path, deployments, {"routing_strategy": "simple-shuffle"}) as gw:
         client = openai.OpenAI(base_url=gw.url, api_key=gw.key, max_retries=0)

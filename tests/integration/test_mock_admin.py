@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from urllib.parse import urlsplit
 
 import openai
@@ -48,7 +49,11 @@ def test_regions_have_their_own_listeners_and_profiles(regions: ServerProcess) -
     us, eu = cfg["regions"]["us"], cfg["regions"]["eu"]
     assert us["state"] == eu["state"] == "up" and us["url"] != eu["url"]
     assert eu["config"]["prefill_overhead_ms"] == 60.0
-    assert any(line.startswith("region eu http://") for line in regions.lines)
+    # the announced lines (read by a thread of their own: wait for them a moment)
+    deadline = time.monotonic() + 5.0
+    while not any(ln.startswith("region eu http://") for ln in regions.lines):
+        assert time.monotonic() < deadline, regions.lines
+        time.sleep(0.02)
     # the front listener serves the first region at /v1 and any region under /NAME/v1
     front = http_request("POST", regions.url + CHAT, json_body=BODY)
     assert front.headers["x-mock-region"] == "us"

@@ -75,8 +75,10 @@ def test_stream_headers_carry_ground_truth(mock_server: ServerProcess) -> None:
         assert h.get(name), name
     assert h["x-mock-region"] == "default"
     ttft = float(h["x-mock-ttft-ms"])
-    # hosted-api prefill overhead 380 ms x latency_scale 0.05 = 19 ms (no jitter)
-    assert 18.0 <= ttft < 500.0
+    # hosted-api prefill overhead 380 ms x latency_scale 0.05 = 19 ms (no jitter), measured
+    # by the mock from arrival to first token, so its event loop's wake-up is in it: under
+    # 4x the model on a busy machine; the unscaled 380 ms (a lost latency_scale) fails
+    assert 18.0 <= ttft < 80.0, ttft
     assert float(h["x-mock-queue-ms"]) >= 0.0
     # headers are sent with the first token, so processing time covers the scheduled TTFT
     assert float(h["openai-processing-ms"]) >= int(ttft) - 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from loadkit.results.reader import read_records
 from tests.real_target import MODEL_NAME
@@ -121,3 +122,39 @@ def test_a_wrong_path_stops_at_start_with_exit_2(tmp_path: Path, llama_server: s
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("error: target ") and "HTTP 404" in line
     assert not (tmp_path / "run" / "requests.csv").exists()
+
+
+def test_a_run_whose_every_request_fails_with_commas_ends_with_summary_report_and_no_go(
+    tmp_path: Path, llama_server: str
+) -> None:
+    """Prompts longer than the server's 4096-token context: every attempt gets `HTTP 400:
+    request (N tokens) exceeds the available context size (4096 tokens), try increasing it`,
+    so every row of requests.csv has a quoted field. The run still ends with its summary,
+    its report and a NO-GO, exit 0 (no --fail-on-slo)."""
+    long_chat = {**CHAT, "prompt_tokens": 6000, "stream": False}
+    path = scenario(
+        tmp_path,
+        "too-long",
+        target={"base_url": llama_server, "model": MODEL_NAME},
+        workloads=[long_chat],
+        load={"type": "open", "process": "constant", "phases": [{"rate": "4/s", "for": "3s"}]},
+    )
+    out = tmp_path / "run"
+    proc = run_cli("run", str(path), "--out", str(out), timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    rec = read_records(out / "requests.csv")
+    assert rec.n >= 8
+    assert (rec["status"] == 400).all() and (rec["outcome"].astype(str) == "http_error").all()
+    errors = set(rec["error"].astype(str))
+    assert all("exceeds the available context size (4096 tokens), try" in e for e in errors)
+    raw = (out / "requests.csv").read_text().splitlines()[1:]
+    assert all('"' in line for line in raw)  # every row quoted: the reader's case
+    s = summary(out)
+    assert s["verdict"]["overall"] == "no-go", s["verdict"]
+    assert s["error_rate"] == pytest.approx(1.0)
+    assert "readiness: NO-GO" in proc.stdout
+    html = (out / "report.html").read_text()
+    assert "exceeds the available context size" in html
+    again = run_cli("report", str(out), timeout=120)  # the report command reads it too
+    assert again.returncode == 0, again.stdout + again.stderr

@@ -25,13 +25,15 @@ KILL_CHILD = textwrap.dedent(
         w.write(make_record(i, error="x" * (i % 300)))
         i += 1
         if i % 200 == 0:
-            print(i, flush=True)
+            print(i, time.monotonic(), flush=True)  # the rows handed to the writer, when
             time.sleep(0.005)
     """
 )
 
 
 def test_writer_survives_sigkill(tmp_path):
+    """Killed at any moment, the file holds whole lines only, every row handed to the writer
+    more than a second before the kill (its flush interval), and none it was not given."""
     path = tmp_path / "requests.csv"
     proc = subprocess.Popen(
         [sys.executable, "-c", KILL_CHILD, str(path)],
@@ -39,18 +41,26 @@ def test_writer_survives_sigkill(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
+    handed: list[tuple[int, float]] = []  # (rows written so far, child's monotonic clock)
     try:
         assert proc.stdout is not None
-        first = int(proc.stdout.readline())  # writing has started
+        first = proc.stdout.readline().split()  # writing has started
+        handed.append((int(first[0]), float(first[1])))
         time.sleep(1.6)
-        reported_before = first
+        killed_at = time.monotonic()  # the same CLOCK_MONOTONIC as the child's
         os.kill(proc.pid, signal.SIGKILL)
         for line in proc.stdout:
-            reported_before = max(reported_before, int(line))
+            i, t = line.split()
+            handed.append((int(i), float(t)))
     finally:
         proc.kill()
         proc.wait()
     recs = read_records(path)
     assert not recs.truncated  # whole lines only
-    assert len(recs) >= first  # rows written >1 s before the kill are on disk
     assert recs["request_id"].tolist() == [f"r{i}" for i in range(len(recs))]
+    # rows handed over more than a second (+0.2 s for a busy machine) before the kill
+    due = max((i for i, t in handed if t <= killed_at - 1.2), default=0)
+    assert due >= handed[0][0]  # the child wrote for 0.4 s before that: a real bound
+    assert len(recs) >= due, (len(recs), due)
+    reported_before = max(i for i, _ in handed)
+    assert len(recs) < reported_before + 200  # only rows the child had written

@@ -78,14 +78,16 @@ def test_users_run_sessions_with_history_rag_and_regions(tmp_path):
         assert p[1] - p[0] >= 48 and p[2] - p[1] >= 48
         assert len({r["region"] for r in rs}) == 1
     rag = [rs for rs in sessions.values() if rs[0]["workload"] == "rag"]
-    assert rag
     for rs in rag:
-        kinds = [r["endpoint"] for r in rs]
-        assert kinds[0] == "/v1/embeddings"
-        if len(rs) > 1:
-            assert kinds[1] == "/v1/chat/completions"
-            assert rs[1]["prompt_tokens"] >= 230  # question + 200 tokens of retrieved context
-            assert rs[1]["t_sent"] - (rs[0]["t_sent"] + rs[0]["e2e_ms"]) >= 95.0
+        assert rs[0]["endpoint"] == "/v1/embeddings"
+    # a RAG turn: embed, retrieve (100 ms), then chat with the retrieved context; a session
+    # the stop cut after its embedding has no chat row, but some must have got that far
+    answered = [rs for rs in rag if len(rs) > 1]
+    assert answered, "no RAG turn reached its chat call"
+    for rs in answered:
+        assert rs[1]["endpoint"] == "/v1/chat/completions"
+        assert rs[1]["prompt_tokens"] >= 230  # question + 200 tokens of retrieved context
+        assert rs[1]["t_sent"] - (rs[0]["t_sent"] + rs[0]["e2e_ms"]) >= 95.0
     regions = {rs[0]["region"] for rs in sessions.values()}
     assert regions == {"eu", "us"}
     eu = sum(1 for rs in sessions.values() if rs[0]["region"] == "eu")

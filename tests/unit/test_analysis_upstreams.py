@@ -70,6 +70,7 @@ def test_without_served_by_the_upstream_check_is_not_tested():
     assert item["status"] == "not tested" and "served_by" in item["evidence"]
 
 
+@pytest.mark.charts
 def test_the_report_draws_traffic_per_upstream(tmp_path: Path):
     recs = [record(**r) for r in _rows()]
     (tmp_path / "requests.csv").write_text(HEADER_LINE + "".join(map(to_csv_line, recs)))

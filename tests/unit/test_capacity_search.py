@@ -197,6 +197,7 @@ def test_measure_step_ignores_the_warmup(tmp_path: Path) -> None:
     assert not res.ok and res.breached == ("ttft_ms.p95",)
 
 
+@pytest.mark.charts
 def test_capacity_report_from_fake_steps(tmp_path: Path) -> None:
     from loadkit.report.capacity import write_capacity_report
 

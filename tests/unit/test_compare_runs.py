@@ -128,6 +128,7 @@ def test_compare_reads_a_truncated_file(tmp_path: Path) -> None:
     assert any("incomplete last line" in n for n in doc["runs"][1]["notes"])
 
 
+@pytest.mark.charts
 def test_a_run_without_successes_and_a_tiny_run(tmp_path: Path) -> None:
     base = _write_run(tmp_path / "a", np.full(50, 300.0), 0, SCENARIO)
     down = _write_run(tmp_path / "down", np.full(50, 300.0), 50)

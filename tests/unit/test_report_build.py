@@ -171,6 +171,7 @@ def test_a_folder_without_scenario_still_gets_a_report(synth_run, tmp_path):
     assert statuses["recovery after failures"] == "not tested"  # no faults.csv
 
 
+@pytest.mark.charts
 def test_header_only_and_all_failed_runs_are_no_go_without_crashing(tmp_path):
     from loadkit.results.schema import HEADER_LINE
 

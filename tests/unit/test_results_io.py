@@ -234,3 +234,60 @@ def test_recorded_response_headers_are_h_columns_that_round_trip(tmp_path):
     path.write_text(header_line(names).rstrip("\n") + ",surprise\n")
     with pytest.raises(UserError, match=r"not a loadkit requests\.csv header"):
         read_records(path)
+
+
+def test_a_full_disk_mid_run_leaves_whole_lines_and_counts_what_was_lost(tmp_path, monkeypatch):
+    """ENOSPC half-way through a batch: the file is cut back to its last whole line, later
+    rows are counted lost (never written after a gap), and nothing raises into the run."""
+    import errno
+    import os
+
+    from loadkit.results import writer as writer_mod
+
+    path = tmp_path / "requests.csv"
+    real_write = os.write
+    budget = {"bytes": len(HEADER_LINE) + 2 * len(to_csv_line(make_record(0))) + 40}
+
+    def full_disk(fd: int, data: bytes) -> int:
+        if budget["bytes"] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        n = real_write(fd, bytes(data[: budget["bytes"]]))
+        budget["bytes"] -= n
+        return n
+
+    monkeypatch.setattr(writer_mod.os, "write", full_disk)
+    w = RecordWriter(path, flush_interval_s=60)
+    for i in range(2):
+        w.write(make_record(i))
+    w.flush()
+    for i in range(2, 5):  # the batch that fills the disk: 40 bytes of it land, then ENOSPC
+        w.write(make_record(i))
+    w.flush()
+    budget["bytes"] = 10**6  # space again: the file must not continue after a gap
+    w.write(make_record(5))
+    w.close()
+    assert w.status() == {
+        "rows": 2,
+        "rows_lost": 4,
+        "write_error": f"{path}: No space left on device",
+    }
+    assert path.read_bytes().endswith(b"\n")
+    got = read_records(path)
+    assert got.n == 2 and not got.truncated
+    assert got["request_id"].tolist() == ["r0", "r1"]
+
+
+def test_write_json_leaves_no_empty_temporary_file_on_a_full_disk(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    from loadkit.results import run_folder
+
+    def full(self, *args, **kwargs):
+        self.touch()
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError, match="No space left"):
+        run_folder.write_json(tmp_path / "summary.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []

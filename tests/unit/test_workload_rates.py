@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from loadkit.workload.rates import RateCurve, arrival_times
@@ -65,6 +65,10 @@ def test_same_seed_same_arrivals():
     durs=st.lists(st.floats(0.1, 50.0), min_size=7, max_size=7),
     frac=st.floats(0.0, 1.0),
 )
+# Found by hypothesis: u ~ 5e-292 on a ramp up from rate 0 made r^2 + 2*s*d underflow to 0,
+# the inverse inf and the round trip NaN.
+@example(rates=[0.0, 1e-40], durs=[0.1] * 7, frac=1e-250)
+@example(rates=[0.0, 1e-30], durs=[0.1] * 7, frac=2e-269)
 @settings(max_examples=80, deadline=None)
 def test_inverse_cumulative_round_trips(rates, durs, frac):
     times = np.concatenate(([0.0], np.cumsum(durs[: len(rates) - 1])))
