@@ -50,14 +50,22 @@ XDIST_GROUPS: dict[str, tuple[str, ...]] = {
         "e2e/test_run_quickstart.py",
         "e2e/test_run_signals.py",
         "e2e/test_scenario_hostile.py",
+        "integration/test_api_ttft_ground_truth.py",
+        "e2e/test_run_overload.py",
     ),
     "llama": (
         "integration/test_calibrate.py",
         "integration/test_real_llama_server.py",
         "integration/test_real_request_fields.py",
         "integration/test_trace_prefix_replay.py",
+        "integration/test_real_llama_anthropic.py",
+        "integration/test_real_overload.py",
     ),
-    "litellm": ("integration/test_litellm_gateway.py", "e2e/test_gateway_drill.py"),
+    "litellm": (
+        "integration/test_litellm_gateway.py",
+        "e2e/test_gateway_drill.py",
+        "e2e/test_gateway_cross_provider.py",
+    ),
 }
 _GROUP_OF = {path: group for group, paths in XDIST_GROUPS.items() for path in paths}
 

@@ -216,3 +216,19 @@ def test_the_checker_sees_a_cycle_and_a_lazy_import() -> None:
     assert seen >= {"loadkit.room", "loadkit.room.sibling"}
     assert "loadkit.hidden" not in seen
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_module_with_a_real_server_is_in_its_xdist_group() -> None:
+    """A module that starts llama-server or LiteLLM outside its group would start a second
+    server in the other worker (and measure beside it)."""
+    from tests.conftest import XDIST_GROUPS
+
+    tests = REPO / "tests"
+    for group, marker in (("llama", "llama_server"), ("litellm", "litellm_gateway")):
+        users = {
+            str(p.relative_to(tests))
+            for tier in ("integration", "e2e")
+            for p in (tests / tier).glob("test_*.py")
+            if marker in p.read_text(encoding="utf-8")
+        }
+        assert users <= set(XDIST_GROUPS[group]), sorted(users - set(XDIST_GROUPS[group]))
