@@ -45,11 +45,15 @@ def check_endpoint(
         url, status, ids = probe.listed_models(ep, headers, key, timeout_s)
         if ids and ep_model in ids:
             return None
-        unlisted = bool(ids)
-        planned = api_of(ep.api).probe(ep)
-        if not ep.model:
-            planned = _with_model(planned, model)
-        answer = probe.call(ep, planned, headers, key, timeout_s)
+        if status in (401, 403):  # the key is refused already: no call of the model needed
+            answer = probe.Answer(url, status, None, "")
+            unlisted = False
+        else:
+            unlisted = bool(ids)
+            planned = api_of(ep.api).probe(ep)
+            if not ep.model:
+                planned = _with_model(planned, model)
+            answer = probe.call(ep, planned, headers, key, timeout_s)
     except OSError as exc:
         reason = getattr(exc, "reason", exc)
         text = getattr(reason, "strerror", None) or str(reason) or type(exc).__name__

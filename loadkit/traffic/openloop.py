@@ -114,6 +114,10 @@ class OpenLoopScheduler:
         """Arrivals never fired: (global index, intended s) of those due before the stop (they
         waited for a slot), and how many were not yet due (or refused by the budget guard)."""
         end = self.arrivals_s.size - self.handed_over
+        if self._until != float("inf"):
+            # a cut while the schedule waited for a slot: the arrivals from the cut on were
+            # handed to another process, even if this loop never reached them
+            end = min(end, int(np.searchsorted(self.arrivals_s, self._until, side="left")))
         rest = range(self.next, end)
         if not rest:
             return [], 0

@@ -141,3 +141,20 @@ def test_budget_refusal_is_skipped_not_unsent() -> None:
     due, later = sched.unsent()
     assert stats.fired == 3 and due == [] and later == 7
     sched.drain(1)
+
+
+def test_a_cut_while_waiting_for_a_slot_hands_its_arrivals_over_uncounted() -> None:
+    # The master re-splits the schedule while this process waits behind its cap: arrivals
+    # from the cut on belong to another process even though this loop never reached them;
+    # counting them here too counted them twice (seen with --processes 2 under load).
+    sched, g = _capped(np.arange(100) * 0.01, 1.0, 2)
+    gevent.sleep(0.1)
+    sched.cut(0.15)  # arrivals at 0.15 s and later go to the other process
+    gevent.sleep(0.2)
+    sched.stop()
+    stats = g.get(timeout=5)
+    due, later = sched.unsent()
+    assert stats.fired == 2
+    assert [t for _, t in due] == pytest.approx([i * 0.01 for i in range(2, 15)])
+    assert later == 0 and len(due) + stats.fired == 15  # the other 85 are not this one's
+    sched.drain(0)
