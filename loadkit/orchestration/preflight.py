@@ -15,9 +15,10 @@ endpoint, the URL and the status; other statuses (an overloaded service's 429, 5
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
-from loadkit.apis.base import Endpoint
+from loadkit.apis.base import Endpoint, PlannedCall
 from loadkit.apis.registry import api_of
 from loadkit.errors import UserError
 from loadkit.orchestration import probe
@@ -74,13 +75,16 @@ def check_endpoint(
         return f"warning: start-up check: {name} {safe_url(url)} answered {what}; starting anyway"
     if answer.frame is None:
         return f"warning: start-up check: {name} {safe_url(url)}: {what}; starting anyway"
+    if unlisted:
+        return (
+            f"warning: start-up check: {name}: model {ep_model!r} is not in its model list "
+            f"({_few(ids or [])}); it answered anyway"
+        )
     return None
 
 
-def _with_model(planned: object, model: str) -> object:
-    import dataclasses
-
-    return dataclasses.replace(planned, model=model)  # type: ignore[type-var]
+def _with_model(planned: PlannedCall, model: str) -> PlannedCall:
+    return dataclasses.replace(planned, model=model)
 
 
 def _few(ids: list[str], n: int = 5) -> str:
