@@ -64,7 +64,9 @@ def _target(field: Field | None, base_dir: Path = Path(".")) -> Target:
         if overrides:
             _check_overrides(m.req("overrides"), profile, overrides)
         served = _mock_models(profile, overrides)
-        if model and served and model not in served:
+        # the mock's Messages API route answers any claude-* model besides the profile's
+        claude = extras["api"] == "anthropic" and model.startswith("claude-")
+        if model and served and model not in served and not claude:
             m.req("model").fail(
                 f"the mock profile {profile} serves {', '.join(served)}; "
                 f"got {model!r}{hint(model, served)}"

@@ -44,6 +44,7 @@ def _workloads(field: Field, target: Target, base_dir: Path) -> tuple[Workload, 
         kind = m.opt(
             "kind", lambda f: f.choice(("chat", "completions", "embeddings", "rag")), "chat"
         )
+        _check_api_serves(m.get("kind") or item, kind, target.api)
         prompt = m.opt("prompt_tokens", lambda f: _tokens(f, base_dir), None)
         if prompt is None:
             item.fail("missing required key 'prompt_tokens'")
@@ -142,3 +143,22 @@ def _rag(field: Field, base_dir: Path) -> RagStep:
         ),
         context_tokens=context,
     )
+
+
+# the calls each workload kind makes (a RAG turn embeds, then chats)
+_CALLS = {"chat": ("chat",), "completions": ("completions",), "embeddings": ("embeddings",)}
+_CALLS["rag"] = ("embeddings", "chat")
+
+
+def _check_api_serves(field: Field, kind: str, api_name: str) -> None:
+    """A workload whose calls the target's API has no route for (an Anthropic target has
+    no embeddings, a team's own service one request shape) is one line, not a run of 404s."""
+    from loadkit.apis.registry import api_of
+
+    api = api_of(api_name)
+    missing = [c for c in _CALLS[kind] if c not in api.kinds]
+    if missing:
+        field.fail(
+            f"kind {kind} makes {' and '.join(missing)} calls, which the target's API "
+            f"({api_name}) does not have (it has: {', '.join(api.kinds)})"
+        )
