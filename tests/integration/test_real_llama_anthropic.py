@@ -96,7 +96,11 @@ def test_both_apis_answer_without_errors_and_say_go(both_apis_run: dict) -> None
     assert (rec["tokens_source"].astype(str) == "server").all()
     full = outcome == "ok"
     assert (rec["completion_tokens"][full] == 24).all()
-    assert set(rec["finish_reason"].astype(str)[full]) == {"length"}  # max_tokens -> length
+    finish = rec["finish_reason"].astype(str)
+    assert set(finish[~an]) == {"length"}
+    # Anthropic's max_tokens -> length; an answer whose end of turn fell on its 24th token
+    # says end_turn -> stop (seen once in five runs)
+    assert "length" in set(finish[an & full]) and set(finish[an & full]) <= {"length", "stop"}
     s = summary(both_apis_run["out"])
     rows = {(r["api"], r["endpoint"]): r for r in s["providers"]}
     assert rows[("anthropic", "messages")]["ok"] == int((an & full).sum())
