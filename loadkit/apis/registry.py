@@ -27,6 +27,16 @@ def api_of(name: str) -> ProviderApi:
         raise ValueError(f"unknown api {name!r} (known: {', '.join(API_NAMES)})") from None
 
 
+def with_auth(headers: dict[str, str], api: ProviderApi, ep: Endpoint, key: str | None) -> None:
+    """Add the API's auth and version headers to `headers`, unless the scenario set the
+    same header, or a credential of its own (a gateway's `Authorization`)."""
+    have = {h.lower() for h in headers}
+    keyed = bool(have & SECRET_HEADERS)
+    for name, value in api.auth_headers(ep, key).items():
+        if name.lower() not in have and not (keyed and name.lower() in SECRET_HEADERS):
+            headers[name] = value
+
+
 def build_request(
     ep: Endpoint,
     call: PlannedCall,
@@ -47,11 +57,7 @@ def build_request(
         "Accept-Encoding": "identity",
         **headers,
     }
-    have = {h.lower() for h in out}
-    keyed = bool(have & SECRET_HEADERS)  # the scenario's headers carry a credential already
-    for name, value in api.auth_headers(ep, key).items():
-        if name.lower() not in have and not (keyed and name.lower() in SECRET_HEADERS):
-            out[name] = value
+    with_auth(out, api, ep, key)
     body = None if payload is None else json.dumps(payload).encode()
     return Request(api.method(ep), origin, prefix + api.path(ep, call.kind), out, body)
 

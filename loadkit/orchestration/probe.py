@@ -22,7 +22,7 @@ from loadkit.apis.base import (
     framing_of,
     shown,
 )
-from loadkit.apis.registry import SECRET_HEADERS, api_of, build_request
+from loadkit.apis.registry import api_of, build_request, with_auth
 from loadkit.apis.sse import SSEParser
 from loadkit.apis.urls import split_base
 
@@ -115,10 +115,7 @@ def listed_models(
     origin, prefix = split_base(ep.base_url)
     url = origin + prefix + path
     hdrs = {"Accept": "application/json", **headers}
-    keyed = any(h.lower() in SECRET_HEADERS for h in hdrs)
-    for name, value in api.auth_headers(ep, key).items():
-        if not (keyed and name.lower() in SECRET_HEADERS):
-            hdrs.setdefault(name, value)
+    with_auth(hdrs, api, ep, key)
     status, raw, _ = _open(urllib.request.Request(url, headers=hdrs), timeout_s)
     if status != 200:
         return url, status, None
